@@ -1,0 +1,46 @@
+//! The engine's configuration, filled by the daemon from flags and daemon.json.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use berth_api::Ulimit;
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Persistent state (`/var/lib/berth`).
+    pub data_root: PathBuf,
+    /// Runtime state: sockets, shim state (`/run/berth`).
+    pub exec_root: PathBuf,
+    /// Runtime name → runc-compatible binary.
+    pub runtimes: BTreeMap<String, PathBuf>,
+    pub default_runtime: String,
+    pub default_ulimits: Vec<Ulimit>,
+    pub live_restore: bool,
+    /// `json-file` (default) or `none`.
+    pub log_driver: String,
+    pub log_opts: BTreeMap<String, String>,
+    /// The `berth-shim` binary.
+    pub shim_path: PathBuf,
+    /// The binary started as PID 1 for `--init` (berth's own, `berth init`).
+    pub init_path: PathBuf,
+}
+
+impl EngineConfig {
+    /// Defaults as dockerd's, with `runc` from the PATH.
+    pub fn with_roots(data_root: PathBuf, exec_root: PathBuf) -> Self {
+        let mut runtimes = BTreeMap::new();
+        runtimes.insert("runc".to_string(), PathBuf::from("runc"));
+        EngineConfig {
+            data_root,
+            exec_root,
+            runtimes,
+            default_runtime: "runc".into(),
+            default_ulimits: Vec::new(),
+            live_restore: true,
+            log_driver: "json-file".into(),
+            log_opts: BTreeMap::new(),
+            shim_path: PathBuf::from("berth-shim"),
+            init_path: PathBuf::from("berth"),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! berth-engine owns the daemon's core, with no HTTP in it: container records and their
+//! lifecycle (create, start, stop, kill, restart, remove, wait, attach, logs, exec), the
+//! translation of a container's configuration into an OCI runtime bundle with Docker's default
+//! security, the shims that supervise containers, and the image operations on top of
+//! [`berth_image::ImageStore`]. Every operation is typed, with a typed [`EngineError`].
+
+pub mod config;
+pub mod error;
+pub mod types;
+
+mod engine;
+
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::{EngineError, Result};
+pub use types::*;

@@ -1,0 +1,165 @@
+//! berth-image owns images on disk: the content store (immutable blobs by digest, written to an
+//! ingest area, verified and renamed into place), overlay snapshots (each layer unpacked once,
+//! keyed by chain ID, shared read-only, plus one writable layer per container), image references
+//! with Docker's normalisation, image records and tags, safe layer-tar application (whiteouts,
+//! opaque directories, hard links, no escape from the layer), and the archive formats:
+//! `docker save`/`load` (docker-archive and OCI layout) and `import`.
+//!
+//! The API is synchronous; callers in async code use `spawn_blocking`.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use berth_api::{ContainerConfig, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary};
+
+/// Errors of the image store. The engine maps the kinds to API status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// No such image: the message is Docker's, e.g. `No such image: busybox:latest`.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the state, e.g. an image used by a container.
+    #[error("{0}")]
+    Conflict(String),
+    /// Bad input: a malformed reference, archive, layer or change.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, ImageError>;
+
+/// The parts of an image the engine needs to create a container.
+#[derive(Debug, Clone)]
+pub struct ResolvedImage {
+    /// `sha256:<hex>` of the config blob.
+    pub id: String,
+    /// The image's default container config (Cmd, Entrypoint, Env, WorkingDir, User, ...).
+    pub config: ContainerConfig,
+}
+
+/// How to mount a container's root filesystem: `mount -t <fstype> <source> <target> -o <options>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountSpec {
+    pub fstype: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// An image produced by `load`: its ID and the tags it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
+    pub id: String,
+    pub tags: Vec<String>,
+}
+
+/// The image store rooted at a directory (normally `<data-root>/image`).
+pub struct ImageStore {
+    root: PathBuf,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) the store under `root`, cleaning interrupted ingests.
+    pub fn open(root: &Path) -> Result<Self> {
+        let _ = root;
+        todo!()
+    }
+
+    /// The directory this store lives in.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Resolves a reference (`busybox`, `busybox:1`, `localhost:5000/a/b:t`, `name@sha256:..`),
+    /// a full or short image ID (`sha256:abc..`, `abc123`).
+    pub fn resolve(&self, name: &str) -> Result<ResolvedImage> {
+        let _ = name;
+        todo!()
+    }
+
+    /// `GET /images/json`: all images, or with `all` also intermediate ones.
+    pub fn list(&self, all: bool) -> Result<Vec<ImageSummary>> {
+        let _ = all;
+        todo!()
+    }
+
+    /// `GET /images/{name}/json`.
+    pub fn inspect(&self, name: &str) -> Result<ImageInspect> {
+        let _ = name;
+        todo!()
+    }
+
+    /// `GET /images/{name}/history`.
+    pub fn history(&self, name: &str) -> Result<Vec<HistoryItem>> {
+        let _ = name;
+        todo!()
+    }
+
+    /// `POST /images/{name}/tag`: `target` is a reference such as `repo:tag`.
+    pub fn tag(&self, name: &str, target: &str) -> Result<()> {
+        let _ = (name, target);
+        todo!()
+    }
+
+    /// `DELETE /images/{name}`. `in_use(id)` says whether a container uses that image; such an
+    /// image is refused with Conflict unless `force` (then only its tags go, as Docker does).
+    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&str) -> bool) -> Result<Vec<ImageDeleteItem>> {
+        let _ = (name, force, in_use);
+        todo!()
+    }
+
+    /// `POST /images/prune`: dangling images (or all unused with `dangling_only == false`).
+    pub fn prune(&self, dangling_only: bool, in_use: &dyn Fn(&str) -> bool) -> Result<ImagePruneResponse> {
+        let _ = (dangling_only, in_use);
+        todo!()
+    }
+
+    /// `POST /images/load`: a docker-archive or OCI-layout tar (optionally gzip'd). Nothing is
+    /// stored when any part is bad.
+    pub fn load(&self, archive: &mut dyn Read) -> Result<Vec<LoadedImage>> {
+        let _ = archive;
+        todo!()
+    }
+
+    /// `GET /images/get`: writes an archive `docker load` accepts holding `names`.
+    pub fn save(&self, names: &[String], out: &mut dyn Write) -> Result<()> {
+        let _ = (names, out);
+        todo!()
+    }
+
+    /// `POST /images/create?fromSrc=-`: a rootfs tarball (optionally gzip'd) becomes a one-layer
+    /// image with `config`; tagged `reference` when given. Returns the image ID.
+    pub fn import(&self, tarball: &mut dyn Read, reference: Option<&str>, config: ContainerConfig, message: &str) -> Result<String> {
+        let _ = (tarball, reference, config, message);
+        todo!()
+    }
+
+    /// Creates the writable layer of container `container_id` on image `image_id` and returns how
+    /// to mount the container's root filesystem.
+    pub fn create_rw_layer(&self, container_id: &str, image_id: &str) -> Result<MountSpec> {
+        let _ = (container_id, image_id);
+        todo!()
+    }
+
+    /// The mount of an existing writable layer.
+    pub fn rw_layer_mount(&self, container_id: &str) -> Result<MountSpec> {
+        let _ = container_id;
+        todo!()
+    }
+
+    /// Removes container `container_id`'s writable layer (it must be unmounted).
+    pub fn remove_rw_layer(&self, container_id: &str) -> Result<()> {
+        let _ = container_id;
+        todo!()
+    }
+
+    /// The number of images (for `/info`).
+    pub fn count(&self) -> usize {
+        todo!()
+    }
+}
