@@ -4,11 +4,21 @@
 //! security, the shims that supervise containers, and the image operations on top of
 //! [`berth_image::ImageStore`]. Every operation is typed, with a typed [`EngineError`].
 
+pub mod changes;
 pub mod config;
+pub mod defaults;
 pub mod error;
+pub mod logs;
+pub mod seccomp;
+pub mod spec;
 pub mod types;
+pub mod user;
+pub mod util;
 
+mod container;
 mod engine;
+mod shim_client;
+mod sys;
 
 pub use config::EngineConfig;
 pub use engine::Engine;

@@ -28,7 +28,10 @@ pub struct Output {
 pub enum Input {
     Data(Bytes),
     /// Terminal size: rows (height), cols (width).
-    Resize { rows: u16, cols: u16 },
+    Resize {
+        rows: u16,
+        cols: u16,
+    },
 }
 
 /// An attached session: output until the process ends (the receiver then yields `None`),

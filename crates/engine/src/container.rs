@@ -1,0 +1,130 @@
+//! A container as the engine holds it: its persisted record, its output subscribers and stdin
+//! queue, the waiters on its exit, and the exit signal.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use berth_api::{ContainerConfig, ContainerState, HostConfig, WaitResponse};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::{Output, StreamKind, WaitCondition};
+
+/// What is persisted in `<data-root>/containers/<id>/config.v2.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    /// With Docker's leading slash.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    /// `sha256:…`
+    pub image_id: String,
+    pub state: ContainerState,
+    pub restart_count: i64,
+    pub log_path: String,
+    /// The runc-compatible binary for this container.
+    pub runtime_path: PathBuf,
+}
+
+/// A live output subscriber (an attach session).
+pub struct Subscriber {
+    pub tx: mpsc::Sender<Output>,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// Frames to send to the current shim (stdin, resize, close).
+pub type ShimFrame = (u8, Vec<u8>);
+
+pub struct Container {
+    pub id: String,
+    pub rec: Mutex<ContainerRecord>,
+    /// Serialises lifecycle operations (start, stop, remove).
+    pub op: tokio::sync::Mutex<()>,
+    pub subscribers: Mutex<Vec<Subscriber>>,
+    /// Stdin and resize frames, queued until a shim takes them.
+    pub to_shim: mpsc::UnboundedSender<ShimFrame>,
+    pub to_shim_rx: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ShimFrame>>>,
+    /// Waiters for exit / removal.
+    pub waiters: Mutex<Vec<(WaitCondition, oneshot::Sender<WaitResponse>)>>,
+    /// Counts exits; `changed()` wakes stoppers.
+    pub exits: watch::Sender<u64>,
+    /// The answer to a START frame in flight.
+    pub start_reply: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
+    /// Set once removed.
+    pub removed: std::sync::atomic::AtomicBool,
+}
+
+impl Container {
+    pub fn new(rec: ContainerRecord) -> Arc<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Arc::new(Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            subscribers: Mutex::new(Vec::new()),
+            to_shim: tx,
+            to_shim_rx: Arc::new(tokio::sync::Mutex::new(rx)),
+            waiters: Mutex::new(Vec::new()),
+            exits: watch::channel(0).0,
+            start_reply: Mutex::new(None),
+            removed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    pub fn record(&self) -> ContainerRecord {
+        self.rec.lock().unwrap().clone()
+    }
+
+    pub fn name(&self) -> String {
+        self.rec.lock().unwrap().name.clone()
+    }
+
+    pub fn running(&self) -> bool {
+        self.rec.lock().unwrap().state.running
+    }
+
+    /// Delivers output to every subscriber that wants that stream; drops subscribers that are
+    /// gone or too far behind (a slow client never blocks the container).
+    pub fn publish(&self, stream: StreamKind, data: bytes::Bytes) {
+        let mut subs = self.subscribers.lock().unwrap();
+        subs.retain(|s| {
+            let wants = match stream {
+                StreamKind::Stdout => s.stdout,
+                StreamKind::Stderr => s.stderr,
+                StreamKind::Stdin => false,
+            };
+            if !wants {
+                return !s.tx.is_closed();
+            }
+            s.tx.try_send(Output {
+                stream,
+                data: data.clone(),
+            })
+            .is_ok()
+        });
+    }
+
+    /// Ends every attach session.
+    pub fn close_subscribers(&self) {
+        self.subscribers.lock().unwrap().clear();
+    }
+
+    /// Answers the waiters whose condition `event` satisfies.
+    pub fn notify_waiters(&self, removed: bool, resp: &WaitResponse) {
+        let mut ws = self.waiters.lock().unwrap();
+        let mut keep = Vec::new();
+        for (cond, tx) in ws.drain(..) {
+            if removed || cond != WaitCondition::Removed {
+                let _ = tx.send(resp.clone());
+            } else {
+                keep.push((cond, tx));
+            }
+        }
+        *ws = keep;
+    }
+}

@@ -1,0 +1,187 @@
+//! Docker's default security policy as data: capabilities, masked and read-only paths, and the
+//! device cgroup rules every container starts with.
+
+/// The capabilities Docker grants by default (CapEff 00000000a80425fb).
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
+/// Every capability the kernel knows, in number order (CAP_CHOWN = 0 … CAP_CHECKPOINT_RESTORE = 40).
+pub const ALL_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Paths Docker hides from containers (a /dev/null bind for files, an empty read-only tmpfs for dirs).
+pub const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only in containers.
+pub const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Docker's default device cgroup rules after "deny all": (type, major, minor, access); -1 = any.
+pub const DEFAULT_DEVICE_RULES: &[(&str, i64, i64, &str)] = &[
+    ("c", -1, -1, "m"),
+    ("b", -1, -1, "m"),
+    ("c", 1, 3, "rwm"),
+    ("c", 1, 5, "rwm"),
+    ("c", 1, 7, "rwm"),
+    ("c", 1, 8, "rwm"),
+    ("c", 1, 9, "rwm"),
+    ("c", 5, 0, "rwm"),
+    ("c", 5, 1, "rwm"),
+    ("c", 5, 2, "rwm"),
+    ("c", 136, -1, "rwm"),
+    ("c", 10, 200, "rwm"),
+];
+
+/// Normalises a capability name: `net_admin` / `NET_ADMIN` / `CAP_NET_ADMIN` → `CAP_NET_ADMIN`.
+pub fn normalize_cap(name: &str) -> String {
+    let up = name.trim().to_ascii_uppercase();
+    if up == "ALL" || up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    }
+}
+
+/// The capability set from Docker's defaults (or all, when privileged) with `--cap-add` and
+/// `--cap-drop` applied (`ALL` allowed in both). Unknown names are an error.
+pub fn capabilities(
+    privileged: bool,
+    add: &[String],
+    drop: &[String],
+) -> Result<Vec<String>, String> {
+    let add: Vec<String> = add.iter().map(|c| normalize_cap(c)).collect();
+    let drop: Vec<String> = drop.iter().map(|c| normalize_cap(c)).collect();
+    for c in add.iter().chain(drop.iter()) {
+        if c != "ALL" && !ALL_CAPS.contains(&c.as_str()) {
+            return Err(format!("invalid capability: {c}"));
+        }
+    }
+    if privileged {
+        return Ok(ALL_CAPS.iter().map(|s| s.to_string()).collect());
+    }
+    let mut set: Vec<String> = if add.iter().any(|c| c == "ALL") {
+        ALL_CAPS.iter().map(|s| s.to_string()).collect()
+    } else {
+        DEFAULT_CAPS.iter().map(|s| s.to_string()).collect()
+    };
+    if drop.iter().any(|c| c == "ALL") {
+        set.clear();
+    } else {
+        set.retain(|c| !drop.contains(c));
+    }
+    for c in add.iter().filter(|c| *c != "ALL") {
+        if !set.contains(c) {
+            set.push(c.clone());
+        }
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mask(caps: &[String]) -> u64 {
+        caps.iter()
+            .map(|c| 1u64 << ALL_CAPS.iter().position(|a| a == c).unwrap())
+            .sum()
+    }
+
+    #[test]
+    fn default_set_matches_dockers_mask() {
+        assert_eq!(mask(&capabilities(false, &[], &[]).unwrap()), 0xa80425fb);
+    }
+
+    #[test]
+    fn add_drop_and_all() {
+        let c = capabilities(false, &["net_admin".into()], &["CAP_CHOWN".into()]).unwrap();
+        assert!(c.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!c.contains(&"CAP_CHOWN".to_string()));
+        assert!(capabilities(false, &[], &["ALL".into()])
+            .unwrap()
+            .is_empty());
+        assert_eq!(capabilities(false, &[], &["all".into()]).unwrap().len(), 0);
+        assert_eq!(
+            capabilities(false, &["ALL".into()], &[]).unwrap().len(),
+            ALL_CAPS.len()
+        );
+        assert_eq!(
+            mask(&capabilities(true, &[], &[]).unwrap()),
+            0x1ff_ffff_ffff
+        );
+        assert!(capabilities(false, &["CAP_BOGUS".into()], &[]).is_err());
+    }
+}

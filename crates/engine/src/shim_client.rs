@@ -1,0 +1,192 @@
+//! Starting a `berth-shim` and talking to it over its socket.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use berth_shim::protocol;
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+use crate::container::ShimFrame;
+use crate::{EngineError, Result};
+
+/// How to start one shim.
+#[derive(Debug, Clone)]
+pub struct ShimLaunch {
+    pub shim_path: PathBuf,
+    pub id: String,
+    pub state_dir: PathBuf,
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
+    pub bundle: Option<PathBuf>,
+    pub exec_process: Option<PathBuf>,
+    pub log_path: Option<PathBuf>,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// The exit status a shim reports (`exit.json` / the EXIT frame).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ExitInfo {
+    pub exit_code: i64,
+    #[serde(default)]
+    pub finished_at: String,
+    #[serde(default)]
+    pub oom_killed: bool,
+}
+
+/// Runs the shim and waits for its readiness line; returns the process pid it reported.
+pub async fn launch(l: &ShimLaunch) -> Result<i64> {
+    let mut cmd = tokio::process::Command::new(&l.shim_path);
+    cmd.arg("--id")
+        .arg(&l.id)
+        .arg("--state-dir")
+        .arg(&l.state_dir)
+        .arg("--runtime")
+        .arg(&l.runtime)
+        .arg("--runtime-root")
+        .arg(&l.runtime_root);
+    if let Some(b) = &l.bundle {
+        cmd.arg("--bundle").arg(b);
+    }
+    if let Some(p) = &l.exec_process {
+        cmd.arg("--exec-process").arg(p);
+    }
+    if let Some(p) = &l.log_path {
+        cmd.arg("--log-path").arg(p);
+    }
+    if l.tty {
+        cmd.arg("--tty");
+    }
+    if l.stdin {
+        cmd.arg("--stdin");
+    }
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = cmd.output().await.map_err(|e| {
+        EngineError::Internal(format!("starting shim {}: {e}", l.shim_path.display()))
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next().unwrap_or("").trim();
+    if let Some(pid) = line.strip_prefix("ok") {
+        return Ok(pid.trim().parse().unwrap_or(0));
+    }
+    let msg = line
+        .strip_prefix("error:")
+        .map(|m| m.trim().to_string())
+        .unwrap_or_else(|| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            format!(
+                "shim failed: {}",
+                if err.trim().is_empty() {
+                    line
+                } else {
+                    err.trim()
+                }
+            )
+        });
+    Err(classify_start_error(msg))
+}
+
+/// Docker reports a missing or non-executable command as a bad request; the CLI maps the
+/// message to exit 127 / 126.
+pub fn classify_start_error(msg: String) -> EngineError {
+    let m =
+        format!("failed to create task for container: OCI runtime create failed: {msg}: unknown");
+    if msg.contains("executable file not found")
+        || msg.contains("no such file or directory")
+        || msg.contains("permission denied")
+    {
+        EngineError::InvalidArgument(m)
+    } else {
+        EngineError::Internal(m)
+    }
+}
+
+/// Connects to a shim's socket.
+pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
+    UnixStream::connect(state_dir.join(protocol::SOCKET)).await
+}
+
+/// Reads one frame.
+pub async fn read_frame(r: &mut OwnedReadHalf) -> std::io::Result<Option<(u8, Vec<u8>)>> {
+    let mut head = [0u8; 5];
+    match r.read_exact(&mut head).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let (kind, len) = protocol::parse_header(&head);
+    if len > protocol::MAX_FRAME {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "shim frame too large",
+        ));
+    }
+    let mut payload = vec![0u8; len];
+    r.read_exact(&mut payload).await?;
+    Ok(Some((kind, payload)))
+}
+
+/// Forwards queued frames to the shim until the connection or the queue ends. Holding the
+/// queue's lock for the connection's lifetime keeps one shim connection the writer at a time.
+pub async fn pump_to_shim(
+    mut w: OwnedWriteHalf,
+    queue: Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<ShimFrame>>>,
+    mut first: Option<ShimFrame>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut q = queue.lock().await;
+    if let Some((k, p)) = first.take() {
+        if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        tokio::select! {
+            f = q.recv() => match f {
+                Some((k, p)) => {
+                    if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+                        return;
+                    }
+                }
+                None => return,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Output chunk from a frame kind.
+pub fn output_kind(kind: u8) -> Option<crate::StreamKind> {
+    match kind {
+        protocol::STDOUT => Some(crate::StreamKind::Stdout),
+        protocol::STDERR => Some(crate::StreamKind::Stderr),
+        _ => None,
+    }
+}
+
+/// Reads `exit.json` from a shim's state dir.
+pub fn read_exit(state_dir: &Path) -> Option<ExitInfo> {
+    let text = std::fs::read_to_string(state_dir.join(protocol::EXIT_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+/// Whether the shim whose pid file is in `state_dir` is alive.
+pub fn shim_alive(state_dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(state_dir.join(protocol::SHIM_PID_FILE)) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<i32>() else {
+        return false;
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// Bytes of a frame payload as output data.
+pub fn bytes(p: Vec<u8>) -> Bytes {
+    Bytes::from(p)
+}
