@@ -6,11 +6,29 @@
 //! `docker save`/`load` (docker-archive and OCI layout) and `import`.
 //!
 //! The API is synchronous; callers in async code use `spawn_blocking`.
+//!
+//! On-disk layout under the store root: `blobs/sha256/<hex>` (configs, uncompressed layer tars),
+//! `ingest/` (in-flight blob writes), `tmp/` (spooled archives, layers being unpacked),
+//! `layers/<chainid-hex>/diff` (unpacked read-only layers), `l/` (short links to layer dirs),
+//! `images/<id-hex>.json` (per-image metadata), `repositories.json` (tags), and
+//! `rw/<container-id>/{upper,work}` (writable layers).
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use berth_api::{ContainerConfig, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary};
+use berth_api::{
+    ContainerConfig, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary,
+};
+
+mod archive;
+pub mod content;
+pub mod layer_tar;
+pub mod reference;
+mod snapshot;
+mod store;
+
+pub use reference::Reference;
+pub use snapshot::chain_ids;
 
 /// Errors of the image store. The engine maps the kinds to API status codes.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +51,14 @@ pub enum ImageError {
 }
 
 pub type Result<T> = std::result::Result<T, ImageError>;
+
+/// Builds an [`ImageError::Io`].
+pub(crate) fn io_err(context: impl Into<String>, source: std::io::Error) -> ImageError {
+    ImageError::Io {
+        context: context.into(),
+        source,
+    }
+}
 
 /// The parts of an image the engine needs to create a container.
 #[derive(Debug, Clone)]
@@ -58,16 +84,19 @@ pub struct LoadedImage {
     pub tags: Vec<String>,
 }
 
-/// The image store rooted at a directory (normally `<data-root>/image`).
+/// The image store rooted at a directory (normally `<data-root>/image`). `Send + Sync`: the
+/// records live behind a mutex, and mutating operations are serialised by a second one.
 pub struct ImageStore {
     root: PathBuf,
+    pub(crate) content: content::ContentStore,
+    pub(crate) state: std::sync::Mutex<store::State>,
+    pub(crate) writer: std::sync::Mutex<()>,
 }
 
 impl ImageStore {
     /// Opens (creating if needed) the store under `root`, cleaning interrupted ingests.
     pub fn open(root: &Path) -> Result<Self> {
-        let _ = root;
-        todo!()
+        store::open(root)
     }
 
     /// The directory this store lives in.
@@ -78,88 +107,93 @@ impl ImageStore {
     /// Resolves a reference (`busybox`, `busybox:1`, `localhost:5000/a/b:t`, `name@sha256:..`),
     /// a full or short image ID (`sha256:abc..`, `abc123`).
     pub fn resolve(&self, name: &str) -> Result<ResolvedImage> {
-        let _ = name;
-        todo!()
+        self.resolve_impl(name)
     }
 
     /// `GET /images/json`: all images, or with `all` also intermediate ones.
     pub fn list(&self, all: bool) -> Result<Vec<ImageSummary>> {
-        let _ = all;
-        todo!()
+        self.list_impl(all)
     }
 
     /// `GET /images/{name}/json`.
     pub fn inspect(&self, name: &str) -> Result<ImageInspect> {
-        let _ = name;
-        todo!()
+        self.inspect_impl(name)
     }
 
     /// `GET /images/{name}/history`.
     pub fn history(&self, name: &str) -> Result<Vec<HistoryItem>> {
-        let _ = name;
-        todo!()
+        self.history_impl(name)
     }
 
     /// `POST /images/{name}/tag`: `target` is a reference such as `repo:tag`.
     pub fn tag(&self, name: &str, target: &str) -> Result<()> {
-        let _ = (name, target);
-        todo!()
+        self.tag_impl(name, target)
     }
 
     /// `DELETE /images/{name}`. `in_use(id)` says whether a container uses that image; such an
     /// image is refused with Conflict unless `force` (then only its tags go, as Docker does).
-    pub fn remove(&self, name: &str, force: bool, in_use: &dyn Fn(&str) -> bool) -> Result<Vec<ImageDeleteItem>> {
-        let _ = (name, force, in_use);
-        todo!()
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<ImageDeleteItem>> {
+        self.remove_impl(name, force, in_use)
     }
 
     /// `POST /images/prune`: dangling images (or all unused with `dangling_only == false`).
-    pub fn prune(&self, dangling_only: bool, in_use: &dyn Fn(&str) -> bool) -> Result<ImagePruneResponse> {
-        let _ = (dangling_only, in_use);
-        todo!()
+    pub fn prune(
+        &self,
+        dangling_only: bool,
+        in_use: &dyn Fn(&str) -> bool,
+    ) -> Result<ImagePruneResponse> {
+        self.prune_impl(dangling_only, in_use)
     }
 
     /// `POST /images/load`: a docker-archive or OCI-layout tar (optionally gzip'd). Nothing is
     /// stored when any part is bad.
     pub fn load(&self, archive: &mut dyn Read) -> Result<Vec<LoadedImage>> {
-        let _ = archive;
-        todo!()
+        self.load_impl(archive)
     }
 
     /// `GET /images/get`: writes an archive `docker load` accepts holding `names`.
     pub fn save(&self, names: &[String], out: &mut dyn Write) -> Result<()> {
-        let _ = (names, out);
-        todo!()
+        self.save_impl(names, out)
     }
 
     /// `POST /images/create?fromSrc=-`: a rootfs tarball (optionally gzip'd) becomes a one-layer
     /// image with `config`; tagged `reference` when given. Returns the image ID.
-    pub fn import(&self, tarball: &mut dyn Read, reference: Option<&str>, config: ContainerConfig, message: &str) -> Result<String> {
-        let _ = (tarball, reference, config, message);
-        todo!()
+    pub fn import(
+        &self,
+        tarball: &mut dyn Read,
+        reference: Option<&str>,
+        config: ContainerConfig,
+        message: &str,
+    ) -> Result<String> {
+        self.import_impl(tarball, reference, config, message)
     }
 
     /// Creates the writable layer of container `container_id` on image `image_id` and returns how
     /// to mount the container's root filesystem.
     pub fn create_rw_layer(&self, container_id: &str, image_id: &str) -> Result<MountSpec> {
-        let _ = (container_id, image_id);
-        todo!()
+        self.create_rw_layer_impl(container_id, image_id)
     }
 
     /// The mount of an existing writable layer.
     pub fn rw_layer_mount(&self, container_id: &str) -> Result<MountSpec> {
-        let _ = container_id;
-        todo!()
+        self.rw_layer_mount_impl(container_id)
     }
 
     /// Removes container `container_id`'s writable layer (it must be unmounted).
     pub fn remove_rw_layer(&self, container_id: &str) -> Result<()> {
-        let _ = container_id;
-        todo!()
+        self.remove_rw_layer_impl(container_id)
     }
 
     /// The number of images (for `/info`).
     pub fn count(&self) -> usize {
-        todo!()
+        self.lock().images.len()
     }
 }
+
+#[cfg(test)]
+mod tests;

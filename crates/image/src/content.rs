@@ -1,0 +1,306 @@
+//! The content store: immutable blobs addressed by their sha256 digest.
+//!
+//! Blobs live at `<root>/blobs/sha256/<hex>`. A write goes to `<root>/ingest/<random>`, is hashed
+//! while written, fsync'd, verified against the expected digest when one is known, and only then
+//! renamed into place, so a partially written blob is never visible under its digest.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{io_err, ImageError, Result};
+
+/// Random lowercase-hex name for temporary files and directories.
+pub(crate) fn random_name() -> String {
+    let bytes: [u8; 12] = rand::random();
+    hex::encode(bytes)
+}
+
+/// fsyncs a directory so that renames into it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err(format!("sync {}", dir.display()), e))
+}
+
+/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let tmp = dir.join(format!(".tmp-{}", random_name()));
+    let res = (|| -> io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(format!("write {}", path.display()), e));
+    }
+    sync_dir(dir)
+}
+
+/// `sha256:<hex>` of `data`.
+pub fn digest_bytes(data: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(data)))
+}
+
+/// The hex part of a `sha256:<hex>` digest (or the string itself when it has no prefix).
+pub fn digest_hex(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+/// The content store.
+#[derive(Debug, Clone)]
+pub struct ContentStore {
+    blobs: PathBuf,
+    ingest: PathBuf,
+}
+
+impl ContentStore {
+    /// Opens the store under `root`, creating its directories and removing leftover ingests.
+    pub fn open(root: &Path) -> Result<Self> {
+        let blobs = root.join("blobs").join("sha256");
+        let ingest = root.join("ingest");
+        for d in [&blobs, &ingest] {
+            fs::create_dir_all(d).map_err(|e| io_err(format!("create {}", d.display()), e))?;
+        }
+        if let Ok(rd) = fs::read_dir(&ingest) {
+            for ent in rd.flatten() {
+                let _ = fs::remove_file(ent.path());
+            }
+        }
+        Ok(ContentStore { blobs, ingest })
+    }
+
+    /// The path of the blob with `digest` (which need not exist).
+    pub fn path(&self, digest: &str) -> PathBuf {
+        self.blobs.join(digest_hex(digest))
+    }
+
+    /// Whether the blob exists.
+    pub fn exists(&self, digest: &str) -> bool {
+        crate::reference::valid_digest(digest) && self.path(digest).is_file()
+    }
+
+    /// The size of a blob in bytes.
+    pub fn size(&self, digest: &str) -> Option<u64> {
+        fs::metadata(self.path(digest)).ok().map(|m| m.len())
+    }
+
+    /// Reads a whole blob.
+    pub fn read(&self, digest: &str) -> Result<Vec<u8>> {
+        if !crate::reference::valid_digest(digest) {
+            return Err(ImageError::InvalidArgument(format!(
+                "invalid digest {digest}"
+            )));
+        }
+        fs::read(self.path(digest)).map_err(|e| io_err(format!("read blob {digest}"), e))
+    }
+
+    /// Opens a blob for reading.
+    pub fn open_blob(&self, digest: &str) -> Result<File> {
+        File::open(self.path(digest)).map_err(|e| io_err(format!("open blob {digest}"), e))
+    }
+
+    /// Starts a new write.
+    pub fn writer(&self) -> Result<IngestWriter> {
+        let path = self.ingest.join(random_name());
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| io_err(format!("create {}", path.display()), e))?;
+        Ok(IngestWriter {
+            path: Some(path),
+            file,
+            hasher: Sha256::new(),
+            size: 0,
+            blobs: self.blobs.clone(),
+        })
+    }
+
+    /// Writes `data` as a blob, returning its digest.
+    pub fn write_blob(&self, data: &[u8], expected: Option<&str>) -> Result<String> {
+        let mut w = self.writer()?;
+        w.write_all(data).map_err(|e| io_err("write blob", e))?;
+        let staged = w.finish(expected)?;
+        staged.commit()
+    }
+
+    /// Removes a blob (missing is fine).
+    pub fn remove(&self, digest: &str) {
+        let _ = fs::remove_file(self.path(digest));
+    }
+}
+
+/// An in-progress blob write; dropped without `finish`, the ingest file is removed.
+pub struct IngestWriter {
+    path: Option<PathBuf>,
+    file: File,
+    hasher: Sha256,
+    size: u64,
+    blobs: PathBuf,
+}
+
+impl Write for IngestWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl IngestWriter {
+    /// The number of bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Fsyncs the data and verifies it against `expected`. The result is still invisible until
+    /// [`StagedBlob::commit`].
+    pub fn finish(mut self, expected: Option<&str>) -> Result<StagedBlob> {
+        let path = self.path.take().expect("path is set until finish");
+        let staged = StagedBlob {
+            path: Some(path),
+            digest: format!(
+                "sha256:{}",
+                hex::encode(std::mem::take(&mut self.hasher).finalize())
+            ),
+            size: self.size,
+            blobs: self.blobs.clone(),
+        };
+        self.file.sync_all().map_err(|e| io_err("sync ingest", e))?;
+        if let Some(exp) = expected {
+            if exp != staged.digest {
+                return Err(ImageError::InvalidArgument(format!(
+                    "digest mismatch: expected {exp}, got {}",
+                    staged.digest
+                )));
+            }
+        }
+        Ok(staged)
+    }
+}
+
+impl Drop for IngestWriter {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// A verified blob waiting to be renamed into place; dropped uncommitted, it is removed.
+pub struct StagedBlob {
+    path: Option<PathBuf>,
+    /// `sha256:<hex>` of the content.
+    pub digest: String,
+    /// Its size in bytes.
+    pub size: u64,
+    blobs: PathBuf,
+}
+
+impl StagedBlob {
+    /// Renames the blob into place (a no-op when it already exists) and returns its digest.
+    pub fn commit(mut self) -> Result<String> {
+        let path = self.path.take().expect("path is set until commit");
+        let dest = self.blobs.join(digest_hex(&self.digest));
+        if dest.is_file() {
+            let _ = fs::remove_file(&path);
+        } else {
+            fs::rename(&path, &dest).map_err(|e| {
+                let _ = fs::remove_file(&path);
+                io_err(format!("commit blob {}", self.digest), e)
+            })?;
+            sync_dir(&self.blobs)?;
+        }
+        Ok(self.digest.clone())
+    }
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+/// Hashes a stream to its `sha256:<hex>` digest, returning also its length.
+pub fn digest_reader(r: &mut dyn Read) -> io::Result<(String, u64)> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = r.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((format!("sha256:{}", hex::encode(h.finalize())), n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ingest_empty(root: &Path) -> bool {
+        fs::read_dir(root.join("ingest")).unwrap().next().is_none()
+    }
+
+    #[test]
+    fn write_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(dir.path()).unwrap();
+        let d = cs.write_blob(b"hello", None).unwrap();
+        assert_eq!(d, digest_bytes(b"hello"));
+        assert!(cs.exists(&d));
+        assert_eq!(cs.read(&d).unwrap(), b"hello");
+        assert_eq!(cs.size(&d), Some(5));
+        // Writing again is idempotent.
+        assert_eq!(cs.write_blob(b"hello", Some(&d)).unwrap(), d);
+        assert!(ingest_empty(dir.path()));
+    }
+
+    #[test]
+    fn verification_failure_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(dir.path()).unwrap();
+        let wrong = digest_bytes(b"other");
+        let e = cs.write_blob(b"hello", Some(&wrong)).unwrap_err();
+        assert!(matches!(e, ImageError::InvalidArgument(_)));
+        assert!(!cs.exists(&wrong));
+        assert!(!cs.exists(&digest_bytes(b"hello")));
+        assert!(ingest_empty(dir.path()));
+    }
+
+    #[test]
+    fn partial_write_invisible_and_cleaned() {
+        let dir = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(dir.path()).unwrap();
+        let mut w = cs.writer().unwrap();
+        w.write_all(b"partial").unwrap();
+        assert!(!cs.exists(&digest_bytes(b"partial")));
+        std::mem::forget(w); // simulate a crash: the ingest file stays
+        assert!(!ingest_empty(dir.path()));
+        let _cs = ContentStore::open(dir.path()).unwrap();
+        assert!(ingest_empty(dir.path()));
+        // Staged but not committed: invisible, removed on drop.
+        let mut w = cs.writer().unwrap();
+        w.write_all(b"staged").unwrap();
+        let s = w.finish(None).unwrap();
+        assert!(!cs.exists(&s.digest));
+        drop(s);
+        assert!(ingest_empty(dir.path()));
+    }
+}
