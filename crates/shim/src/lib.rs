@@ -5,5 +5,18 @@
 //! its exit status in `exit.json` so the status survives a daemon restart.
 //!
 //! The library half is only the protocol: [`protocol`] framing shared by shim and engine.
+//!
+//! The binary's command line (`--name value` flags):
+//!
+//! ```text
+//! berth-shim --id ID --state-dir DIR --runtime PATH --runtime-root DIR
+//!            (--bundle DIR | --exec-process FILE) [--log-path FILE] [--tty] [--stdin]
+//! ```
+//!
+//! It prints one line and exits once the supervising (daemonized) child is ready:
+//! `ok <pid>` with status 0 (the container's pid after `runtime create`; `0` for an exec
+//! session, whose process only starts on START) or `error: <message>` with status 1 (for a
+//! failed create: runc's error, e.g. `runc create failed: unable to start container process:
+//! exec: "x": executable file not found in $PATH`; nothing is left behind then).
 
 pub mod protocol;

@@ -60,7 +60,10 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
     }
     let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
     if len > MAX_FRAME {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "shim frame too large"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "shim frame too large",
+        ));
     }
     let mut payload = vec![0u8; len];
     r.read_exact(&mut payload)?;
@@ -69,7 +72,10 @@ pub fn read_frame(r: &mut impl Read) -> io::Result<Option<(u8, Vec<u8>)>> {
 
 /// Parses a frame header from the first 5 bytes of `buf`: `(kind, payload length)`.
 pub fn parse_header(buf: &[u8; 5]) -> (u8, usize) {
-    (buf[0], u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize)
+    (
+        buf[0],
+        u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize,
+    )
 }
 
 #[cfg(test)]
@@ -82,7 +88,10 @@ mod tests {
         write_frame(&mut buf, STDOUT, b"hello").unwrap();
         write_frame(&mut buf, EXIT, b"{}").unwrap();
         let mut r = &buf[..];
-        assert_eq!(read_frame(&mut r).unwrap(), Some((STDOUT, b"hello".to_vec())));
+        assert_eq!(
+            read_frame(&mut r).unwrap(),
+            Some((STDOUT, b"hello".to_vec()))
+        );
         assert_eq!(read_frame(&mut r).unwrap(), Some((EXIT, b"{}".to_vec())));
         assert_eq!(read_frame(&mut r).unwrap(), None);
     }

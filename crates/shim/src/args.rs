@@ -1,0 +1,172 @@
+//! The shim's command line:
+//!
+//! ```text
+//! berth-shim --id ID --state-dir DIR --runtime PATH --runtime-root DIR
+//!            (--bundle DIR | --exec-process FILE) [--log-path FILE] [--tty] [--stdin]
+//! ```
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// What the shim supervises.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The container's init process: `runtime create --bundle DIR` at start-up, `runtime start`
+    /// on START.
+    Init { bundle: PathBuf },
+    /// An exec session: `runtime exec --detach --process FILE` on START.
+    Exec { process: PathBuf },
+}
+
+/// Parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub id: String,
+    pub state_dir: PathBuf,
+    pub runtime: PathBuf,
+    pub runtime_root: PathBuf,
+    pub mode: Mode,
+    pub log_path: Option<PathBuf>,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// Makes `p` absolute against the current directory (the shim later changes to `/`).
+fn absolute(p: PathBuf) -> Result<PathBuf, String> {
+    if p.is_absolute() {
+        return Ok(p);
+    }
+    let cwd = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+    Ok(cwd.join(p))
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
+    let mut id = None;
+    let mut state_dir = None;
+    let mut runtime = None;
+    let mut runtime_root = None;
+    let mut bundle = None;
+    let mut exec_process = None;
+    let mut log_path = None;
+    let (mut tty, mut stdin) = (false, false);
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let flag = flag
+            .to_str()
+            .ok_or("arguments must be valid UTF-8 flags")?
+            .to_owned();
+        let slot: &mut Option<OsString> = match flag.as_str() {
+            "--tty" => {
+                tty = true;
+                continue;
+            }
+            "--stdin" => {
+                stdin = true;
+                continue;
+            }
+            "--id" => &mut id,
+            "--state-dir" => &mut state_dir,
+            "--runtime" => &mut runtime,
+            "--runtime-root" => &mut runtime_root,
+            "--bundle" => &mut bundle,
+            "--exec-process" => &mut exec_process,
+            "--log-path" => &mut log_path,
+            other => return Err(format!("unknown argument {other:?}")),
+        };
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        if value.is_empty() {
+            return Err(format!("{flag} must not be empty"));
+        }
+        *slot = Some(value);
+    }
+    let need = |v: Option<OsString>, flag: &str| v.ok_or_else(|| format!("missing {flag}"));
+    let id = need(id, "--id")?
+        .into_string()
+        .map_err(|_| "--id must be valid UTF-8")?;
+    if id.starts_with('-') || id.contains('/') {
+        return Err(format!("invalid --id {id:?}"));
+    }
+    let mode = match (bundle, exec_process) {
+        (Some(b), None) => Mode::Init {
+            bundle: absolute(b.into())?,
+        },
+        (None, Some(p)) => Mode::Exec {
+            process: absolute(p.into())?,
+        },
+        _ => return Err("exactly one of --bundle and --exec-process is required".into()),
+    };
+    let runtime = PathBuf::from(need(runtime, "--runtime")?);
+    // A bare program name is looked up in PATH; anything with a slash is made absolute.
+    let runtime = if runtime.components().count() > 1 {
+        absolute(runtime)?
+    } else {
+        runtime
+    };
+    Ok(Args {
+        id,
+        state_dir: absolute(need(state_dir, "--state-dir")?.into())?,
+        runtime,
+        runtime_root: absolute(need(runtime_root, "--runtime-root")?.into())?,
+        mode,
+        log_path: log_path.map(|p| absolute(p.into())).transpose()?,
+        tty,
+        stdin,
+    })
+}
+
+impl Args {
+    /// A file in the state directory.
+    pub fn state_file(&self, name: &str) -> PathBuf {
+        self.state_dir.join(name)
+    }
+
+    /// Whether this shim supervises an exec session.
+    pub fn is_exec(&self) -> bool {
+        matches!(self.mode, Mode::Exec { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Args, String> {
+        parse(s.split_whitespace().map(OsString::from))
+    }
+
+    #[test]
+    fn parses_init_and_exec() {
+        let a =
+            p("--id c1 --state-dir /s --runtime runc --runtime-root /r --bundle /b --tty").unwrap();
+        assert_eq!(a.id, "c1");
+        assert_eq!(
+            a.mode,
+            Mode::Init {
+                bundle: "/b".into()
+            }
+        );
+        assert_eq!(a.runtime, PathBuf::from("runc"));
+        assert!(a.tty && !a.stdin && a.log_path.is_none());
+        let a = p("--id c1 --state-dir /s --runtime /usr/bin/runc --runtime-root /r --exec-process /p.json --stdin --log-path /l")
+            .unwrap();
+        assert!(a.is_exec() && a.stdin);
+        assert_eq!(a.log_path, Some("/l".into()));
+        let a = p("--id c1 --state-dir s --runtime ./runc --runtime-root /r --bundle b").unwrap();
+        assert!(a.state_dir.is_absolute() && a.runtime.is_absolute());
+        assert!(matches!(a.mode, Mode::Init { bundle } if bundle.is_absolute()));
+    }
+
+    #[test]
+    fn rejects_bad_command_lines() {
+        assert!(p("--id c1 --state-dir /s --runtime runc --runtime-root /r").is_err());
+        assert!(p(
+            "--id c1 --state-dir /s --runtime runc --runtime-root /r --bundle /b --exec-process /p"
+        )
+        .is_err());
+        assert!(p("--state-dir /s --runtime runc --runtime-root /r --bundle /b").is_err());
+        assert!(p("--id c1 --state-dir /s --runtime runc --runtime-root /r --bundle").is_err());
+        assert!(p("--id c1 --bogus x").is_err());
+        assert!(p("--id a/b --state-dir /s --runtime runc --runtime-root /r --bundle /b").is_err());
+    }
+}
