@@ -818,6 +818,7 @@ impl Engine {
             },
             tty: rec.config.tty,
             stdin: rec.config.open_stdin,
+            cgroup: Some(format!("/berth/{id}")),
         };
         let pid = shim_client::launch(&launch).await?;
         if !host_net && pid > 0 {
@@ -1011,7 +1012,7 @@ impl Engine {
             r.state.status = "exited".into();
             r.state.pid = 0;
             r.state.exit_code = exit.exit_code;
-            r.state.oom_killed = exit.oom_killed || self.oom_killed(&c.id);
+            r.state.oom_killed = exit.oom_killed;
             r.state.finished_at = if exit.finished_at.is_empty() {
                 now_rfc3339()
             } else {
@@ -1046,24 +1047,6 @@ impl Engine {
                 }
             });
         }
-    }
-
-    fn oom_killed(&self, id: &str) -> bool {
-        // cgroup v1 memory controller keeps the count until the cgroup is removed; v2 in memory.events.
-        for p in [
-            format!("/sys/fs/cgroup/memory/berth/{id}/memory.oom_control"),
-            format!("/sys/fs/cgroup/berth/{id}/memory.events"),
-        ] {
-            if let Ok(s) = std::fs::read_to_string(&p) {
-                if s.lines().any(|l| {
-                    l.starts_with("oom_kill ")
-                        && l.split_whitespace().nth(1).is_some_and(|n| n != "0")
-                }) {
-                    return true;
-                }
-            }
-        }
-        false
     }
 
     /// Waits until the container's exit counter passes `seen`, or `timeout` elapses.
@@ -1763,6 +1746,7 @@ impl Engine {
             log_path: None,
             tty: cfg.tty,
             stdin: cfg.attach_stdin && !detach,
+            cgroup: None,
         };
         shim_client::launch(&launch).await?;
         let stream = shim_client::connect(&sdir)

@@ -25,6 +25,8 @@ pub struct ShimLaunch {
     pub log_path: Option<PathBuf>,
     pub tty: bool,
     pub stdin: bool,
+    /// The container's cgroup, for the shim's OOM check.
+    pub cgroup: Option<String>,
 }
 
 /// The exit status a shim reports (`exit.json` / the EXIT frame).
@@ -56,6 +58,9 @@ pub async fn launch(l: &ShimLaunch) -> Result<i64> {
     }
     if let Some(p) = &l.log_path {
         cmd.arg("--log-path").arg(p);
+    }
+    if let Some(c) = &l.cgroup {
+        cmd.arg("--cgroup").arg(c);
     }
     if l.tty {
         cmd.arg("--tty");

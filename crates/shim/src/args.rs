@@ -29,6 +29,8 @@ pub struct Args {
     pub log_path: Option<PathBuf>,
     pub tty: bool,
     pub stdin: bool,
+    /// The container's cgroup path (`/berth/<id>`), read for OOM kills before the runtime deletes it.
+    pub cgroup: Option<String>,
 }
 
 /// Makes `p` absolute against the current directory (the shim later changes to `/`).
@@ -49,6 +51,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
     let mut bundle = None;
     let mut exec_process = None;
     let mut log_path = None;
+    let mut cgroup = None;
     let (mut tty, mut stdin) = (false, false);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -72,6 +75,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
             "--bundle" => &mut bundle,
             "--exec-process" => &mut exec_process,
             "--log-path" => &mut log_path,
+            "--cgroup" => &mut cgroup,
             other => return Err(format!("unknown argument {other:?}")),
         };
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -112,6 +116,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
         log_path: log_path.map(|p| absolute(p.into())).transpose()?,
         tty,
         stdin,
+        cgroup: cgroup.and_then(|c| c.into_string().ok()),
     })
 }
 

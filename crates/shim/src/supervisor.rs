@@ -665,8 +665,9 @@ impl Shim {
                 .0;
         }
         drop(n);
+        let oom = self.args.cgroup.as_deref().is_some_and(oom_killed);
         let json = format!(
-            "{{\"exit_code\":{code},\"finished_at\":\"{finished_at}\",\"oom_killed\":false}}"
+            "{{\"exit_code\":{code},\"finished_at\":\"{finished_at}\",\"oom_killed\":{oom}}}"
         );
         if let Err(e) = self.write_exit_file(&json) {
             debug(format_args!("writing {}: {e}", protocol::EXIT_FILE));
@@ -929,4 +930,22 @@ fn runtime_error(log: &Path, offset: u64) -> Option<String> {
         .filter_map(|l| jsonlog::json_string_field(l, "msg"))
         .map(|m| m.trim().to_owned())
         .find(|m| !m.is_empty())
+}
+
+/// Whether the memory controller of cgroup `path` recorded an OOM kill (v1 `memory.oom_control`,
+/// v2 `memory.events`). Read before the runtime's delete removes the cgroup.
+fn oom_killed(path: &str) -> bool {
+    let path = path.trim_start_matches('/');
+    [
+        format!("/sys/fs/cgroup/memory/{path}/memory.oom_control"),
+        format!("/sys/fs/cgroup/{path}/memory.events"),
+    ]
+    .iter()
+    .filter_map(|f| fs::read_to_string(f).ok())
+    .any(|s| {
+        s.lines().any(|l| {
+            l.strip_prefix("oom_kill ")
+                .is_some_and(|n| n.trim() != "0")
+        })
+    })
 }
