@@ -1,1 +1,408 @@
-fn main() {}
+//! `berth`: a Docker-compatible command line that talks to the berth daemon over the Docker
+//! Engine API (v1.50), plus `berth daemon`.
+
+mod client;
+mod commands;
+mod format;
+mod human;
+mod jsonfmt;
+mod stream;
+mod table;
+mod tty;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use commands::*;
+
+/// The daemon's flags and entry point (`berth daemon`), from berth-daemon.
+mod daemon_cmd {
+    pub use berth_daemon::{run, DaemonArgs};
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    about = "A self-sufficient runtime for containers",
+    disable_version_flag = true,
+    disable_help_subcommand = true,
+    subcommand_required = false,
+    arg_required_else_help = true
+)]
+struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    host: Option<String>,
+    /// Enable debug mode
+    #[arg(short = 'D', long = "debug")]
+    debug: bool,
+    /// Set the logging level
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run(run::RunArgs),
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create(run::CreateArgs),
+    /// Start one or more stopped containers
+    Start(start::StartArgs),
+    /// Stop one or more running containers
+    Stop(stop::StopArgs),
+    /// Restart one or more containers
+    Restart(stop::StopArgs),
+    /// Kill one or more running containers
+    Kill(stop::KillArgs),
+    /// Remove one or more containers
+    Rm(rm::RmArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    Wait(wait::WaitArgs),
+    /// Pause all processes within one or more containers
+    Pause(pause::PauseArgs),
+    /// Unpause all processes within one or more containers
+    Unpause(pause::PauseArgs),
+    /// List containers
+    Ps(ps::PsArgs),
+    /// Fetch the logs of a container
+    Logs(logs::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
+    /// Return low-level information on Docker objects
+    Inspect(inspect::InspectArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Remove one or more images
+    Rmi(rmi::RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag(tag::TagArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Load an image from a tar archive or STDIN
+    Load(load::LoadArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
+    /// Import the contents from a tarball to create a filesystem image
+    Import(import::ImportArgs),
+    /// Show the Docker version information
+    Version(version::VersionArgs),
+    /// Display system-wide information
+    Info(info::InfoArgs),
+    /// Manage containers
+    #[command(subcommand)]
+    Container(ContainerCmd),
+    /// Manage images
+    #[command(subcommand)]
+    Image(ImageCmd),
+    /// Manage Docker
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Run the berth daemon
+    Daemon(daemon_cmd::DaemonArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ContainerCmd {
+    /// List containers
+    #[command(visible_aliases = ["list", "ps"])]
+    Ls(ps::PsArgs),
+    #[command(disable_help_flag = true)]
+    Run(run::RunArgs),
+    #[command(disable_help_flag = true)]
+    Create(run::CreateArgs),
+    Start(start::StartArgs),
+    Stop(stop::StopArgs),
+    Restart(stop::StopArgs),
+    Kill(stop::KillArgs),
+    #[command(visible_alias = "remove")]
+    Rm(rm::RmArgs),
+    Wait(wait::WaitArgs),
+    Pause(pause::PauseArgs),
+    Unpause(pause::PauseArgs),
+    Logs(logs::LogsArgs),
+    Exec(exec::ExecArgs),
+    Attach(attach::AttachArgs),
+    Inspect(inspect::TypedInspectArgs),
+    /// Remove all stopped containers
+    Prune(prune::PruneArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum ImageCmd {
+    #[command(visible_aliases = ["list"])]
+    Ls(images::ImagesArgs),
+    #[command(visible_alias = "remove")]
+    Rm(rmi::RmiArgs),
+    Inspect(inspect::TypedInspectArgs),
+    Tag(tag::TagArgs),
+    History(history::HistoryArgs),
+    /// Remove unused images
+    Prune(prune::ImagePruneArgs),
+    Load(load::LoadArgs),
+    Save(save::SaveArgs),
+    Import(import::ImportArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum SystemCmd {
+    Info(info::InfoArgs),
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    let c = client::Client::new(cli.host.clone())?;
+    let cmd = match cli.cmd {
+        Some(c) => c,
+        None => return Ok(0),
+    };
+    match cmd {
+        Cmd::Run(a) => run::run(&c, a).await,
+        Cmd::Create(a) => run::create(&c, a).await,
+        Cmd::Start(a) => start::run(&c, a).await,
+        Cmd::Stop(a) => stop::stop(&c, a, false).await,
+        Cmd::Restart(a) => stop::stop(&c, a, true).await,
+        Cmd::Kill(a) => stop::kill(&c, a).await,
+        Cmd::Rm(a) => rm::run(&c, a).await,
+        Cmd::Wait(a) => wait::run(&c, a).await,
+        Cmd::Pause(a) => pause::run(&c, a, true).await,
+        Cmd::Unpause(a) => pause::run(&c, a, false).await,
+        Cmd::Ps(a) => ps::run(&c, a).await,
+        Cmd::Logs(a) => logs::run(&c, a).await,
+        Cmd::Exec(a) => exec::run(&c, a).await,
+        Cmd::Attach(a) => attach::run(&c, a).await,
+        Cmd::Inspect(a) => inspect::run(&c, a).await,
+        Cmd::Images(a) => images::run(&c, a).await,
+        Cmd::Rmi(a) => rmi::run(&c, a).await,
+        Cmd::Tag(a) => tag::run(&c, a).await,
+        Cmd::History(a) => history::run(&c, a).await,
+        Cmd::Load(a) => load::run(&c, a).await,
+        Cmd::Save(a) => save::run(&c, a).await,
+        Cmd::Import(a) => import::run(&c, a).await,
+        Cmd::Version(a) => version::run(&c, a).await,
+        Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => info::run(&c, a).await,
+        Cmd::Container(cc) => match cc {
+            ContainerCmd::Ls(a) => ps::run(&c, a).await,
+            ContainerCmd::Run(a) => run::run(&c, a).await,
+            ContainerCmd::Create(a) => run::create(&c, a).await,
+            ContainerCmd::Start(a) => start::run(&c, a).await,
+            ContainerCmd::Stop(a) => stop::stop(&c, a, false).await,
+            ContainerCmd::Restart(a) => stop::stop(&c, a, true).await,
+            ContainerCmd::Kill(a) => stop::kill(&c, a).await,
+            ContainerCmd::Rm(a) => rm::run(&c, a).await,
+            ContainerCmd::Wait(a) => wait::run(&c, a).await,
+            ContainerCmd::Pause(a) => pause::run(&c, a, true).await,
+            ContainerCmd::Unpause(a) => pause::run(&c, a, false).await,
+            ContainerCmd::Logs(a) => logs::run(&c, a).await,
+            ContainerCmd::Exec(a) => exec::run(&c, a).await,
+            ContainerCmd::Attach(a) => attach::run(&c, a).await,
+            ContainerCmd::Inspect(a) => inspect::run_typed(&c, a, inspect::Kind::Container).await,
+            ContainerCmd::Prune(a) => prune::containers(&c, a).await,
+        },
+        Cmd::Image(ic) => match ic {
+            ImageCmd::Ls(a) => images::run(&c, a).await,
+            ImageCmd::Rm(a) => rmi::run(&c, a).await,
+            ImageCmd::Inspect(a) => inspect::run_typed(&c, a, inspect::Kind::Image).await,
+            ImageCmd::Tag(a) => tag::run(&c, a).await,
+            ImageCmd::History(a) => history::run(&c, a).await,
+            ImageCmd::Prune(a) => prune::images(&c, a).await,
+            ImageCmd::Load(a) => load::run(&c, a).await,
+            ImageCmd::Save(a) => save::run(&c, a).await,
+            ImageCmd::Import(a) => import::run(&c, a).await,
+        },
+        Cmd::Daemon(_) => unreachable!(),
+    }
+}
+
+/// The command path and usage line from a clap error ("berth run", "Usage: ...").
+fn usage_of(e: &clap::Error) -> Option<(String, String)> {
+    use clap::error::{ContextKind, ContextValue};
+    let usage = match e.get(ContextKind::Usage) {
+        Some(ContextValue::StyledStr(s)) => s.to_string(),
+        _ => return None,
+    };
+    let line = usage
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("Usage:")
+        .trim()
+        .to_string();
+    let cmd = line
+        .split_whitespace()
+        .take_while(|w| !w.starts_with('[') && !w.starts_with('<') && !w.starts_with('-'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some((cmd, line))
+}
+
+/// Rewrites clap's errors into docker's wording (missing arguments, unknown flags).
+fn usage_error(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let (cmd, line) = usage_of(e)?;
+    match e.kind() {
+        ErrorKind::MissingRequiredArgument => {
+            let n = line
+                .split_whitespace()
+                .filter(|w| w.starts_with('<'))
+                .count()
+                .max(1);
+            let plural = if n == 1 { "" } else { "s" };
+            Some(format!(
+                "berth: '{cmd}' requires at least {n} argument{plural}\n\nUsage:  {line}\n\nSee '{cmd} --help' for more information"
+            ))
+        }
+        ErrorKind::UnknownArgument => {
+            let arg = match e.get(ContextKind::InvalidArg) {
+                Some(ContextValue::String(s)) => s.clone(),
+                _ => return None,
+            };
+            let what = if arg.starts_with("--") {
+                format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
+            } else if let Some(c) = arg.strip_prefix('-') {
+                format!(
+                    "unknown shorthand flag: '{}' in {arg}",
+                    c.chars().next().unwrap_or('-')
+                )
+            } else {
+                format!("{cmd}: '{arg}' accepts no arguments")
+            };
+            Some(format!(
+                "{what}\n\nUsage:  {line}\n\nRun '{cmd} --help' for more information"
+            ))
+        }
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                _ => {
+                    if let Some(m) = usage_error(&e) {
+                        eprintln!("{m}");
+                    } else {
+                        let _ = e.print();
+                    }
+                    return ExitCode::from(125);
+                }
+            }
+        }
+    };
+    if cli.version {
+        println!(
+            "Berth version {}, build {}",
+            env!("CARGO_PKG_VERSION"),
+            option_env!("BERTH_GIT_COMMIT").unwrap_or("unknown")
+        );
+        return ExitCode::SUCCESS;
+    }
+    if let Some(Cmd::Daemon(args)) = cli.cmd {
+        return daemon_cmd::run(args);
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return ExitCode::from(125);
+        }
+    };
+    let code = match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            tty::restore();
+            if let Some(x) = e.downcast_ref::<client::Exit>() {
+                if let Some(m) = &x.msg {
+                    eprintln!("{m}");
+                }
+                x.code
+            } else {
+                eprintln!("{e}");
+                125
+            }
+        }
+    };
+    tty::restore();
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // exit without waiting for the runtime (a thread may still be blocked reading stdin)
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("berth").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn run_args_stop_at_image() {
+        let cli = parse(&["run", "--rm", "-it", "busybox", "sh", "-c", "ls -l"]).unwrap();
+        let Some(Cmd::Run(a)) = cli.cmd else {
+            panic!("not run")
+        };
+        assert!(a.opts.rm && a.opts.interactive && a.opts.tty);
+        assert_eq!(a.image.as_deref(), Some("busybox"));
+        assert_eq!(a.cmd, vec!["sh", "-c", "ls -l"]);
+        let cli = parse(&["run", "busybox", "ls", "-l", "--rm"]).unwrap();
+        let Some(Cmd::Run(a)) = cli.cmd else {
+            panic!("not run")
+        };
+        assert!(!a.opts.rm);
+        assert_eq!(a.cmd, vec!["ls", "-l", "--rm"]);
+        let cli = parse(&["-H", "unix:///x.sock", "container", "ls", "-a"]).unwrap();
+        assert_eq!(cli.host.as_deref(), Some("unix:///x.sock"));
+        let cli = parse(&["exec", "-it", "c1", "sh", "-c", "echo -n x"]).unwrap();
+        let Some(Cmd::Exec(a)) = cli.cmd else {
+            panic!("not exec")
+        };
+        assert_eq!(a.cmd, vec!["sh", "-c", "echo -n x"]);
+    }
+
+    #[test]
+    fn docker_style_errors() {
+        let e = parse(&["run"]).unwrap_err();
+        let m = usage_error(&e).unwrap();
+        assert!(
+            m.contains("'berth run' requires at least 1 argument"),
+            "{m}"
+        );
+        let e = parse(&["ps", "--nope"]).unwrap_err();
+        let m = usage_error(&e).unwrap();
+        assert!(m.starts_with("unknown flag: --nope"), "{m}");
+        let e = parse(&["exec", "c1"]).unwrap_err();
+        assert!(usage_error(&e)
+            .unwrap()
+            .contains("requires at least 2 arguments"));
+    }
+}
