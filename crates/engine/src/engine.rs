@@ -712,21 +712,36 @@ impl Engine {
         match self.start_locked(&c).await {
             Ok(()) => Ok(()),
             Err(e) => {
+                if c.running() {
+                    // The shim ran the container and will report its exit; finish() records it.
+                    let rx = c.exits.subscribe();
+                    self.wait_exit(&c, rx, Some(std::time::Duration::from_secs(10))).await;
+                }
                 let _ = sys::unmount(&self.rootfs(&c.id));
                 let code = match &e {
                     EngineError::InvalidArgument(m) if m.contains("permission denied") => 126,
                     EngineError::InvalidArgument(_) => 127,
                     _ => 128,
                 };
-                {
+                let auto_remove = {
                     let mut r = c.rec.lock().unwrap();
                     r.state.error = e.to_string();
                     r.state.exit_code = code;
-                    if r.state.status == "created" && r.state.started_at != ZERO_TIME {
-                        r.state.status = "exited".into();
-                    }
-                }
+                    r.state.running = false;
+                    r.state.pid = 0;
+                    r.host_config.auto_remove
+                };
                 let _ = self.persist(&c);
+                // As dockerd: a failed start ends attach sessions and answers waiters.
+                c.close_subscribers();
+                c.notify_waiters(false, &WaitResponse { status_code: code, error: None });
+                if auto_remove {
+                    let engine = self.arc();
+                    let id = c.id.clone();
+                    tokio::spawn(async move {
+                        let _ = engine.container_remove(&id, RemoveOptions { force: true, ..Default::default() }).await;
+                    });
+                }
                 Err(e)
             }
         }
@@ -833,18 +848,8 @@ impl Engine {
                 return Err(EngineError::Internal(format!("connecting to shim: {e}")));
             }
         };
-        let (tx, rx) = oneshot::channel();
-        *c.start_reply.lock().unwrap() = Some(tx);
-        self.spawn_shim_reader(c.clone(), stream, Some((protocol::START, Vec::new())));
-        match rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(m)) => return Err(shim_client::classify_start_error(m)),
-            Err(_) => {
-                return Err(EngineError::Internal(
-                    "shim exited before starting the container".into(),
-                ))
-            }
-        }
+        // Running from here on: the container may exit before START's reply is read, and
+        // finish() must then see it as running to record that exit.
         {
             let mut r = c.rec.lock().unwrap();
             r.state = ContainerState {
@@ -855,6 +860,15 @@ impl Engine {
                 finished_at: ZERO_TIME.into(),
                 ..Default::default()
             };
+        }
+        let (tx, rx) = oneshot::channel();
+        *c.start_reply.lock().unwrap() = Some(tx);
+        self.spawn_shim_reader(c.clone(), stream, Some((protocol::START, Vec::new())));
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(m)) => return Err(shim_client::classify_start_error(m)),
+            Err(_) if !c.running() => {}
+            Err(_) => return Err(EngineError::Internal("shim exited before starting the container".into())),
         }
         self.persist(c)?;
         Ok(())

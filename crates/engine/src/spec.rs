@@ -408,6 +408,9 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
     }
     let mut resources = json!({ "devices": devices });
     let mut memory = json!({});
+    if h.memory > 0 && h.memory < 6 * 1024 * 1024 {
+        return Err("Minimum memory limit allowed is 6MB".into());
+    }
     if h.memory > 0 {
         memory["limit"] = json!(h.memory);
         let swap = match h.memory_swap {

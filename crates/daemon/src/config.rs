@@ -1,0 +1,502 @@
+//! `berth daemon` flags and daemon.json, merged the way dockerd merges them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use berth_api::Ulimit;
+use berth_engine::EngineConfig;
+use serde_json::{Map, Value};
+
+/// Flags of `berth daemon` (dockerd's names).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct DaemonArgs {
+    /// Root directory of persistent state [default: /var/lib/berth]
+    #[arg(long = "data-root", value_name = "PATH")]
+    pub data_root: Option<PathBuf>,
+    /// Root directory for execution state files [default: /run/berth]
+    #[arg(long = "exec-root", value_name = "PATH")]
+    pub exec_root: Option<PathBuf>,
+    /// Daemon socket(s) to connect to [default: unix:///run/berth/berth.sock]
+    #[arg(short = 'H', long = "host", value_name = "HOST")]
+    pub host: Vec<String>,
+    /// Daemon configuration file
+    #[arg(
+        long = "config-file",
+        value_name = "PATH",
+        default_value = "/etc/berth/daemon.json"
+    )]
+    pub config_file: PathBuf,
+    /// Set the logging level ("debug"|"info"|"warn"|"error"|"fatal") [default: info]
+    #[arg(short = 'l', long = "log-level", value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Default OCI runtime for containers [default: runc]
+    #[arg(long = "default-runtime", value_name = "NAME")]
+    pub default_runtime: Option<String>,
+    /// Register an additional OCI compatible runtime (name=path)
+    #[arg(long = "add-runtime", value_name = "NAME=PATH")]
+    pub add_runtime: Vec<String>,
+    /// Enable live restore of containers when the daemon stops
+    #[arg(long = "live-restore", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub live_restore: Option<bool>,
+    /// Default driver for container logs [default: json-file]
+    #[arg(long = "log-driver", value_name = "DRIVER")]
+    pub log_driver: Option<String>,
+    /// Default log driver options for containers (k=v)
+    #[arg(long = "log-opt", value_name = "K=V")]
+    pub log_opt: Vec<String>,
+    /// Default ulimits for containers (name=soft[:hard])
+    #[arg(long = "default-ulimit", value_name = "ULIMIT")]
+    pub default_ulimit: Vec<String>,
+    /// Group for the unix socket [default: berth]
+    #[arg(short = 'G', long = "group", value_name = "GROUP")]
+    pub group: Option<String>,
+}
+
+/// Where the daemon listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Unix(PathBuf),
+}
+
+/// The merged configuration.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub engine: EngineConfig,
+    pub hosts: Vec<Host>,
+    pub log_level: tracing::Level,
+    pub group: String,
+}
+
+const KNOWN_KEYS: &[&str] = &[
+    "data-root",
+    "exec-root",
+    "hosts",
+    "log-level",
+    "default-runtime",
+    "runtimes",
+    "default-ulimits",
+    "live-restore",
+    "log-driver",
+    "log-opts",
+    "group",
+];
+
+/// Reads the config file (a missing file is no configuration) and merges it with the flags.
+pub fn load(args: &DaemonArgs) -> Result<DaemonConfig, String> {
+    let file = read_file(&args.config_file)?;
+    merge(args, file.as_ref())
+}
+
+fn read_file(path: &Path) -> Result<Option<Map<String, Value>>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!(
+                "unable to read configuration file {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(Some(Map::new()));
+    }
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(Some(m)),
+        Ok(_) => Err(format!(
+            "unable to configure the daemon with file {}: not a JSON object",
+            path.display()
+        )),
+        Err(e) => Err(format!(
+            "unable to configure the daemon with file {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Merges flags over the file's keys; a scalar key given both ways, or an unknown key, is an
+/// error. Map-like settings (runtimes, log-opts, default-ulimits) merge, flags winning.
+pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<DaemonConfig, String> {
+    let empty = Map::new();
+    let file = file.unwrap_or(&empty);
+
+    let unknown: Vec<&str> = file
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !KNOWN_KEYS.contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(format!(
+            "the following directives don't match any configuration option: {}",
+            unknown.join(", ")
+        ));
+    }
+
+    let mut flag_set: Vec<(&str, String)> = Vec::new();
+    let opt = |v: Option<String>, k: &'static str, set: &mut Vec<(&str, String)>| {
+        if let Some(v) = v {
+            set.push((k, v));
+        }
+    };
+    opt(
+        args.data_root.as_ref().map(|p| p.display().to_string()),
+        "data-root",
+        &mut flag_set,
+    );
+    opt(
+        args.exec_root.as_ref().map(|p| p.display().to_string()),
+        "exec-root",
+        &mut flag_set,
+    );
+    if !args.host.is_empty() {
+        flag_set.push(("hosts", args.host.join(", ")));
+    }
+    opt(args.log_level.clone(), "log-level", &mut flag_set);
+    opt(
+        args.default_runtime.clone(),
+        "default-runtime",
+        &mut flag_set,
+    );
+    opt(
+        args.live_restore.map(|b| b.to_string()),
+        "live-restore",
+        &mut flag_set,
+    );
+    opt(args.log_driver.clone(), "log-driver", &mut flag_set);
+    opt(args.group.clone(), "group", &mut flag_set);
+
+    let conflicts: Vec<String> = flag_set
+        .iter()
+        .filter_map(|(k, fv)| {
+            file.get(*k)
+                .map(|v| format!("{k}: (from flag: {fv}, from file: {})", show(v)))
+        })
+        .collect();
+    if !conflicts.is_empty() {
+        return Err(format!(
+            "the following directives are specified both as a flag and in the configuration file: {}",
+            conflicts.join(", ")
+        ));
+    }
+
+    let fstr = |k: &str| -> Result<Option<String>, String> {
+        match file.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(other) => Err(format!(
+                "invalid value for \"{k}\" in the configuration file: {other} (want a string)"
+            )),
+        }
+    };
+
+    let data_root = args
+        .data_root
+        .clone()
+        .or(fstr("data-root")?.map(PathBuf::from))
+        .unwrap_or_else(|| "/var/lib/berth".into());
+    let exec_root = args
+        .exec_root
+        .clone()
+        .or(fstr("exec-root")?.map(PathBuf::from))
+        .unwrap_or_else(|| "/run/berth".into());
+
+    let host_strs: Vec<String> = if !args.host.is_empty() {
+        args.host.clone()
+    } else {
+        match file.get("hosts") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("invalid \"hosts\" in the configuration file: {e}"))?,
+        }
+    };
+    let mut hosts = host_strs
+        .iter()
+        .map(|h| parse_host(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    if hosts.is_empty() {
+        hosts.push(Host::Unix(PathBuf::from("/run/berth/berth.sock")));
+    }
+
+    let level_str = args
+        .log_level
+        .clone()
+        .or(fstr("log-level")?)
+        .unwrap_or_else(|| "info".into());
+    let log_level = parse_level(&level_str)?;
+
+    let mut engine = EngineConfig::with_roots(data_root, exec_root);
+    if let Some(r) = args.default_runtime.clone().or(fstr("default-runtime")?) {
+        engine.default_runtime = r;
+    }
+    if let Some(v) = file.get("runtimes") {
+        let m: BTreeMap<String, FileRuntime> = serde_json::from_value(v.clone())
+            .map_err(|e| format!("invalid \"runtimes\" in the configuration file: {e}"))?;
+        for (name, rt) in m {
+            if !rt.runtime_args.is_empty() {
+                eprintln!(
+                    "berth daemon: warning: runtime {name}: runtimeArgs are not supported, ignored"
+                );
+            }
+            engine.runtimes.insert(name, PathBuf::from(rt.path));
+        }
+    }
+    for spec in &args.add_runtime {
+        let (name, path) =
+            split_kv(spec).ok_or_else(|| format!("invalid runtime {spec:?}: want name=path"))?;
+        engine
+            .runtimes
+            .insert(name.to_string(), PathBuf::from(path));
+    }
+    if !engine.runtimes.contains_key(&engine.default_runtime) {
+        return Err(format!(
+            "default runtime {:?} is not a configured runtime",
+            engine.default_runtime
+        ));
+    }
+
+    engine.live_restore = match (args.live_restore, file.get("live-restore")) {
+        (Some(b), _) => b,
+        (None, Some(Value::Bool(b))) => *b,
+        (None, None | Some(Value::Null)) => false,
+        (None, Some(other)) => {
+            return Err(format!(
+                "invalid value for \"live-restore\" in the configuration file: {other}"
+            ))
+        }
+    };
+    if let Some(d) = args.log_driver.clone().or(fstr("log-driver")?) {
+        engine.log_driver = d;
+    }
+    if let Some(v) = file.get("log-opts") {
+        let m: BTreeMap<String, String> = serde_json::from_value(v.clone())
+            .map_err(|e| format!("invalid \"log-opts\" in the configuration file: {e}"))?;
+        engine.log_opts.extend(m);
+    }
+    for kv in &args.log_opt {
+        let (k, v) =
+            split_kv(kv).ok_or_else(|| format!("invalid log-opt {kv:?}: want key=value"))?;
+        engine.log_opts.insert(k.to_string(), v.to_string());
+    }
+    if let Some(v) = file.get("default-ulimits") {
+        let m: BTreeMap<String, Ulimit> = serde_json::from_value(v.clone())
+            .map_err(|e| format!("invalid \"default-ulimits\" in the configuration file: {e}"))?;
+        for (name, mut u) in m {
+            if u.name.is_empty() {
+                u.name = name;
+            }
+            engine.default_ulimits.push(u);
+        }
+    }
+    for u in &args.default_ulimit {
+        let u = parse_ulimit(u)?;
+        engine.default_ulimits.retain(|x| x.name != u.name);
+        engine.default_ulimits.push(u);
+    }
+    engine.shim_path = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.join("berth-shim")))
+        .unwrap_or_else(|| PathBuf::from("berth-shim"));
+    engine.init_path = if Path::new("/usr/bin/tini-static").exists() {
+        PathBuf::from("/usr/bin/tini-static")
+    } else {
+        PathBuf::from("/sbin/docker-init")
+    };
+
+    let group = args
+        .group
+        .clone()
+        .or(fstr("group")?)
+        .unwrap_or_else(|| "berth".into());
+    Ok(DaemonConfig {
+        engine,
+        hosts,
+        log_level,
+        group,
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FileRuntime {
+    path: String,
+    #[serde(default)]
+    runtime_args: Vec<String>,
+}
+
+fn split_kv(s: &str) -> Option<(&str, &str)> {
+    let (k, v) = s.split_once('=')?;
+    (!k.is_empty()).then_some((k, v))
+}
+
+pub fn parse_level(s: &str) -> Result<tracing::Level, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "debug" | "trace" => Ok(tracing::Level::DEBUG),
+        "info" => Ok(tracing::Level::INFO),
+        "warn" | "warning" => Ok(tracing::Level::WARN),
+        "error" | "fatal" | "panic" => Ok(tracing::Level::ERROR),
+        _ => Err(format!("unable to parse logging level: {s}")),
+    }
+}
+
+pub fn parse_host(s: &str) -> Result<Host, String> {
+    if let Some(p) = s.strip_prefix("unix://") {
+        let p = if p.is_empty() {
+            "/run/berth/berth.sock"
+        } else {
+            p
+        };
+        return Ok(Host::Unix(PathBuf::from(p)));
+    }
+    if s.starts_with('/') {
+        return Ok(Host::Unix(PathBuf::from(s)));
+    }
+    if s.starts_with("tcp://") {
+        return Err(format!("invalid host {s:?}: tcp:// listeners are not supported yet (they need TLS); use unix://"));
+    }
+    Err(format!(
+        "invalid host {s:?}: only unix:// sockets are supported"
+    ))
+}
+
+/// `nofile=1024:2048` (hard defaults to soft).
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
+    let bad = || format!("invalid ulimit argument: {s}");
+    let (name, vals) = s.split_once('=').ok_or_else(bad)?;
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (a, b),
+        None => (vals, vals),
+    };
+    let soft: i64 = soft.parse().map_err(|_| bad())?;
+    let hard: i64 = hard.parse().map_err(|_| bad())?;
+    if name.is_empty() || soft > hard {
+        return Err(bad());
+    }
+    Ok(Ulimit {
+        name: name.to_string(),
+        soft,
+        hard,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = merge(&DaemonArgs::default(), None).unwrap();
+        assert_eq!(c.engine.data_root, PathBuf::from("/var/lib/berth"));
+        assert_eq!(c.engine.exec_root, PathBuf::from("/run/berth"));
+        assert_eq!(c.hosts, vec![Host::Unix("/run/berth/berth.sock".into())]);
+        assert_eq!(c.log_level, tracing::Level::INFO);
+        assert_eq!(c.engine.default_runtime, "runc");
+        assert_eq!(c.engine.runtimes["runc"], PathBuf::from("runc"));
+        assert_eq!(c.group, "berth");
+        assert!(!c.engine.live_restore);
+    }
+
+    #[test]
+    fn file_and_flags_merge() {
+        let file = obj(json!({
+            "exec-root": "/x/run",
+            "runtimes": {"crun": {"path": "/usr/bin/crun", "runtimeArgs": []}},
+            "default-runtime": "crun",
+            "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}},
+            "live-restore": true,
+            "log-opts": {"max-size": "10m"}
+        }));
+        let args = DaemonArgs {
+            data_root: Some("/x/lib".into()),
+            log_level: Some("debug".into()),
+            add_runtime: vec!["youki=/bin/youki".into()],
+            ..Default::default()
+        };
+        let c = merge(&args, Some(&file)).unwrap();
+        assert_eq!(c.engine.data_root, PathBuf::from("/x/lib"));
+        assert_eq!(c.engine.exec_root, PathBuf::from("/x/run"));
+        assert_eq!(c.engine.default_runtime, "crun");
+        assert_eq!(c.engine.runtimes.len(), 3);
+        assert_eq!(
+            c.engine.default_ulimits,
+            vec![Ulimit {
+                name: "nofile".into(),
+                soft: 1024,
+                hard: 2048
+            }]
+        );
+        assert!(c.engine.live_restore);
+        assert_eq!(c.engine.log_opts["max-size"], "10m");
+        assert_eq!(c.log_level, tracing::Level::DEBUG);
+    }
+
+    #[test]
+    fn conflicts_and_unknown_keys() {
+        let file = obj(json!({"data-root": "/a"}));
+        let args = DaemonArgs {
+            data_root: Some("/b".into()),
+            ..Default::default()
+        };
+        let e = merge(&args, Some(&file)).unwrap_err();
+        assert!(e.starts_with("the following directives are specified both as a flag and in the configuration file: data-root"), "{e}");
+        let e = merge(&DaemonArgs::default(), Some(&obj(json!({"bogus": 1})))).unwrap_err();
+        assert!(
+            e.contains("don't match any configuration option: bogus"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hosts() {
+        assert!(parse_host("tcp://0.0.0.0:2375")
+            .unwrap_err()
+            .contains("TLS"));
+        assert_eq!(
+            parse_host("unix:///tmp/s.sock").unwrap(),
+            Host::Unix("/tmp/s.sock".into())
+        );
+        let file = obj(json!({"hosts": ["unix:///a.sock"]}));
+        assert_eq!(
+            merge(&DaemonArgs::default(), Some(&file)).unwrap().hosts,
+            vec![Host::Unix("/a.sock".into())]
+        );
+    }
+
+    #[test]
+    fn ulimits_and_levels() {
+        assert_eq!(
+            parse_ulimit("nofile=10:20").unwrap(),
+            Ulimit {
+                name: "nofile".into(),
+                soft: 10,
+                hard: 20
+            }
+        );
+        assert_eq!(parse_ulimit("nproc=5").unwrap().hard, 5);
+        assert!(parse_ulimit("nofile=20:10").is_err());
+        assert_eq!(parse_level("fatal").unwrap(), tracing::Level::ERROR);
+        assert!(parse_level("loud").is_err());
+    }
+
+    #[test]
+    fn bad_json_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("daemon.json");
+        std::fs::write(&p, "{nope").unwrap();
+        assert!(read_file(&p).is_err());
+        assert!(read_file(&dir.path().join("missing.json"))
+            .unwrap()
+            .is_none());
+    }
+}

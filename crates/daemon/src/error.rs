@@ -1,0 +1,41 @@
+//! The one place where engine errors become HTTP responses.
+
+use berth_engine::EngineError;
+use hyper::StatusCode;
+
+use crate::body::{self, Resp};
+
+/// Handlers fail with the engine's error kinds; the daemon adds its own with the same kinds.
+pub type ApiResult = Result<Resp, EngineError>;
+
+pub fn status_of(e: &EngineError) -> StatusCode {
+    match e {
+        EngineError::NotFound(_) => StatusCode::NOT_FOUND,
+        EngineError::Conflict(_) => StatusCode::CONFLICT,
+        EngineError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+        EngineError::NotModified(_) => StatusCode::NOT_MODIFIED,
+        EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `{"message": ...}` with the mapped status; 304 has no body.
+pub fn error_response(e: &EngineError) -> Resp {
+    let status = status_of(e);
+    if status == StatusCode::NOT_MODIFIED {
+        return body::empty(status);
+    }
+    body::json(
+        status,
+        &berth_api::ErrorResponse {
+            message: e.to_string(),
+        },
+    )
+}
+
+pub fn bad_request(m: impl Into<String>) -> EngineError {
+    EngineError::InvalidArgument(m.into())
+}
+
+pub fn page_not_found() -> EngineError {
+    EngineError::NotFound("page not found".into())
+}
