@@ -539,12 +539,7 @@ impl Engine {
                 }
                 format!("/{}", n.trim_start_matches('/'))
             }
-            None => loop {
-                let n = format!("/{}", util::random_name());
-                if self.lookup(&n).is_err() {
-                    break n;
-                }
-            },
+            None => String::new(),
         };
         if cfg.image.is_empty() {
             return Err(EngineError::InvalidArgument(
@@ -614,7 +609,9 @@ impl Engine {
         })
         .map_err(EngineError::InvalidArgument)?;
 
-        {
+        let name = if name.is_empty() {
+            self.reserve_random_name()
+        } else {
             let mut reserved = self.reserved_names.lock().unwrap();
             if let Ok(other) = self.lookup(&name) {
                 if other.name() == name {
@@ -625,7 +622,8 @@ impl Engine {
                 return Err(name_conflict(&name, "(being created)"));
             }
             reserved.push(name.clone());
-        }
+            name
+        };
         let result = self
             .create_on_disk(
                 &id,
@@ -644,6 +642,23 @@ impl Engine {
             id,
             warnings: vec![],
         })
+    }
+
+    /// Reserves a random name in use by no container and by no create in flight; after a few
+    /// collisions a digit is appended, as dockerd does.
+    fn reserve_random_name(&self) -> String {
+        let mut reserved = self.reserved_names.lock().unwrap();
+        for attempt in 0.. {
+            let mut n = format!("/{}", util::random_name());
+            if attempt >= 5 {
+                n.push_str(&(attempt % 10).to_string());
+            }
+            if !reserved.contains(&n) && self.lookup(&n).map(|c| c.name() != n).unwrap_or(true) {
+                reserved.push(n.clone());
+                return n;
+            }
+        }
+        unreachable!("the loop returns")
     }
 
     #[allow(clippy::too_many_arguments)]
