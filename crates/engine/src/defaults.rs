@@ -150,6 +150,31 @@ pub fn capabilities(
     Ok(set)
 }
 
+/// The capabilities whose bit is set in `bounding` (a `CapBnd` mask).
+pub fn within_bounding(caps: Vec<String>, bounding: u64) -> Vec<String> {
+    caps.into_iter()
+        .filter(|c| {
+            ALL_CAPS
+                .iter()
+                .position(|a| a == c)
+                .is_some_and(|bit| bounding & (1u64 << bit) != 0)
+        })
+        .collect()
+}
+
+/// This process's capability bounding set (`CapBnd` in /proc/self/status); all bits if unreadable.
+pub fn host_bounding_set() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("CapBnd:")
+                    .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            })
+        })
+        .unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +208,10 @@ mod tests {
             0x1ff_ffff_ffff
         );
         assert!(capabilities(false, &["CAP_BOGUS".into()], &[]).is_err());
+        let all = capabilities(true, &[], &[]).unwrap();
+        assert_eq!(
+            mask(&within_bounding(all, 0x1ff_feff_ffff)),
+            0x1ff_feff_ffff
+        );
     }
 }

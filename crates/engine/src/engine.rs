@@ -44,6 +44,7 @@ pub struct Engine {
     /// Names being created, reserved before the record exists.
     reserved_names: Mutex<Vec<String>>,
     kernel: (u32, u32),
+    cap_bounding: u64,
     me: std::sync::Weak<Engine>,
 }
 
@@ -91,6 +92,7 @@ impl Engine {
             execs: Mutex::new(BTreeMap::new()),
             reserved_names: Mutex::new(Vec::new()),
             kernel: crate::seccomp::host_kernel(),
+            cap_bounding: crate::defaults::host_bounding_set(),
             me: me.clone(),
         });
         engine.restore().await;
@@ -606,6 +608,7 @@ impl Engine {
             default_ulimits: &self.config.default_ulimits,
             rlimit_hard: &hard,
             kernel: self.kernel,
+            cap_bounding: self.cap_bounding,
         })
         .map_err(EngineError::InvalidArgument)?;
 
@@ -730,7 +733,8 @@ impl Engine {
                 if c.running() {
                     // The shim ran the container and will report its exit; finish() records it.
                     let rx = c.exits.subscribe();
-                    self.wait_exit(&c, rx, Some(std::time::Duration::from_secs(10))).await;
+                    self.wait_exit(&c, rx, Some(std::time::Duration::from_secs(10)))
+                        .await;
                 }
                 let _ = sys::unmount(&self.rootfs(&c.id));
                 let code = match &e {
@@ -749,12 +753,26 @@ impl Engine {
                 let _ = self.persist(&c);
                 // As dockerd: a failed start ends attach sessions and answers waiters.
                 c.close_subscribers();
-                c.notify_waiters(false, &WaitResponse { status_code: code, error: None });
+                c.notify_waiters(
+                    false,
+                    &WaitResponse {
+                        status_code: code,
+                        error: None,
+                    },
+                );
                 if auto_remove {
                     let engine = self.arc();
                     let id = c.id.clone();
                     tokio::spawn(async move {
-                        let _ = engine.container_remove(&id, RemoveOptions { force: true, ..Default::default() }).await;
+                        let _ = engine
+                            .container_remove(
+                                &id,
+                                RemoveOptions {
+                                    force: true,
+                                    ..Default::default()
+                                },
+                            )
+                            .await;
                     });
                 }
                 Err(e)
@@ -812,6 +830,7 @@ impl Engine {
             default_ulimits: &self.config.default_ulimits,
             rlimit_hard: &hard,
             kernel: self.kernel,
+            cap_bounding: self.cap_bounding,
         })
         .map_err(EngineError::InvalidArgument)?;
         // Docker creates missing bind-mount sources (`-v /new/dir:/x`).
@@ -883,7 +902,11 @@ impl Engine {
             Ok(Ok(())) => {}
             Ok(Err(m)) => return Err(shim_client::classify_start_error(m)),
             Err(_) if !c.running() => {}
-            Err(_) => return Err(EngineError::Internal("shim exited before starting the container".into())),
+            Err(_) => {
+                return Err(EngineError::Internal(
+                    "shim exited before starting the container".into(),
+                ))
+            }
         }
         self.persist(c)?;
         Ok(())
@@ -1750,10 +1773,10 @@ impl Engine {
             process["user"] = serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
         }
         if cfg.privileged {
-            let all: Vec<&str> = crate::defaults::ALL_CAPS.to_vec();
-            process["capabilities"] =
-                serde_json::json!({"bounding": all, "effective": all, "permitted": all});
-        }
+            let all: Vec<String> = crate::defaults::ALL_CAPS.iter().map(|c| c.to_string()).collect();
+            let all = crate::defaults::within_bounding(all, self.cap_bounding);
+            process["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        } }
         let sdir = self
             .config
             .exec_root

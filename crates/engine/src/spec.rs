@@ -29,6 +29,8 @@ pub struct SpecInput<'a> {
     /// The host's hard RLIMIT_NOFILE and friends clamp requested limits.
     pub rlimit_hard: &'a dyn Fn(&str) -> Option<u64>,
     pub kernel: (u32, u32),
+    /// The host's capability bounding set (`CapBnd`).
+    pub cap_bounding: u64,
 }
 
 /// A bind mount parsed from `-v SRC:DST[:OPTS]`.
@@ -197,7 +199,11 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
     } else {
         hostname(inp.id, c)
     };
-    let caps = defaults::capabilities(h.privileged, &h.cap_add, &h.cap_drop)?;
+    let mut caps = defaults::capabilities(h.privileged, &h.cap_add, &h.cap_drop)?;
+    if h.privileged || h.cap_add.iter().any(|c| c.eq_ignore_ascii_case("ALL")) {
+        // "All" means all the host can grant: runc fails on a cap outside its bounding set.
+        caps = defaults::within_bounding(caps, inp.cap_bounding);
+    }
     let mut no_new_privs = false;
     let mut seccomp_profile: Option<String> = Some(seccomp::DEFAULT_PROFILE.to_string());
     for opt in &h.security_opt {
@@ -555,6 +561,7 @@ mod tests {
             default_ulimits: &[],
             rlimit_hard: hard,
             kernel: (6, 1),
+            cap_bounding: u64::MAX,
         }
     }
 

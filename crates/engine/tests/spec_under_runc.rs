@@ -53,6 +53,7 @@ fn run(host: HostConfig, script: &str) -> (i32, String) {
         default_ulimits: &[],
         rlimit_hard: &none,
         kernel: berth_engine::seccomp::host_kernel(),
+        cap_bounding: berth_engine::defaults::host_bounding_set(),
     })
     .unwrap();
     std::fs::write(

@@ -943,9 +943,7 @@ fn oom_killed(path: &str) -> bool {
     .iter()
     .filter_map(|f| fs::read_to_string(f).ok())
     .any(|s| {
-        s.lines().any(|l| {
-            l.strip_prefix("oom_kill ")
-                .is_some_and(|n| n.trim() != "0")
-        })
+        s.lines()
+            .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
     })
 }

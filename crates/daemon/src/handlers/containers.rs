@@ -16,6 +16,9 @@ use crate::router::{valid_container_name, Query};
 use crate::stream;
 
 pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
+    // The body is read before anything is refused: answering while the client still writes
+    // breaks its connection instead of showing it our error.
+    let body: ContainerCreateRequest = read_json(req, false).await?;
     let name = q.non_empty("name");
     if let Some(n) = &name {
         if !valid_container_name(n) {
@@ -24,7 +27,6 @@ pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
             )));
         }
     }
-    let body: ContainerCreateRequest = read_json(req, false).await?;
     let resp = ctx.engine()?.container_create(name, body).await?;
     Ok(body::json(StatusCode::CREATED, &resp))
 }

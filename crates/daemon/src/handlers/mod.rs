@@ -117,11 +117,19 @@ pub async fn read_json<T: DeserializeOwned + Default>(
     req: Request<Incoming>,
     allow_empty: bool,
 ) -> Result<T, EngineError> {
-    if let Some(ct) = req
+    let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-    {
+        .map(String::from);
+    // Read the body before refusing anything, so the client sees the error, not a broken pipe.
+    let data: Bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| bad_request(format!("reading the request body: {e}")))?
+        .to_bytes();
+    if let Some(ct) = content_type.as_deref() {
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !mime.is_empty() && !mime.eq_ignore_ascii_case("application/json") {
             return Err(bad_request(format!(
@@ -129,12 +137,6 @@ pub async fn read_json<T: DeserializeOwned + Default>(
             )));
         }
     }
-    let data: Bytes = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
     if data.iter().all(u8::is_ascii_whitespace) {
         return if allow_empty {
             Ok(T::default())
