@@ -1773,10 +1773,14 @@ impl Engine {
             process["user"] = serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
         }
         if cfg.privileged {
-            let all: Vec<String> = crate::defaults::ALL_CAPS.iter().map(|c| c.to_string()).collect();
+            let all: Vec<String> = crate::defaults::ALL_CAPS
+                .iter()
+                .map(|c| c.to_string())
+                .collect();
             let all = crate::defaults::within_bounding(all, self.cap_bounding);
-            process["capabilities"] = serde_json::json!({"bounding": all, "effective": all, "permitted": all});
-        } }
+            process["capabilities"] =
+                serde_json::json!({"bounding": all, "effective": all, "permitted": all});
+        }
         let sdir = self
             .config
             .exec_root
