@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Prepare this machine to build, run and test berth. Idempotent: runs apt-get and pip only for
+# what is missing, then builds the release binaries and the busybox test image.
+#
+#   sudo bash scripts/setup.sh            # everything
+#   SKIP_BUILD=1 bash scripts/setup.sh    # packages and test image only
+#
+# Debian 12, as root. Needs package registries (apt, PyPI, crates.io) only.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "setup.sh: run as root (sudo bash scripts/setup.sh)" >&2
+    exit 1
+fi
+
+# --- Debian packages --------------------------------------------------------------------------
+# runc: the OCI runtime; busybox-static: the test image; tini: `--init` (/usr/bin/tini-static);
+# iptables/iproute2: networking; hyperfine: bench/; pkg-config + libseccomp-dev: builds.
+apt_pkgs=(runc busybox-static tini iptables iproute2 hyperfine pkg-config libseccomp-dev)
+missing=()
+for p in "${apt_pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+    log "Debian packages present"
+fi
+
+# --- Python test dependencies -----------------------------------------------------------------
+if ! python3 -c 'import docker, pytest, pytest_timeout' 2>/dev/null; then
+    log "pip install docker pytest pytest-timeout"
+    pip_args=(install --quiet --disable-pip-version-check docker pytest pytest-timeout)
+    # Debian's own python3 refuses pip installs into the system (PEP 668); pyenv's does not.
+    python3 -m pip "${pip_args[@]}" 2>/dev/null ||
+        python3 -m pip "${pip_args[@]}" --break-system-packages
+else
+    log "Python packages present"
+fi
+
+# --- Build ----------------------------------------------------------------------------------
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    log "cargo build --release"
+    cargo build --release --workspace
+    for b in berth berth-shim; do
+        [ -x "target/release/$b" ] || { echo "setup.sh: target/release/$b was not built" >&2; exit 1; }
+    done
+fi
+
+# --- Test image -----------------------------------------------------------------------------
+image=tests/fixtures/out/busybox.tar
+if [ ! -s "$image" ] || [ /bin/busybox -nt "$image" ] || [ scripts/make_image.py -nt "$image" ]; then
+    log "building $image"
+    bash scripts/make-busybox-image.sh "$image" busybox:latest
+else
+    log "$image up to date"
+fi

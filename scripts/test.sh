@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Build berth and run every test: the crates' own tests, then the integration suite (real docker
+# CLI, docker SDK and berth CLI against an isolated berth daemon). Run as root.
+#
+#   sudo bash scripts/test.sh                 # everything
+#   sudo bash scripts/test.sh -k isolation    # extra arguments go to pytest
+#
+# Exits non-zero if anything failed.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+bash scripts/setup.sh || { echo "test.sh: setup failed" >&2; exit 1; }
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "$HOME/.cargo/env" ]; then
+    # shellcheck disable=SC1091
+    . "$HOME/.cargo/env"
+fi
+
+status=0
+start=$(date +%s)
+
+echo "=== cargo test --workspace --release ==="
+if ! cargo test --workspace --release; then
+    echo "test.sh: cargo test FAILED" >&2
+    status=1
+fi
+
+echo "=== pytest tests/integration ==="
+export PYTHONDONTWRITEBYTECODE=1
+if ! python3 -m pytest -v tests/integration "$@"; then
+    echo "test.sh: integration tests FAILED" >&2
+    status=1
+fi
+
+echo "test.sh: finished in $(( $(date +%s) - start ))s (after setup), status $status"
+exit $status
