@@ -18,7 +18,7 @@ use crate::stream;
 pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     // The body is read before anything is refused: answering while the client still writes
     // breaks its connection instead of showing it our error.
-    let body: ContainerCreateRequest = read_json(req, false).await?;
+    let raw = super::read_body(req).await?;
     let name = q.non_empty("name");
     if let Some(n) = &name {
         if !valid_container_name(n) {
@@ -27,6 +27,7 @@ pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
             )));
         }
     }
+    let body: ContainerCreateRequest = super::parse_json(&raw, false)?;
     let resp = ctx.engine()?.container_create(name, body).await?;
     Ok(body::json(StatusCode::CREATED, &resp))
 }

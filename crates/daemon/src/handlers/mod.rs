@@ -117,19 +117,39 @@ pub async fn read_json<T: DeserializeOwned + Default>(
     req: Request<Incoming>,
     allow_empty: bool,
 ) -> Result<T, EngineError> {
+    let raw = read_body(req).await?;
+    parse_json(&raw, allow_empty)
+}
+
+/// A request body read whole, with its Content-Type.
+pub struct RawBody {
+    content_type: Option<String>,
+    data: Bytes,
+}
+
+/// Reads the whole body. Handlers read it before refusing anything, so that the client sees
+/// the error instead of a broken pipe.
+pub async fn read_body(req: Request<Incoming>) -> Result<RawBody, EngineError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    // Read the body before refusing anything, so the client sees the error, not a broken pipe.
-    let data: Bytes = req
+    let data = req
         .into_body()
         .collect()
         .await
         .map_err(|e| bad_request(format!("reading the request body: {e}")))?
         .to_bytes();
-    if let Some(ct) = content_type.as_deref() {
+    Ok(RawBody { content_type, data })
+}
+
+/// Decodes a JSON body read by [`read_body`].
+pub fn parse_json<T: DeserializeOwned + Default>(
+    raw: &RawBody,
+    allow_empty: bool,
+) -> Result<T, EngineError> {
+    if let Some(ct) = raw.content_type.as_deref() {
         let mime = ct.split(';').next().unwrap_or("").trim();
         if !mime.is_empty() && !mime.eq_ignore_ascii_case("application/json") {
             return Err(bad_request(format!(
@@ -137,14 +157,14 @@ pub async fn read_json<T: DeserializeOwned + Default>(
             )));
         }
     }
-    if data.iter().all(u8::is_ascii_whitespace) {
+    if raw.data.iter().all(u8::is_ascii_whitespace) {
         return if allow_empty {
             Ok(T::default())
         } else {
             Err(bad_request("invalid JSON: empty request body"))
         };
     }
-    serde_json::from_slice(&data).map_err(|e| bad_request(e.to_string()))
+    serde_json::from_slice(&raw.data).map_err(|e| bad_request(e.to_string()))
 }
 
 /// Streams the request body into an unlinked temporary file under `tmp_dir`, rewound.
