@@ -22,7 +22,7 @@ status=0
 start=$(date +%s)
 
 echo "=== cargo test --workspace --release ==="
-if ! cargo test --workspace --release; then
+if ! cargo test --workspace --release --no-fail-fast; then
     echo "test.sh: cargo test FAILED" >&2
     status=1
 fi
