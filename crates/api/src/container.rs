@@ -169,6 +169,8 @@ pub struct HostConfig {
     pub pid_mode: String,
     pub privileged: bool,
     pub publish_all_ports: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub port_bindings: crate::PortMap,
     pub readonly_rootfs: bool,
     #[serde(deserialize_with = "null_default")]
     pub security_opt: Vec<String>,
@@ -211,7 +213,7 @@ pub struct ContainerCreateRequest {
     pub config: ContainerConfig,
     pub host_config: HostConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub networking_config: Option<serde_json::Value>,
+    pub networking_config: Option<crate::NetworkingConfig>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

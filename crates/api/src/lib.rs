@@ -7,11 +7,13 @@
 pub mod container;
 pub mod exec;
 pub mod image;
+pub mod network;
 pub mod system;
 
 pub use container::*;
 pub use exec::*;
 pub use image::*;
+pub use network::*;
 pub use system::*;
 
 use serde::{Deserialize, Serialize};

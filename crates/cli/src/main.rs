@@ -105,6 +105,11 @@ enum Cmd {
     /// Manage images
     #[command(subcommand)]
     Image(ImageCmd),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(commands::network::NetworkCmd),
+    /// List port mappings or a specific mapping for the container
+    Port(commands::port::PortArgs),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
@@ -208,6 +213,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ContainerCmd::Inspect(a) => inspect::run_typed(&c, a, inspect::Kind::Container).await,
             ContainerCmd::Prune(a) => prune::containers(&c, a).await,
         },
+        Cmd::Network(nc) => commands::network::run(&c, nc).await,
+        Cmd::Port(a) => commands::port::run(&c, a).await,
         Cmd::Image(ic) => match ic {
             ImageCmd::Ls(a) => images::run(&c, a).await,
             ImageCmd::Rm(a) => rmi::run(&c, a).await,

@@ -38,6 +38,7 @@ pub struct TypedInspectArgs {
 pub enum Kind {
     Container,
     Image,
+    Network,
     Any,
 }
 
@@ -56,6 +57,10 @@ async fn fetch(c: &Client, kind: Kind, name: &str, size: bool) -> Result<Vec<u8>
         }
         Kind::Image => {
             let r = c.get(&format!("/images/{}/json", seg(name)), &[]).await?;
+            Ok(read_bytes(r).await?.to_vec())
+        }
+        Kind::Network => {
+            let r = c.get(&format!("/networks/{}", seg(name)), &[]).await?;
             Ok(read_bytes(r).await?.to_vec())
         }
         Kind::Any => match Box::pin(fetch(c, Kind::Container, name, size)).await {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use berth_api::{
-    BindOptions, ContainerCreateRequest, DeviceMapping, LogConfig, Mount, RestartPolicy, StrList,
-    TmpfsOptions, Ulimit,
+    BindOptions, ContainerCreateRequest, DeviceMapping, LogConfig, Mount, PortBinding,
+    RestartPolicy, StrList, TmpfsOptions, Ulimit,
 };
 use clap::{ArgAction, Args};
 
@@ -67,6 +67,12 @@ pub struct ContainerOpts {
     /// Connect a container to a network
     #[arg(long = "network", alias = "net")]
     pub network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", alias = "net-alias")]
+    pub network_alias: Vec<String>,
+    /// IPv4 address (e.g., 172.30.100.104)
+    #[arg(long = "ip")]
+    pub ip: Option<String>,
     /// Memory limit
     #[arg(short = 'm', long = "memory")]
     pub memory: Option<String>,
@@ -342,6 +348,65 @@ fn parse_security_opt(s: &str) -> Result<String> {
     Ok(s.to_string())
 }
 
+fn parse_port_range(s: &str, what: &str, spec: &str) -> Result<(u16, u16)> {
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a
+        .parse()
+        .map_err(|_| anyhow!("invalid {what} port in \"{spec}\""))?;
+    let b: u16 = b
+        .parse()
+        .map_err(|_| anyhow!("invalid {what} port in \"{spec}\""))?;
+    if b < a {
+        bail!("invalid {what} port range in \"{spec}\"");
+    }
+    Ok((a, b))
+}
+
+/// Parses `-p [ip:][hostPort[-end]:]containerPort[-end][/proto]` into `("80/tcp", binding)` pairs.
+pub fn parse_publish(spec: &str) -> Result<Vec<(String, PortBinding)>> {
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((a, b)) => (a, b.to_ascii_lowercase()),
+        None => (spec, "tcp".to_string()),
+    };
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        bail!("invalid proto: {proto}");
+    }
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (ip, host, container) = match parts.as_slice() {
+        [c] => ("", "", *c),
+        [h, c] => ("", *h, *c),
+        [ip, h, c] => (*ip, *h, *c),
+        _ => bail!("invalid port format for --publish: {spec}"),
+    };
+    let (c0, c1) = parse_port_range(container, "container", spec)?;
+    let host_range = if host.is_empty() {
+        None
+    } else {
+        Some(parse_port_range(host, "host", spec)?)
+    };
+    if let Some((h0, h1)) = host_range {
+        if h1 - h0 != c1 - c0 && h0 != h1 {
+            bail!("invalid ranges specified for container and host Ports: {container} and {host}");
+        }
+    }
+    let mut out = Vec::new();
+    for (i, cp) in (c0..=c1).enumerate() {
+        let host_port = match host_range {
+            None => String::new(),
+            Some((h0, h1)) if h0 == h1 => h0.to_string(),
+            Some((h0, _)) => (h0 + i as u16).to_string(),
+        };
+        out.push((
+            format!("{cp}/{proto}"),
+            PortBinding {
+                host_ip: ip.to_string(),
+                host_port,
+            },
+        ));
+    }
+    Ok(out)
+}
+
 fn parse_port_spec(p: &str) -> String {
     // [ip:][hostPort:]containerPort[/proto] → "containerPort/proto"
     let (ports, proto) = match p.rsplit_once('/') {
@@ -402,8 +467,20 @@ impl ContainerOpts {
         c.stop_signal = self.stop_signal.clone();
         c.stop_timeout = self.stop_timeout;
         let mut exposed = BTreeMap::new();
-        for p in self.expose.iter().chain(self.publish.iter()) {
+        for p in &self.expose {
             exposed.insert(parse_port_spec(p), serde_json::json!({}));
+        }
+        for p in &self.publish {
+            for (port, binding) in parse_publish(p)
+                .map_err(|e| anyhow!("invalid argument \"{p}\" for \"-p, --publish\" flag: {e}"))?
+            {
+                exposed.insert(port.clone(), serde_json::json!({}));
+                h.port_bindings
+                    .entry(port)
+                    .or_insert_with(|| Some(Vec::new()))
+                    .get_or_insert_with(Vec::new)
+                    .push(binding);
+            }
         }
         if !exposed.is_empty() {
             c.exposed_ports = Some(exposed);
@@ -424,6 +501,21 @@ impl ContainerOpts {
         }
         h.readonly_rootfs = self.read_only;
         h.network_mode = self.network.clone().unwrap_or_else(|| "default".into());
+        let mut networking = None;
+        if !self.network_alias.is_empty() || self.ip.is_some() {
+            let mut ep = berth_api::EndpointSettings {
+                aliases: self.network_alias.clone(),
+                ..Default::default()
+            };
+            if let Some(ip) = &self.ip {
+                ep.ipam_config = Some(berth_api::EndpointIpamConfig {
+                    ipv4_address: ip.clone(),
+                });
+            }
+            let mut nc = berth_api::NetworkingConfig::default();
+            nc.endpoints_config.insert(h.network_mode.clone(), ep);
+            networking = Some(nc);
+        }
         h.auto_remove = self.rm;
         let mem = |v: &Option<String>, flag: &str| -> Result<i64> {
             match v {
@@ -502,6 +594,7 @@ impl ContainerOpts {
         if self.oom_kill_disable {
             h.oom_kill_disable = Some(true);
         }
+        req.networking_config = networking;
         Ok(req)
     }
 }

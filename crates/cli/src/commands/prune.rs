@@ -33,7 +33,7 @@ pub struct ImagePruneArgs {
     pub filter: Vec<String>,
 }
 
-fn confirm(msg: &str) -> bool {
+pub fn confirm(msg: &str) -> bool {
     print!("{msg}\nAre you sure you want to continue? [y/N] ");
     let _ = std::io::stdout().flush();
     let mut line = String::new();

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde_json::json;
 
-use super::{no_content, read_json, Ctx};
+use super::{no_content, Ctx};
 use crate::body::{self, JSON};
 use crate::error::{bad_request, ApiResult};
 use crate::router::{valid_container_name, Query};
