@@ -47,6 +47,18 @@ pub struct DaemonArgs {
     /// Default ulimits for containers (name=soft[:hard])
     #[arg(long = "default-ulimit", value_name = "ULIMIT")]
     pub default_ulimit: Vec<String>,
+    /// Default bridge IP and prefix (e.g. 172.17.0.1/16)
+    #[arg(long = "bip", value_name = "CIDR")]
+    pub bip: Option<String>,
+    /// Attach containers to a network bridge ("none" turns bridge networking off)
+    #[arg(short = 'b', long = "bridge", value_name = "NAME")]
+    pub bridge: Option<String>,
+    /// Enable addition of iptables rules [default: true]
+    #[arg(long = "iptables", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub iptables: Option<bool>,
+    /// Enable inter-container communication on the default bridge [default: true]
+    #[arg(long = "icc", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub icc: Option<bool>,
     /// Group for the unix socket [default: berth]
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
@@ -79,6 +91,10 @@ const KNOWN_KEYS: &[&str] = &[
     "log-driver",
     "log-opts",
     "group",
+    "bip",
+    "bridge",
+    "iptables",
+    "icc",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -171,6 +187,14 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
     );
     opt(args.log_driver.clone(), "log-driver", &mut flag_set);
     opt(args.group.clone(), "group", &mut flag_set);
+    opt(args.bip.clone(), "bip", &mut flag_set);
+    opt(args.bridge.clone(), "bridge", &mut flag_set);
+    opt(
+        args.iptables.map(|b| b.to_string()),
+        "iptables",
+        &mut flag_set,
+    );
+    opt(args.icc.map(|b| b.to_string()), "icc", &mut flag_set);
 
     let conflicts: Vec<String> = flag_set
         .iter()
@@ -264,13 +288,28 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
     engine.live_restore = match (args.live_restore, file.get("live-restore")) {
         (Some(b), _) => b,
         (None, Some(Value::Bool(b))) => *b,
-        (None, None | Some(Value::Null)) => false,
+        // berth's default: running containers outlive a daemon stop.
+        (None, None | Some(Value::Null)) => true,
         (None, Some(other)) => {
             return Err(format!(
                 "invalid value for \"live-restore\" in the configuration file: {other}"
             ))
         }
     };
+    let fbool = |flag: Option<bool>, key: &str, default: bool| -> Result<bool, String> {
+        match (flag, file.get(key)) {
+            (Some(b), _) => Ok(b),
+            (None, Some(Value::Bool(b))) => Ok(*b),
+            (None, None | Some(Value::Null)) => Ok(default),
+            (None, Some(other)) => Err(format!(
+                "invalid value for {key:?} in the configuration file: {other}"
+            )),
+        }
+    };
+    engine.iptables = fbool(args.iptables, "iptables", true)?;
+    engine.icc = fbool(args.icc, "icc", true)?;
+    engine.bip = args.bip.clone().or(fstr("bip")?);
+    engine.networking = args.bridge.clone().or(fstr("bridge")?).as_deref() != Some("none");
     if let Some(d) = args.log_driver.clone().or(fstr("log-driver")?) {
         engine.log_driver = d;
     }
@@ -404,7 +443,11 @@ mod tests {
         assert_eq!(c.engine.default_runtime, "runc");
         assert_eq!(c.engine.runtimes["runc"], PathBuf::from("runc"));
         assert_eq!(c.group, "berth");
-        assert!(!c.engine.live_restore);
+        assert!(
+            c.engine.live_restore,
+            "berth keeps containers running through a restart by default"
+        );
+        assert!(c.engine.networking && c.engine.iptables && c.engine.icc);
     }
 
     #[test]

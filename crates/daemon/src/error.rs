@@ -14,6 +14,7 @@ pub fn status_of(e: &EngineError) -> StatusCode {
         EngineError::Conflict(_) => StatusCode::CONFLICT,
         EngineError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
         EngineError::NotModified(_) => StatusCode::NOT_MODIFIED,
+        EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -82,6 +82,13 @@ pub enum Route {
     ImageHistory(String),
     ImageTag(String),
     ImageRemove(String),
+    NetworkList,
+    NetworkCreate,
+    NetworkPrune,
+    NetworkInspect(String),
+    NetworkRemove(String),
+    NetworkConnect(String),
+    NetworkDisconnect(String),
 }
 
 fn decode(s: &str) -> String {
@@ -123,6 +130,15 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
         ("GET", ["exec", id, "json"]) => ExecInspect(id.to_string()),
         ("POST", ["exec", id, "resize"]) => ExecResize(id.to_string()),
         ("GET", ["images", "json"]) => ImageList,
+        ("GET", ["networks"]) => NetworkList,
+        ("POST", ["networks", "create"]) => NetworkCreate,
+        ("POST", ["networks", "prune"]) => NetworkPrune,
+        ("GET", ["networks", id]) if !id.is_empty() => NetworkInspect(id.to_string()),
+        ("DELETE", ["networks", id]) if !id.is_empty() => NetworkRemove(id.to_string()),
+        ("POST", ["networks", id, "connect"]) if !id.is_empty() => NetworkConnect(id.to_string()),
+        ("POST", ["networks", id, "disconnect"]) if !id.is_empty() => {
+            NetworkDisconnect(id.to_string())
+        }
         _ => return Err(page_not_found()),
     };
     match &r {

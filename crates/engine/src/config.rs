@@ -23,6 +23,15 @@ pub struct EngineConfig {
     pub shim_path: PathBuf,
     /// The binary started as PID 1 for `--init` (berth's own, `berth init`).
     pub init_path: PathBuf,
+    /// Bridge networking (the default `bridge` network and user networks); off: only
+    /// `none`, `host` and `container:` modes, and `none` is the default.
+    pub networking: bool,
+    /// The default bridge's address and prefix (`bip`), e.g. `172.17.0.1/16`.
+    pub bip: Option<String>,
+    /// Manage iptables rules (NAT, published ports, isolation).
+    pub iptables: bool,
+    /// Inter-container communication on the default bridge.
+    pub icc: bool,
 }
 
 impl EngineConfig {
@@ -41,6 +50,10 @@ impl EngineConfig {
             log_opts: BTreeMap::new(),
             shim_path: PathBuf::from("berth-shim"),
             init_path: PathBuf::from("berth"),
+            networking: true,
+            bip: None,
+            iptables: true,
+            icc: true,
         }
     }
 }

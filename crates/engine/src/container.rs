@@ -28,6 +28,10 @@ pub struct ContainerRecord {
     pub log_path: String,
     /// The runc-compatible binary for this container.
     pub runtime_path: PathBuf,
+    /// Networks the container joins when it starts (bridge or user networks), with the
+    /// endpoint settings asked for (aliases, fixed address).
+    #[serde(default)]
+    pub networks: std::collections::BTreeMap<String, berth_api::EndpointSettings>,
 }
 
 /// A live output subscriber (an attach session).

@@ -39,12 +39,16 @@ struct ExecState {
 pub struct Engine {
     config: EngineConfig,
     images: Arc<ImageStore>,
-    containers: Mutex<BTreeMap<String, Arc<Container>>>,
+    pub(crate) containers: Mutex<BTreeMap<String, Arc<Container>>>,
     execs: Mutex<BTreeMap<String, Arc<Exec>>>,
     /// Names being created, reserved before the record exists.
     reserved_names: Mutex<Vec<String>>,
     kernel: (u32, u32),
     cap_bounding: u64,
+    /// Bridge networking; `None` when off or unavailable.
+    pub(crate) network: Option<berth_network::NetworkManager>,
+    /// Embedded DNS servers of running containers on user networks.
+    pub(crate) dns: Mutex<BTreeMap<String, berth_network::dns::DnsServer>>,
     me: std::sync::Weak<Engine>,
 }
 
@@ -85,6 +89,11 @@ impl Engine {
         }
         let image_root = config.data_root.join("image");
         let images = blocking(move || Ok(ImageStore::open(&image_root)?)).await?;
+        let net_config = config.clone();
+        let network =
+            tokio::task::spawn_blocking(move || crate::networks::open_manager(&net_config))
+                .await
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
         let engine = Arc::new_cyclic(|me| Engine {
             config,
             images: Arc::new(images),
@@ -93,9 +102,12 @@ impl Engine {
             reserved_names: Mutex::new(Vec::new()),
             kernel: crate::seccomp::host_kernel(),
             cap_bounding: crate::defaults::host_bounding_set(),
+            network,
+            dns: Mutex::new(BTreeMap::new()),
             me: me.clone(),
         });
         engine.restore().await;
+        engine.reconcile_networks().await;
         Ok(engine)
     }
 
@@ -122,7 +134,7 @@ impl Engine {
     }
 
     // ---- paths
-    fn container_dir(&self, id: &str) -> PathBuf {
+    pub(crate) fn container_dir(&self, id: &str) -> PathBuf {
         self.config.data_root.join("containers").join(id)
     }
     fn rootfs(&self, id: &str) -> PathBuf {
@@ -138,7 +150,7 @@ impl Engine {
         self.config.exec_root.join("runc")
     }
 
-    fn persist(&self, c: &Container) -> Result<()> {
+    pub(crate) fn persist(&self, c: &Container) -> Result<()> {
         let rec = c.record();
         let data = serde_json::to_vec(&rec).map_err(|e| EngineError::Internal(e.to_string()))?;
         util::write_atomic(&self.container_dir(&c.id).join("config.v2.json"), &data)
@@ -484,7 +496,7 @@ impl Engine {
 
     // ---- containers
     /// Finds a container by full ID, name, or unique ID prefix.
-    fn lookup(&self, key: &str) -> Result<Arc<Container>> {
+    pub(crate) fn lookup(&self, key: &str) -> Result<Arc<Container>> {
         let map = self.containers.lock().unwrap();
         if let Some(c) = map.get(key) {
             return Ok(c.clone());
@@ -530,7 +542,7 @@ impl Engine {
         let ContainerCreateRequest {
             config: mut cfg,
             host_config: mut host,
-            ..
+            networking_config,
         } = req;
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {
@@ -548,12 +560,10 @@ impl Engine {
                 "config cannot be empty in order to create a container".into(),
             ));
         }
-        // The network: bridge arrives with the networking issue; until then `none` is the default.
-        match host.network_mode.as_str() {
-            "" | "default" | "bridge" | "none" => host.network_mode = "none".into(),
-            "host" => {}
-            other => return Err(EngineError::NotFound(format!("network {other} not found"))),
-        }
+        let endpoints = networking_config
+            .map(|n| n.endpoints_config)
+            .unwrap_or_default();
+        let networks = self.plan_networks(&mut host, &endpoints)?;
         if host.log_config.kind.is_empty() {
             host.log_config.kind = self.config.log_driver.clone();
         }
@@ -598,6 +608,7 @@ impl Engine {
         let hard = rlimit_hard;
         spec::build(&spec::SpecInput {
             id: &id,
+            netns_path: None,
             config: &cfg,
             host: &host,
             rootfs: Path::new("/"),
@@ -637,6 +648,7 @@ impl Engine {
                 host,
                 img.id.clone(),
                 runtime_path,
+                networks,
             )
             .await;
         self.reserved_names.lock().unwrap().retain(|n| *n != name);
@@ -675,6 +687,7 @@ impl Engine {
         host: HostConfig,
         image_id: String,
         runtime_path: PathBuf,
+        networks: BTreeMap<String, EndpointSettings>,
     ) -> Result<()> {
         let dir = self.container_dir(id);
         std::fs::create_dir_all(dir.join("rootfs"))
@@ -707,6 +720,7 @@ impl Engine {
             restart_count: 0,
             log_path,
             runtime_path,
+            networks,
         };
         let c = Container::new(rec);
         if let Err(e) = self.persist(&c) {
@@ -818,8 +832,10 @@ impl Engine {
         let mut args = vec![rec.path.clone()];
         args.extend(rec.args.iter().cloned());
         let hard = rlimit_hard;
+        let shared_netns = self.shared_netns(&rec.host_config.network_mode)?;
         let spec = spec::build(&spec::SpecInput {
             id: &id,
+            netns_path: shared_netns.clone(),
             config: &rec.config,
             host: &rec.host_config,
             rootfs: &rootfs,
@@ -870,14 +886,19 @@ impl Engine {
             cgroup: Some(format!("/berth/{id}")),
         };
         let pid = shim_client::launch(&launch).await?;
-        if !host_net && pid > 0 {
+        if !host_net && shared_netns.is_none() && pid > 0 {
             if let Err(e) = sys::loopback_up(pid as i32) {
                 tracing::warn!("bringing up lo in {id}: {e}");
             }
         }
+        if let Err(e) = self.connect_container(c, pid).await {
+            self.runtime_delete(&rec.runtime_path, &id).await;
+            return Err(e);
+        }
         let stream = match shim_client::connect(&sdir).await {
             Ok(s) => s,
             Err(e) => {
+                self.disconnect_container(&id).await;
                 self.runtime_delete(&rec.runtime_path, &id).await;
                 return Err(EngineError::Internal(format!("connecting to shim: {e}")));
             }
@@ -1073,6 +1094,7 @@ impl Engine {
         }
         let _ = self.persist(c);
         c.close_subscribers();
+        self.disconnect_container(&c.id).await;
         let _ = sys::unmount(&self.rootfs(&c.id));
         c.exits.send_modify(|n| *n += 1);
         let resp = WaitResponse {
@@ -1258,6 +1280,7 @@ impl Engine {
     fn summary(&self, c: &Container) -> ContainerSummary {
         let r = c.rec.lock().unwrap();
         let now = chrono::Utc::now().timestamp();
+        let (net_settings, ports) = self.network_settings(&r);
         let status = if r.state.running {
             format!(
                 "Up {}",
@@ -1288,12 +1311,12 @@ impl Engine {
             image_id: r.image_id.clone(),
             command,
             created: util::parse_time(&r.created).unwrap_or(0.0) as i64,
-            ports: vec![],
+            ports,
             labels: r.config.labels.clone(),
             state: r.state.status.clone(),
             status,
             host_config: serde_json::json!({"NetworkMode": r.host_config.network_mode}),
-            network_settings: serde_json::json!({"Networks": {}}),
+            network_settings: serde_json::json!({"Networks": net_settings["Networks"]}),
             mounts: mount_points(&r.host_config),
             ..Default::default()
         }
@@ -1471,10 +1494,7 @@ impl Engine {
             },
             mounts: mount_points(&r.host_config),
             config: r.config.clone(),
-            network_settings: serde_json::json!({
-                "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "Networks": {},
-                "IPAddress": "", "Gateway": "", "MacAddress": ""
-            }),
+            network_settings: self.network_settings(&r).0,
             ..Default::default()
         })
     }

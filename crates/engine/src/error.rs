@@ -12,6 +12,9 @@ pub enum EngineError {
     /// 400: bad parameter.
     #[error("{0}")]
     InvalidArgument(String),
+    /// 403: the operation is not allowed on this object (a predefined network).
+    #[error("{0}")]
+    Forbidden(String),
     /// 304: the container was already in the requested state.
     #[error("{0}")]
     NotModified(String),
@@ -37,5 +40,18 @@ impl From<berth_image::ImageError> for EngineError {
 impl From<std::io::Error> for EngineError {
     fn from(e: std::io::Error) -> Self {
         EngineError::Internal(e.to_string())
+    }
+}
+
+impl From<berth_network::NetworkError> for EngineError {
+    fn from(e: berth_network::NetworkError) -> Self {
+        use berth_network::NetworkError as N;
+        match e {
+            N::NotFound(m) => EngineError::NotFound(m),
+            N::Conflict(m) => EngineError::Conflict(m),
+            N::InvalidArgument(m) => EngineError::InvalidArgument(m),
+            N::Forbidden(m) => EngineError::Forbidden(m),
+            other => EngineError::Internal(other.to_string()),
+        }
     }
 }

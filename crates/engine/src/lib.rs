@@ -17,6 +17,7 @@ pub mod util;
 
 mod container;
 mod engine;
+mod networks;
 mod shim_client;
 mod sys;
 

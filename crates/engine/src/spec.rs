@@ -15,6 +15,8 @@ use crate::user::ResolvedUser;
 #[derive(Clone)]
 pub struct SpecInput<'a> {
     pub id: &'a str,
+    /// A network namespace to join (`--network container:NAME`).
+    pub netns_path: Option<PathBuf>,
     pub config: &'a ContainerConfig,
     pub host: &'a HostConfig,
     pub rootfs: &'a Path,
@@ -326,8 +328,10 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if !host_net {
-        namespaces.push(json!({"type": "network"}));
+    match &inp.netns_path {
+        Some(p) => namespaces.push(json!({"type": "network", "path": p})),
+        None if !host_net => namespaces.push(json!({"type": "network"})),
+        None => {}
     }
     if h.pid_mode == "host" {
         namespaces.retain(|n| n["type"] != "pid");
@@ -548,6 +552,7 @@ mod tests {
     ) -> SpecInput<'a> {
         SpecInput {
             id: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            netns_path: None,
             config: c,
             host: h,
             rootfs: Path::new("/rootfs"),

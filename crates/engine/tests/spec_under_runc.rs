@@ -40,6 +40,7 @@ fn run(host: HostConfig, script: &str) -> (i32, String) {
     let none = |_: &str| None;
     let spec = build(&SpecInput {
         id: &id,
+        netns_path: None,
         config: &config,
         host: &host,
         rootfs: &rootfs,

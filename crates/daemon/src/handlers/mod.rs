@@ -3,6 +3,7 @@
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use std::path::PathBuf;
@@ -108,6 +109,13 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ImageHistory(name) => images::history(ctx, &name).await,
         ImageTag(name) => images::tag(ctx, &name, &q).await,
         ImageRemove(name) => images::remove(ctx, &name, &q).await,
+        NetworkList => networks::list(ctx, &q).await,
+        NetworkCreate => networks::create(ctx, req).await,
+        NetworkPrune => networks::prune(ctx, &q).await,
+        NetworkInspect(id) => networks::inspect(ctx, &id).await,
+        NetworkRemove(id) => networks::remove(ctx, &id).await,
+        NetworkConnect(id) => networks::connect(ctx, &id, req, true).await,
+        NetworkDisconnect(id) => networks::connect(ctx, &id, req, false).await,
     }
 }
 
