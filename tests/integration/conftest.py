@@ -253,7 +253,10 @@ ALL_DAEMONS: list["Daemon"] = []
 class Daemon:
     """An isolated `berth daemon` (own data root, exec root and socket) plus client helpers."""
 
-    def __init__(self, base: str | None = None):
+    def __init__(self, base: str | None = None, bridge: bool = True):
+        # Only one daemon at a time may own berth's bridge and iptables chains on a host:
+        # private daemons run with `--bridge none`.
+        self.bridge = bridge
         self.base = base or f"/tmp/bt.{secrets.token_hex(3)}"
         os.makedirs(self.base, exist_ok=True)
         self.data_root = os.path.join(self.base, "data")
@@ -274,7 +277,8 @@ class Daemon:
         return [str(BERTH), "daemon",
                 "--data-root", overrides.get("data_root", self.data_root),
                 "--exec-root", overrides.get("exec_root", self.exec_root),
-                "-H", "unix://" + overrides.get("sock", self.sock)]
+                "-H", "unix://" + overrides.get("sock", self.sock)] + \
+            ([] if self.bridge else ["--bridge", "none"])
 
     def start(self, timeout: float = 30) -> "Daemon":
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
@@ -478,7 +482,7 @@ def daemon_factory(prerequisites):
     made: list[Daemon] = []
 
     def make(start: bool = True, load: bool = True) -> Daemon:
-        d = Daemon()
+        d = Daemon(bridge=False)
         made.append(d)
         if start:
             d.start()

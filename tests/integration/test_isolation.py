@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
+
 import os
 import re
 import warnings
@@ -219,12 +222,14 @@ def test_network_none_only_loopback(berth):
     assert ifaces == ["lo"], out
 
 
-def test_default_network_is_isolated(berth):
-    out = berth.sh("cat /proc/net/dev")
-    ifaces = [ln.split(":")[0].strip() for ln in out.splitlines()[2:] if ":" in ln]
-    assert "lo" in ifaces, out
-    host_ifaces = [ln.split(":")[0].strip() for ln in open("/proc/net/dev").read().splitlines()[2:]]
-    assert not (set(host_ifaces) - {"lo"}) & set(ifaces), (ifaces, host_ifaces)
+def test_default_network_is_berths_bridge(berth):
+    # Docker's default: the container has its own eth0 on the daemon's bridge, never the host's.
+    out = berth.sh("cat /proc/net/dev; ip -o -4 addr show eth0")
+    ifaces = [ln.split(":")[0].strip() for ln in out.splitlines()[2:] if ":" in ln and "inet" not in ln]
+    assert sorted(ifaces) == ["eth0", "lo"], out
+    subnet = json.loads(berth.docker_ok("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Subnet"]
+    addr = out.split("inet ")[1].split()[0]
+    assert ipaddress.ip_interface(addr).ip in ipaddress.ip_network(subnet), (addr, subnet)
 
 
 # -- resource limits ------------------------------------------------------------------------

@@ -61,6 +61,8 @@ pub struct Container {
     pub start_reply: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
     /// Set once removed.
     pub removed: std::sync::atomic::AtomicBool,
+    /// Serialises writes of the record, so the last write holds the newest state.
+    pub persisting: Mutex<()>,
 }
 
 impl Container {
@@ -77,6 +79,7 @@ impl Container {
             exits: watch::channel(0).0,
             start_reply: Mutex::new(None),
             removed: std::sync::atomic::AtomicBool::new(false),
+            persisting: Mutex::new(()),
         })
     }
 

@@ -151,6 +151,7 @@ impl Engine {
     }
 
     pub(crate) fn persist(&self, c: &Container) -> Result<()> {
+        let _serial = c.persisting.lock().unwrap();
         let rec = c.record();
         let data = serde_json::to_vec(&rec).map_err(|e| EngineError::Internal(e.to_string()))?;
         util::write_atomic(&self.container_dir(&c.id).join("config.v2.json"), &data)

@@ -160,11 +160,14 @@ impl Engine {
                 nets.insert("bridge".to_string(), ep);
             }
             name => {
+                // 400, not 404: the docker CLI answers a 404 from create by pulling the image.
                 let info = self
                     .net()
-                    .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?
+                    .map_err(|_| EngineError::InvalidArgument(format!("network {name} not found")))?
                     .inspect(name)
-                    .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?;
+                    .map_err(|_| {
+                        EngineError::InvalidArgument(format!("network {name} not found"))
+                    })?;
                 let ep = endpoints
                     .get(name)
                     .or_else(|| endpoints.get(&info.id))

@@ -8,9 +8,11 @@ use rand::Rng;
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    // A unique temporary name: concurrent writers of one file must not share it.
     let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ".{}.{:08x}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
+        rand::random::<u32>()
     ));
     {
         let mut f = std::fs::File::create(&tmp)?;
@@ -222,6 +224,23 @@ mod tests {
         assert_eq!(parse_signal("RTMIN+2"), Some(36));
         assert_eq!(parse_signal("BOGUS"), None);
         assert_eq!(parse_signal("99"), None);
+    }
+
+    #[test]
+    fn concurrent_atomic_writes_of_one_file_all_succeed() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("rec.json");
+        std::thread::scope(|s| {
+            for i in 0..8 {
+                let p = &p;
+                s.spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(p, format!("{i}").as_bytes()).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -1,0 +1,168 @@
+"""Bridge networking through the real docker CLI: the default bridge, published ports, user
+networks with DNS by name, isolation, and bad input. Traffic goes only to 127.0.0.1 and to
+berth's own containers."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import subprocess
+import time
+import urllib.request
+
+from conftest import IMAGE, describe
+
+HTTPD = "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fetch(url: str, timeout: float = 10) -> str:
+    deadline = time.monotonic() + timeout
+    err = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.read().decode()
+        except OSError as e:
+            err = e
+            time.sleep(0.2)
+    raise AssertionError(f"{url}: {err}")
+
+
+def netname() -> str:
+    return "bt-net-" + secrets.token_hex(3)
+
+
+def veths() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    return {ln.split(":")[1].strip().split("@")[0] for ln in out.splitlines() if "bveth" in ln}
+
+
+def test_network_ls_has_the_predefined_networks(berth):
+    out = berth.docker_ok("network", "ls", "--format", "{{.Name}} {{.Driver}}")
+    for want in ("bridge bridge", "host host", "none null"):
+        assert want in out, out
+
+
+def test_published_port_on_loopback(berth, names):
+    name, port = names(), free_port()
+    berth.docker_ok("run", "-d", "--name", name, "-h", "webhost", "-p", f"127.0.0.1:{port}:80", IMAGE, "sh", "-c", HTTPD)
+    assert fetch(f"http://127.0.0.1:{port}/").strip() == "hello-webhost"
+    assert berth.docker_ok("port", name, "80").strip() == f"127.0.0.1:{port}"
+    assert f"127.0.0.1:{port}->80/tcp" in berth.docker_ok("ps", "--filter", f"name={name}", "--format", "{{.Ports}}")
+    ports = json.loads(berth.docker_ok("inspect", "-f", "{{json .NetworkSettings.Ports}}", name))
+    assert ports["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+    berth.docker_ok("rm", "-f", name)
+    # The rule went with the container.
+    with socket.socket() as s:
+        s.settimeout(1)
+        assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_publish_all_picks_free_ports(berth, names):
+    name = names()
+    berth.docker_ok("run", "-d", "--name", name, "--expose", "80", "-P", IMAGE, "sh", "-c", HTTPD)
+    host = berth.docker_ok("port", name, "80").strip()
+    port = int(host.rsplit(":", 1)[1])
+    assert port > 0
+    assert fetch(f"http://127.0.0.1:{port}/").startswith("hello-")
+
+
+def test_port_already_taken_is_refused_and_nothing_is_left(berth, names):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        before = veths()
+        p = berth.docker("run", "--rm", "--name", names(), "-p", f"127.0.0.1:{port}:80", IMAGE, "true")
+        assert p.returncode == 125, describe(p)
+        assert "already allocated" in p.stderr or "in use" in p.stderr, describe(p)
+        assert veths() == before
+
+
+def test_user_network_dns_aliases_and_isolation(berth, names):
+    net, other = netname(), netname()
+    berth.docker_ok("network", "create", net)
+    berth.docker_ok("network", "create", other)
+    try:
+        db, web = names(), names()
+        berth.docker_ok("run", "-d", "--name", db, "--network", net, "--network-alias", "database", IMAGE, "sleep", "300")
+        berth.docker_ok("run", "-d", "--name", web, "--network", other, IMAGE, "sh", "-c", HTTPD)
+        out = berth.sh(f"ping -c1 -W2 {db} && ping -c1 -W2 database && cat /etc/resolv.conf", "--network", net)
+        assert "1 packets received" in out, out
+        assert "nameserver 127.0.0.11" in out, out
+        web_ip = json.loads(berth.docker_ok("inspect", web))[0]["NetworkSettings"]["Networks"][other]["IPAddress"]
+        assert web_ip
+        # Reachable from its own network, not from another one.
+        # (busybox-static's wget crashes in glibc's resolver: nc speaks HTTP here.)
+        same = berth.run("--network", other, IMAGE, "sh", "-c", f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {web_ip} 80")
+        assert same.returncode == 0 and "hello-" in same.stdout, describe(same)
+        cross = berth.run("--network", net, IMAGE, "sh", "-c", f"echo | nc -w 2 {web_ip} 80")
+        assert cross.returncode != 0, describe(cross)
+        # In use: refused with a conflict; free: removed.
+        p = berth.docker("network", "rm", net)
+        assert p.returncode != 0 and "active endpoints" in p.stderr, describe(p)
+        berth.docker_ok("rm", "-f", db, web)
+    finally:
+        berth.docker("network", "rm", net)
+        berth.docker("network", "rm", other)
+    assert net not in berth.docker_ok("network", "ls", "--format", "{{.Name}}")
+
+
+def test_internal_network_has_no_route_out(berth):
+    net = netname()
+    berth.docker_ok("network", "create", "--internal", net)
+    try:
+        out = berth.sh("ip route", "--network", net)
+        assert "default" not in out, out
+    finally:
+        berth.docker("network", "rm", net)
+
+
+def test_fixed_ip_and_connect_disconnect(berth, names):
+    net = netname()
+    berth.docker_ok("network", "create", "--subnet", "10.231.7.0/24", net)
+    try:
+        name = names()
+        berth.docker_ok("run", "-d", "--name", name, "--network", net, "--ip", "10.231.7.50", IMAGE, "sleep", "300")
+        assert berth.docker_ok("exec", name, "ip", "-o", "-4", "addr", "show", "eth0").split()[3] == "10.231.7.50/24"
+        berth.docker_ok("network", "connect", "bridge", name)
+        assert "eth1" in berth.docker_ok("exec", name, "ip", "-o", "link")
+        berth.docker_ok("network", "disconnect", "bridge", name)
+        assert "eth1" not in berth.docker_ok("exec", name, "ip", "-o", "link")
+        berth.docker_ok("rm", "-f", name)
+    finally:
+        berth.docker("network", "rm", net)
+
+
+def test_network_bad_input(berth):
+    net = netname()
+    berth.docker_ok("network", "create", "--subnet", "10.231.8.0/24", net)
+    try:
+        p = berth.docker("network", "create", "--subnet", "10.231.8.128/25", netname())
+        assert p.returncode != 0, describe(p)
+        p = berth.docker("network", "create", net)
+        assert p.returncode != 0, describe(p)
+        p = berth.docker("network", "create", "--subnet", "10.231.9.0/24", "--gateway", "10.9.9.1", netname())
+        assert p.returncode != 0, describe(p)
+        p = berth.docker("run", "--rm", "--network", net, "--ip", "10.231.99.5", IMAGE, "true")
+        assert p.returncode != 0, describe(p)
+        p = berth.docker("run", "--rm", "--network", "no-such-net", IMAGE, "true")
+        assert p.returncode == 125 and "network no-such-net not found" in p.stderr, describe(p)
+        p = berth.docker("network", "rm", "bridge")
+        assert p.returncode != 0 and "pre-defined" in p.stderr, describe(p)
+    finally:
+        berth.docker("network", "rm", net)
+
+
+def test_containers_leave_no_interfaces_behind(berth):
+    before = veths()
+    for _ in range(3):
+        berth.docker_ok("run", "--rm", IMAGE, "true")
+    assert veths() == before
