@@ -5,6 +5,7 @@ berth's own containers."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import socket
 import subprocess
@@ -166,3 +167,79 @@ def test_containers_leave_no_interfaces_behind(berth):
     for _ in range(3):
         berth.docker_ok("run", "--rm", IMAGE, "true")
     assert veths() == before
+
+
+def test_published_udp_port(berth, names, tmp_path):
+    # busybox-static has no UDP server: a static C echo server is bind-mounted in.
+    src = os.path.join(os.path.dirname(__file__), "fixtures", "udp_echo.c")
+    exe = tmp_path / "udp_echo"
+    subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), src], check=True)
+    name, port = names(), free_port()
+    berth.docker_ok("run", "-d", "--name", name, "-v", f"{exe}:/udp_echo:ro", "-p", f"127.0.0.1:{port}:5353/udp",
+                    IMAGE, "/udp_echo", "5353")
+    deadline = time.monotonic() + 10
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while True:
+            s.sendto(b"ping-udp", ("127.0.0.1", port))
+            try:
+                assert s.recvfrom(100)[0] == b"ping-udp"
+                break
+            except socket.timeout:
+                assert time.monotonic() < deadline, "no UDP echo through the published port"
+
+
+def test_container_network_mode_shares_the_namespace(berth, names):
+    a = names()
+    berth.docker_ok("run", "-d", "--name", a, IMAGE, "sh", "-c", "nc -l -p 7000 -e echo shared-ns; sleep 300")
+    out = berth.sh("sleep 0.5; nc -w 2 127.0.0.1 7000", "--network", f"container:{a}")
+    assert "shared-ns" in out, out
+    mine = berth.docker_ok("exec", a, "cat", "/sys/class/net/eth0/address").strip()
+    theirs = berth.sh("cat /sys/class/net/eth0/address", "--network", f"container:{a}").strip()
+    assert mine == theirs
+
+
+def test_dns_flags_and_extra_hosts(berth):
+    out = berth.sh("cat /etc/resolv.conf /etc/hosts", "--dns", "10.9.8.7", "--dns-search", "a.test",
+                   "--dns-option", "ndots:3", "--add-host", "db.local:10.1.2.3", "-h", "myhost")
+    assert "nameserver 10.9.8.7" in out and "search a.test" in out and "options ndots:3" in out, out
+    assert "10.1.2.3\tdb.local" in out, out
+    assert "\tmyhost" in out, out
+
+
+def test_many_containers_on_one_network_get_distinct_addresses(berth, names):
+    net = netname()
+    berth.docker_ok("network", "create", net)
+    try:
+        made = [names() for _ in range(20)]
+        for n in made:
+            berth.docker_ok("run", "-d", "--name", n, "--network", net, IMAGE, "sh", "-c",
+                            "while true; do nc -l -p 7000 -e echo pong; done")
+        ips = {n: json.loads(berth.docker_ok("inspect", n))[0]["NetworkSettings"]["Networks"][net]["IPAddress"] for n in made}
+        assert len(set(ips.values())) == len(made), ips
+        # Every one answers, by name, from a client on the same network.
+        script = "; ".join(f"nc -w 2 {n} 7000" for n in made)
+        out = berth.sh(script, "--network", net, timeout=120)
+        assert out.count("pong") == len(made), out
+        berth.docker_ok("rm", "-f", *made)
+    finally:
+        berth.docker("network", "rm", net)
+
+
+def test_daemon_restart_keeps_connectivity(berth, names):
+    """SIGKILL the shared daemon and start it again: published ports and DNS keep working."""
+    net = netname()
+    berth.docker_ok("network", "create", net)
+    web, port = names(), free_port()
+    try:
+        berth.docker_ok("run", "-d", "--name", web, "--network", net, "-p", f"127.0.0.1:{port}:80", IMAGE, "sh", "-c", HTTPD)
+        assert fetch(f"http://127.0.0.1:{port}/").startswith("hello-")
+        berth.kill()
+        assert fetch(f"http://127.0.0.1:{port}/").startswith("hello-")  # no daemon needed
+        berth.start()
+        assert fetch(f"http://127.0.0.1:{port}/").startswith("hello-")
+        out = berth.sh(f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {web} 80", "--network", net)
+        assert "hello-" in out, out
+        berth.docker_ok("rm", "-f", web)
+    finally:
+        berth.docker("network", "rm", net)

@@ -164,6 +164,10 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_default")]
     pub dns: Vec<String>,
     #[serde(deserialize_with = "null_default")]
+    pub dns_search: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub dns_options: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
     pub extra_hosts: Vec<String>,
     pub ipc_mode: String,
     pub pid_mode: String,

@@ -957,14 +957,21 @@ impl Engine {
         }
         std::fs::write(&hosts_path, hosts).map_err(internal("writing hosts"))?;
         std::fs::write(&hn_path, format!("{hostname}\n")).map_err(internal("writing hostname"))?;
-        let mut resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-        if !host.dns.is_empty() {
-            resolv = host
-                .dns
-                .iter()
-                .map(|d| format!("nameserver {d}\n"))
-                .collect();
-        }
+        let host_resolv = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let want = crate::etc::DnsSettings {
+            servers: &host.dns,
+            search: &host.dns_search,
+            options: &host.dns_options,
+        };
+        let resolv = if host_net
+            && host.dns.is_empty()
+            && host.dns_search.is_empty()
+            && host.dns_options.is_empty()
+        {
+            host_resolv // the host's own resolvers, loopback ones included, work in its namespace
+        } else {
+            crate::etc::resolv_conf(&host_resolv, &want, false)
+        };
         std::fs::write(&resolv_path, resolv).map_err(internal("writing resolv.conf"))?;
         Ok(vec![
             (hn_path, "/etc/hostname"),

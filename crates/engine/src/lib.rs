@@ -8,6 +8,7 @@ pub mod changes;
 pub mod config;
 pub mod defaults;
 pub mod error;
+pub mod etc;
 pub mod logs;
 pub mod seccomp;
 pub mod spec;

@@ -256,16 +256,17 @@ impl Engine {
             let _ = std::fs::write(dir.join("hosts"), hosts);
         }
         if rec.networks.keys().any(|n| is_user_network(n)) {
-            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-            let mut resolv = String::from("nameserver 127.0.0.11\n");
-            for l in host.lines().filter(|l| l.starts_with("search ")) {
-                resolv.push_str(l);
-                resolv.push('\n');
-            }
-            resolv.push_str("options ndots:0\n");
-            if rec.host_config.dns.is_empty() {
-                let _ = std::fs::write(dir.join("resolv.conf"), resolv);
-            }
+            let h = &rec.host_config;
+            let resolv = crate::etc::resolv_conf(
+                &std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+                &crate::etc::DnsSettings {
+                    servers: &h.dns,
+                    search: &h.dns_search,
+                    options: &h.dns_options,
+                },
+                true,
+            );
+            let _ = std::fs::write(dir.join("resolv.conf"), resolv);
             self.start_dns(&rec.id, &netns)?;
         }
         Ok(())

@@ -160,6 +160,12 @@ pub struct ContainerOpts {
     /// Set custom DNS servers
     #[arg(long = "dns")]
     pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long = "dns-search")]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long = "dns-option", alias = "dns-opt")]
+    pub dns_option: Vec<String>,
     /// Set platform if server is multi-platform capable
     #[arg(long = "platform")]
     pub platform: Option<String>,
@@ -590,6 +596,8 @@ impl ContainerOpts {
         h.uts_mode = self.uts.clone().unwrap_or_default();
         h.extra_hosts = self.add_host.clone();
         h.dns = self.dns.clone();
+        h.dns_search = self.dns_search.clone();
+        h.dns_options = self.dns_option.clone();
         h.publish_all_ports = self.publish_all;
         if self.oom_kill_disable {
             h.oom_kill_disable = Some(true);
