@@ -115,6 +115,8 @@ enum Cmd {
     System(SystemCmd),
     /// Run the berth daemon
     Daemon(daemon_cmd::DaemonArgs),
+    /// berth's OCI runtime, with runc's command line
+    Runtime(runtime::RuntimeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -226,7 +228,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Save(a) => save::run(&c, a).await,
             ImageCmd::Import(a) => import::run(&c, a).await,
         },
-        Cmd::Daemon(_) => unreachable!(),
+        Cmd::Daemon(_) | Cmd::Runtime(_) => unreachable!(),
     }
 }
 
@@ -324,6 +326,10 @@ fn main() -> ExitCode {
     }
     if let Some(Cmd::Daemon(args)) = cli.cmd {
         return daemon_cmd::run(args);
+    }
+    if let Some(Cmd::Runtime(args)) = cli.cmd {
+        // before any thread exists: the runtime forks
+        std::process::exit(runtime::run(args));
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -256,6 +256,19 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
     let log_level = parse_level(&level_str)?;
 
     let mut engine = EngineConfig::with_roots(data_root, exec_root);
+    // berth's own runtime, installed next to the berth binary, is the default when present;
+    // `runc` stays available by name.
+    let exe_dir = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    if let Some(own) = exe_dir
+        .as_ref()
+        .map(|d| d.join("berth-runtime"))
+        .filter(|p| p.exists())
+    {
+        engine.runtimes.insert("berth".into(), own);
+        engine.default_runtime = "berth".into();
+    }
     if let Some(r) = args.default_runtime.clone().or(fstr("default-runtime")?) {
         engine.default_runtime = r;
     }
@@ -338,9 +351,8 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         engine.default_ulimits.retain(|x| x.name != u.name);
         engine.default_ulimits.push(u);
     }
-    engine.shim_path = std::env::current_exe()
-        .ok()
-        .and_then(|p| p.parent().map(|d| d.join("berth-shim")))
+    engine.shim_path = exe_dir
+        .map(|d| d.join("berth-shim"))
         .unwrap_or_else(|| PathBuf::from("berth-shim"));
     engine.init_path = if Path::new("/usr/bin/tini-static").exists() {
         PathBuf::from("/usr/bin/tini-static")

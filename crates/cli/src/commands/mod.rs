@@ -18,6 +18,7 @@ pub mod ps;
 pub mod rm;
 pub mod rmi;
 pub mod run;
+pub mod runtime;
 pub mod save;
 pub mod start;
 pub mod stop;

@@ -1,0 +1,161 @@
+//! Capability names and numbers, and applying the five OCI capability sets.
+
+use crate::sys;
+use crate::{Error, Result};
+use oci_spec::runtime::{Capabilities, LinuxCapabilities};
+
+/// Capability names in number order (CAP_CHOWN = 0 ...).
+pub const NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The number of a capability name ("CAP_SYS_ADMIN" or "SYS_ADMIN", any case).
+pub fn number(name: &str) -> Option<u32> {
+    let up = name.to_ascii_uppercase();
+    let full = if up.starts_with("CAP_") {
+        up
+    } else {
+        format!("CAP_{up}")
+    };
+    NAMES.iter().position(|n| *n == full).map(|p| p as u32)
+}
+
+/// A set as a bit mask; capabilities the kernel does not know are left out (as runc does).
+pub fn mask(set: &Option<Capabilities>) -> u64 {
+    let last = sys::cap_last_cap();
+    let mut m = 0u64;
+    if let Some(set) = set {
+        for c in set {
+            if let Some(n) = number(&c.to_string()) {
+                if n <= last {
+                    m |= 1 << n;
+                }
+            }
+        }
+    }
+    m
+}
+
+/// The five sets as masks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CapSets {
+    /// Bounding set.
+    pub bounding: u64,
+    /// Effective set.
+    pub effective: u64,
+    /// Permitted set.
+    pub permitted: u64,
+    /// Inheritable set.
+    pub inheritable: u64,
+    /// Ambient set.
+    pub ambient: u64,
+}
+
+impl CapSets {
+    /// The masks of an OCI `process.capabilities`; absent means all empty.
+    pub fn from_oci(c: Option<&LinuxCapabilities>) -> Self {
+        match c {
+            None => CapSets::default(),
+            Some(c) => CapSets {
+                bounding: mask(c.bounding()),
+                effective: mask(c.effective()),
+                permitted: mask(c.permitted()),
+                inheritable: mask(c.inheritable()),
+                ambient: mask(c.ambient()),
+            },
+        }
+    }
+}
+
+/// Drops every capability not in `bounding` from the bounding set (needs CAP_SETPCAP, so
+/// before the user switch).
+pub fn drop_bounding(bounding: u64) -> Result<()> {
+    for n in 0..=sys::cap_last_cap() {
+        if bounding & (1 << n) == 0 {
+            sys::capbset_drop(n).map_err(|e| {
+                Error::sys(
+                    format!(
+                        "drop {} from the bounding set",
+                        NAMES.get(n as usize).unwrap_or(&"?")
+                    ),
+                    e,
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Sets effective/permitted/inheritable, then the ambient set.
+pub fn apply(sets: &CapSets) -> Result<()> {
+    sys::capset(sets.effective, sets.permitted, sets.inheritable)
+        .map_err(|e| Error::sys("capset", e))?;
+    let _ = sys::ambient_clear();
+    for n in 0..=sys::cap_last_cap() {
+        if sets.ambient & (1 << n) != 0 {
+            // raising needs the cap in permitted and inheritable; runc ignores failures here
+            let _ = sys::ambient_raise(n);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_numbers() {
+        assert_eq!(number("CAP_CHOWN"), Some(0));
+        assert_eq!(number("sys_admin"), Some(21));
+        assert_eq!(number("CAP_CHECKPOINT_RESTORE"), Some(40));
+        assert_eq!(number("CAP_NOPE"), None);
+        let set: Capabilities = [
+            oci_spec::runtime::Capability::Kill,
+            oci_spec::runtime::Capability::NetRaw,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(mask(&Some(set)), (1 << 5) | (1 << 13));
+    }
+}

@@ -1,0 +1,33 @@
+//! berth's own OCI runtime.
+//!
+//! `berth runtime …` (and the standalone `berth-runtime` binary) speaks runc's command line:
+//! `create`, `start`, `state`, `kill`, `delete`, `list`, `exec`, `run`, `pause`, `resume`,
+//! `features`. Underneath sits a synchronous library:
+//!
+//! - [`spec`]: loading and validating a bundle's `config.json` (typed by `oci-spec`);
+//! - [`container`]: the runtime side of each verb (state dir, cgroups, the clone of the init);
+//! - [`init`]: what the container's init does between clone and execve;
+//! - [`rootfs`]: mounts, `/dev`, pivot_root, masked/read-only paths;
+//! - [`cgroups`]: v1, v2 and hybrid hierarchies, resources, freezer;
+//! - [`seccomp`]: the OCI seccomp profile compiled with libseccomp;
+//! - [`caps`]: capability names and the five capability sets;
+//! - [`state`]: `state.json` and the container's status;
+//! - [`sys`]: the only module with `unsafe` (clone, capset, ioctls, prctl).
+#![deny(unsafe_code)]
+
+pub mod caps;
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod init;
+pub mod msg;
+pub mod rootfs;
+pub mod seccomp;
+pub mod spec;
+pub mod state;
+#[allow(unsafe_code)]
+pub mod sys;
+
+pub use error::{Error, Result};
