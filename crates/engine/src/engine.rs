@@ -1564,25 +1564,7 @@ impl Engine {
             });
         }
         let input = if opts.stdin && open_stdin && opts.stream {
-            let (itx, mut irx) = mpsc::channel::<Input>(64);
-            let to_shim = c.to_shim.clone();
-            tokio::spawn(async move {
-                while let Some(i) = irx.recv().await {
-                    let frame = match i {
-                        Input::Data(d) => (protocol::STDIN, d.to_vec()),
-                        Input::Resize { rows, cols } => {
-                            (protocol::RESIZE, resize_payload(rows, cols))
-                        }
-                    };
-                    if to_shim.send(frame).is_err() {
-                        return;
-                    }
-                }
-                if stdin_once {
-                    let _ = to_shim.send((protocol::STDIN_CLOSE, Vec::new()));
-                }
-            });
-            Some(itx)
+            Some(input_to_shim(c.to_shim.clone(), stdin_once))
         } else {
             None
         };
@@ -1927,23 +1909,7 @@ impl Engine {
                 .unwrap_or(0);
         }
         let input = if cfg.attach_stdin && !detach {
-            let (itx, mut irx) = mpsc::channel::<Input>(64);
-            let to_shim = to_shim_tx.clone();
-            tokio::spawn(async move {
-                while let Some(i) = irx.recv().await {
-                    let frame = match i {
-                        Input::Data(d) => (protocol::STDIN, d.to_vec()),
-                        Input::Resize { rows, cols } => {
-                            (protocol::RESIZE, resize_payload(rows, cols))
-                        }
-                    };
-                    if to_shim.send(frame).is_err() {
-                        return;
-                    }
-                }
-                let _ = to_shim.send((protocol::STDIN_CLOSE, Vec::new()));
-            });
-            Some(itx)
+            Some(input_to_shim(to_shim_tx.clone(), true))
         } else {
             None
         };
@@ -1995,6 +1961,30 @@ impl Engine {
             ))),
         }
     }
+}
+
+/// An attach session's input channel: stdin data and resizes become shim frames; when the
+/// client closes its end, the process's stdin is closed too if `close_stdin`.
+fn input_to_shim(
+    to_shim: mpsc::UnboundedSender<(u8, Vec<u8>)>,
+    close_stdin: bool,
+) -> mpsc::Sender<Input> {
+    let (itx, mut irx) = mpsc::channel::<Input>(64);
+    tokio::spawn(async move {
+        while let Some(i) = irx.recv().await {
+            let frame = match i {
+                Input::Data(d) => (protocol::STDIN, d.to_vec()),
+                Input::Resize { rows, cols } => (protocol::RESIZE, resize_payload(rows, cols)),
+            };
+            if to_shim.send(frame).is_err() {
+                return;
+            }
+        }
+        if close_stdin {
+            let _ = to_shim.send((protocol::STDIN_CLOSE, Vec::new()));
+        }
+    });
+    itx
 }
 
 fn resize_payload(rows: u16, cols: u16) -> Vec<u8> {

@@ -446,6 +446,14 @@ impl Engine {
 
     // ---- /networks
 
+    /// The manager and network `name` (name, ID or ID prefix), or NotFound in Docker's words.
+    fn find_network(&self, name: &str) -> Result<(NetworkManager, berth_network::NetworkInfo)> {
+        let not_found = || EngineError::NotFound(format!("network {name} not found"));
+        let net = self.net().map_err(|_| not_found())?.clone();
+        let info = net.inspect(name).map_err(|_| not_found())?;
+        Ok((net, info))
+    }
+
     fn predefined(&self) -> Vec<Value> {
         let mk = |name: &str, driver: &str| {
             json!({"Name": name, "Id": format!("{:0>64}", hex_of(name)), "Created": "0001-01-01T00:00:00Z", "Scope": "local", "Driver": driver,
@@ -506,12 +514,7 @@ impl Engine {
         {
             return Ok(p);
         }
-        let net = self
-            .net()
-            .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?;
-        let info = net
-            .inspect(name)
-            .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?;
+        let (_, info) = self.find_network(name)?;
         serde_json::to_value(info).map_err(|e| EngineError::Internal(e.to_string()))
     }
 
@@ -596,13 +599,7 @@ impl Engine {
                 "{name} is a pre-defined network and cannot be removed"
             )));
         }
-        let net = self
-            .net()
-            .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?
-            .clone();
-        let info = net
-            .inspect(name)
-            .map_err(|_| EngineError::NotFound(format!("network {name} not found")))?;
+        let (net, info) = self.find_network(name)?;
         let users = self.network_users(&info.name, &info.id);
         if !users.is_empty() {
             return Err(EngineError::Conflict(format!(
@@ -633,13 +630,7 @@ impl Engine {
     }
 
     pub async fn network_connect(&self, network: &str, req: NetworkConnectRequest) -> Result<()> {
-        let net = self
-            .net()
-            .map_err(|_| EngineError::NotFound(format!("network {network} not found")))?
-            .clone();
-        let info = net
-            .inspect(network)
-            .map_err(|_| EngineError::NotFound(format!("network {network} not found")))?;
+        let (net, info) = self.find_network(network)?;
         let c = self.lookup(&req.container)?;
         let ep = req.endpoint_config.clone().unwrap_or_default();
         {
@@ -689,13 +680,7 @@ impl Engine {
         network: &str,
         req: NetworkConnectRequest,
     ) -> Result<()> {
-        let net = self
-            .net()
-            .map_err(|_| EngineError::NotFound(format!("network {network} not found")))?
-            .clone();
-        let info = net
-            .inspect(network)
-            .map_err(|_| EngineError::NotFound(format!("network {network} not found")))?;
+        let (net, info) = self.find_network(network)?;
         let c = self.lookup(&req.container)?;
         if !c.rec.lock().unwrap().networks.contains_key(&info.name) {
             return Err(EngineError::Forbidden(format!(
