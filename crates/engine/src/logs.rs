@@ -53,28 +53,7 @@ pub fn wanted(e: &LogEntry, o: &LogsOptions) -> bool {
 /// Reads the whole log (filters and tail applied); returns the entries and the byte offset of
 /// the end of the last complete line, where following continues.
 pub fn read_all(path: &Path, o: &LogsOptions) -> std::io::Result<(Vec<LogEntry>, u64)> {
-    let f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(e),
-    };
-    let mut r = BufReader::new(f);
-    let mut out = Vec::new();
-    let mut offset = 0u64;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = r.read_line(&mut line)?;
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        offset += n as u64;
-        if let Some(e) = parse_line(line.trim_end_matches('\n')) {
-            if wanted(&e, o) {
-                out.push(e);
-            }
-        }
-    }
+    let (mut out, offset) = read_from(path, 0, o)?;
     if let Some(t) = o.tail {
         let skip = out.len().saturating_sub(t);
         out.drain(..skip);
