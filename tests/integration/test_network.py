@@ -243,3 +243,22 @@ def test_daemon_restart_keeps_connectivity(berth, names):
         berth.docker_ok("rm", "-f", web)
     finally:
         berth.docker("network", "rm", net)
+
+
+def test_works_with_forward_policy_drop(berth, names):
+    """dockerd sets the FORWARD policy to DROP; berth's own rules must keep its traffic flowing."""
+    rules = subprocess.run(["iptables", "-S", "FORWARD"], capture_output=True, text=True, check=True).stdout
+    policy = next(ln.split()[2] for ln in rules.splitlines() if ln.startswith("-P FORWARD"))
+    net, port = netname(), free_port()
+    subprocess.run(["iptables", "-P", "FORWARD", "DROP"], check=True)
+    try:
+        berth.docker_ok("network", "create", net)
+        web = names()
+        berth.docker_ok("run", "-d", "--name", web, "--network", net, "-p", f"127.0.0.1:{port}:80", IMAGE, "sh", "-c", HTTPD)
+        assert fetch(f"http://127.0.0.1:{port}/").startswith("hello-")
+        out = berth.sh(f"printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {web} 80", "--network", net)
+        assert "hello-" in out, out
+        berth.docker_ok("rm", "-f", web)
+    finally:
+        subprocess.run(["iptables", "-P", "FORWARD", policy], check=True)
+        berth.docker("network", "rm", net)
