@@ -11,6 +11,7 @@ import socket
 import subprocess
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 from conftest import IMAGE, describe
 
@@ -207,21 +208,25 @@ def test_dns_flags_and_extra_hosts(berth):
     assert "\tmyhost" in out, out
 
 
-def test_many_containers_on_one_network_get_distinct_addresses(berth, names):
+def test_100_containers_on_one_network_get_distinct_addresses(berth, names):
     net = netname()
     berth.docker_ok("network", "create", net)
     try:
-        made = [names() for _ in range(20)]
-        for n in made:
+        made = [names() for _ in range(100)]
+
+        def start(n):
             berth.docker_ok("run", "-d", "--name", n, "--network", net, IMAGE, "sh", "-c",
-                            "while true; do nc -l -p 7000 -e echo pong; done")
+                            "while true; do nc -l -p 7000 -e echo pong; done", timeout=120)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(start, made))
         ips = {n: json.loads(berth.docker_ok("inspect", n))[0]["NetworkSettings"]["Networks"][net]["IPAddress"] for n in made}
         assert len(set(ips.values())) == len(made), ips
         # Every one answers, by name, from a client on the same network.
         script = "; ".join(f"nc -w 2 {n} 7000" for n in made)
         out = berth.sh(script, "--network", net, timeout=120)
         assert out.count("pong") == len(made), out
-        berth.docker_ok("rm", "-f", *made)
+        berth.docker_ok("rm", "-f", *made, timeout=180)
     finally:
         berth.docker("network", "rm", net)
 
