@@ -316,3 +316,21 @@ def test_rm_auto_remove(berth, names):
         time.sleep(0.2)
     else:
         raise AssertionError(f"--rm container {name} still listed")
+
+
+def test_pause_unpause_and_stop_while_paused(berth, names):
+    name = names()
+    berth.docker_ok("run", "-d", "--name", name, IMAGE, "sh", "-c", "while true; do date +%s%N > /tmp/tick; sleep 0.05; done")
+    berth.docker_ok("pause", name)
+    assert berth.docker_ok("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", name).strip() == "paused true"
+    assert "(Paused)" in berth.docker_ok("ps", "--filter", f"name={name}", "--format", "{{.Status}}")
+    p = berth.docker("pause", name)
+    assert p.returncode != 0 and "already paused" in p.stderr, describe(p)
+    berth.docker_ok("unpause", name)
+    assert berth.docker_ok("inspect", "-f", "{{.State.Status}}", name).strip() == "running"
+    p = berth.docker("unpause", name)
+    assert p.returncode != 0 and "not paused" in p.stderr, describe(p)
+    # A paused container still stops (it is thawed first) instead of hanging.
+    berth.docker_ok("pause", name)
+    berth.docker_ok("stop", "-t", "1", name, timeout=30)
+    assert berth.docker_ok("inspect", "-f", "{{.State.Status}} {{.State.Paused}}", name).strip() == "exited false"

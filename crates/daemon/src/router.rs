@@ -68,6 +68,8 @@ pub enum Route {
     ContainerAttach(String),
     ContainerResize(String),
     ContainerLogs(String),
+    ContainerPause(String),
+    ContainerUnpause(String),
     ExecCreate(String),
     ExecStart(String),
     ExecInspect(String),
@@ -125,6 +127,10 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
         ("POST", ["containers", id, "attach"]) => ContainerAttach(id.to_string()),
         ("POST", ["containers", id, "resize"]) => ContainerResize(id.to_string()),
         ("GET", ["containers", id, "logs"]) => ContainerLogs(id.to_string()),
+        ("POST", ["containers", id, "pause"]) if !id.is_empty() => ContainerPause(id.to_string()),
+        ("POST", ["containers", id, "unpause"]) if !id.is_empty() => {
+            ContainerUnpause(id.to_string())
+        }
         ("POST", ["containers", id, "exec"]) => ExecCreate(id.to_string()),
         ("POST", ["exec", id, "start"]) => ExecStart(id.to_string()),
         ("GET", ["exec", id, "json"]) => ExecInspect(id.to_string()),

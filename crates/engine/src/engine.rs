@@ -991,7 +991,85 @@ impl Engine {
             .await;
     }
 
+    /// Runs `runtime --root R ARGS…` for container `c`; the runtime's stderr is the error.
+    async fn runtime_command(&self, c: &Container, args: &[&str]) -> Result<()> {
+        let runtime = c.rec.lock().unwrap().runtime_path.clone();
+        let out = tokio::process::Command::new(&runtime)
+            .arg("--root")
+            .arg(self.runc_root())
+            .args(args)
+            .output()
+            .await
+            .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(EngineError::Internal(
+                String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            ))
+        }
+    }
+
+    /// `docker pause`: freezes every process of the container (the runtime's freezer).
+    pub async fn container_pause(&self, key: &str) -> Result<()> {
+        let c = self.lookup(key)?;
+        let _op = c.op.lock().await;
+        let (running, paused) = {
+            let r = c.rec.lock().unwrap();
+            (r.state.running, r.state.paused)
+        };
+        if !running {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        if paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is already paused",
+                c.id
+            )));
+        }
+        self.runtime_command(&c, &["pause", &c.id]).await?;
+        {
+            let mut r = c.rec.lock().unwrap();
+            r.state.paused = true;
+            r.state.status = "paused".into();
+        }
+        self.persist(&c)
+    }
+
+    /// `docker unpause`.
+    pub async fn container_unpause(&self, key: &str) -> Result<()> {
+        let c = self.lookup(key)?;
+        let _op = c.op.lock().await;
+        if !c.rec.lock().unwrap().state.paused {
+            return Err(EngineError::Conflict(format!(
+                "Container {} is not paused",
+                c.id
+            )));
+        }
+        self.resume_if_paused(&c).await
+    }
+
+    /// Thaws a paused container (a frozen process cannot act on a signal).
+    async fn resume_if_paused(&self, c: &Container) -> Result<()> {
+        if !c.rec.lock().unwrap().state.paused {
+            return Ok(());
+        }
+        self.runtime_command(c, &["resume", &c.id]).await?;
+        {
+            let mut r = c.rec.lock().unwrap();
+            r.state.paused = false;
+            if r.state.running {
+                r.state.status = "running".into();
+            }
+        }
+        self.persist(c)
+    }
+
     async fn runtime_kill(&self, c: &Container, signal: i32) -> Result<()> {
+        self.resume_if_paused(c).await?;
         let runtime = c.rec.lock().unwrap().runtime_path.clone();
         let out = tokio::process::Command::new(&runtime)
             .arg("--root")
@@ -1090,6 +1168,7 @@ impl Engine {
                 return;
             }
             r.state.running = false;
+            r.state.paused = false;
             r.state.status = "exited".into();
             r.state.pid = 0;
             r.state.exit_code = exit.exit_code;
@@ -1291,10 +1370,11 @@ impl Engine {
         let (net_settings, ports) = self.network_settings(&r);
         let status = if r.state.running {
             format!(
-                "Up {}",
+                "Up {}{}",
                 util::human_duration(
                     now - util::parse_time(&r.state.started_at).unwrap_or(now as f64) as i64
-                )
+                ),
+                if r.state.paused { " (Paused)" } else { "" }
             )
         } else if r.state.status == "exited" || r.state.finished_at != ZERO_TIME {
             format!(

@@ -207,6 +207,17 @@ pub async fn logs(ctx: &Ctx, id: &str, q: &Query) -> ApiResult {
     Ok(resp)
 }
 
+/// `POST /containers/{id}/pause` (true) and `/unpause` (false).
+pub async fn pause(ctx: &Ctx, id: &str, pause: bool) -> ApiResult {
+    let engine = ctx.engine()?;
+    if pause {
+        engine.container_pause(id).await?;
+    } else {
+        engine.container_unpause(id).await?;
+    }
+    Ok(no_content())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

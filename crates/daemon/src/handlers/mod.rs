@@ -96,6 +96,8 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ContainerAttach(id) => containers::attach(ctx, &id, &q, &mut req).await,
         ContainerResize(id) => containers::resize(ctx, &id, &q).await,
         ContainerLogs(id) => containers::logs(ctx, &id, &q).await,
+        ContainerPause(id) => containers::pause(ctx, &id, true).await,
+        ContainerUnpause(id) => containers::pause(ctx, &id, false).await,
         ExecCreate(id) => exec::create(ctx, &id, req).await,
         ExecStart(id) => exec::start(ctx, &id, req).await,
         ExecInspect(id) => exec::inspect(ctx, &id).await,
