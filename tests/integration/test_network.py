@@ -117,6 +117,31 @@ def test_user_network_dns_aliases_and_isolation(berth, names):
     assert net not in berth.docker_ok("network", "ls", "--format", "{{.Name}}")
 
 
+def test_network_rm_right_after_stop_or_rm(berth, names):
+    """Regression: `stop`/`rm -f` returned before the container's endpoint was released, so an
+    immediate `network rm` failed with "active endpoints" now and then. As dockerd: a stopped
+    container that names the network does not keep it from being removed."""
+    for i in range(4):
+        net = netname()
+        berth.docker_ok("network", "create", net)
+        try:
+            c = names()
+            berth.docker_ok("run", "-d", "--name", c, "--network", net, IMAGE, "sleep", "300")
+            if i % 2:
+                berth.docker_ok("rm", "-f", c)
+            else:
+                berth.docker_ok("stop", "-t", "0", c)
+            p = berth.docker("network", "rm", net)
+            assert p.returncode == 0, describe(p)
+            if not i % 2:
+                # Its network is gone: starting it again is a clear error.
+                p = berth.docker("start", c)
+                assert p.returncode != 0 and "not found" in p.stderr, describe(p)
+                berth.docker_ok("rm", "-f", c)
+        finally:
+            berth.docker("network", "rm", net)
+
+
 def test_internal_network_has_no_route_out(berth):
     net = netname()
     berth.docker_ok("network", "create", "--internal", net)

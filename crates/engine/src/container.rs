@@ -61,6 +61,9 @@ pub struct Container {
     pub start_reply: Mutex<Option<oneshot::Sender<Result<(), String>>>>,
     /// Set once removed.
     pub removed: std::sync::atomic::AtomicBool,
+    /// Set while an exit is being recorded: the container still reads as running until its
+    /// networks and rootfs are released, so whoever waits for the exit sees them released.
+    pub finishing: std::sync::atomic::AtomicBool,
     /// Serialises writes of the record, so the last write holds the newest state.
     pub persisting: Mutex<()>,
 }
@@ -79,6 +82,7 @@ impl Container {
             exits: watch::channel(0).0,
             start_reply: Mutex::new(None),
             removed: std::sync::atomic::AtomicBool::new(false),
+            finishing: std::sync::atomic::AtomicBool::new(false),
             persisting: Mutex::new(()),
         })
     }

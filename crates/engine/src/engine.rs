@@ -1162,11 +1162,17 @@ impl Engine {
 
     /// Records a container's exit and cleans up after it.
     async fn finish(&self, c: &Arc<Container>, exit: ExitInfo, auto_remove_allowed: bool) {
+        use std::sync::atomic::Ordering;
+        if !c.running() || c.finishing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Release what the container held before it reads as exited, as dockerd does: a
+        // `stop` or `rm -f` that returns has its networks and rootfs released.
+        c.close_subscribers();
+        self.disconnect_container(&c.id).await;
+        let _ = sys::unmount(&self.rootfs(&c.id));
         {
             let mut r = c.rec.lock().unwrap();
-            if !r.state.running {
-                return;
-            }
             r.state.running = false;
             r.state.paused = false;
             r.state.status = "exited".into();
@@ -1179,10 +1185,8 @@ impl Engine {
                 exit.finished_at.clone()
             };
         }
+        c.finishing.store(false, Ordering::SeqCst);
         let _ = self.persist(c);
-        c.close_subscribers();
-        self.disconnect_container(&c.id).await;
-        let _ = sys::unmount(&self.rootfs(&c.id));
         c.exits.send_modify(|n| *n += 1);
         let resp = WaitResponse {
             status_code: exit.exit_code,

@@ -576,18 +576,17 @@ impl Engine {
         })
     }
 
+    /// Running containers attached to the network.
     fn network_users(&self, net_name: &str, net_id: &str) -> Vec<String> {
         self.containers
             .lock()
             .unwrap()
             .values()
             .filter(|c| {
-                c.rec
-                    .lock()
-                    .unwrap()
-                    .networks
-                    .keys()
-                    .any(|n| n == net_name || n == net_id)
+                // As dockerd: only running containers hold endpoints; a stopped one that
+                // names the network does not keep it from being removed.
+                let r = c.rec.lock().unwrap();
+                r.state.running && r.networks.keys().any(|n| n == net_name || n == net_id)
             })
             .map(|c| c.id.clone())
             .collect()
