@@ -466,8 +466,12 @@ def prerequisites():
 
 @pytest.fixture(scope="session")
 def berth(prerequisites):
-    """The shared berth daemon, with busybox:latest loaded through the docker CLI."""
-    d = Daemon()
+    """The shared berth daemon, with busybox:latest loaded through the docker CLI.
+
+    BERTH_TEST_BRIDGE=0 runs it with `--bridge none`, so that several test sessions can run
+    side by side on one host while developing (only one daemon may own berth's bridge); the
+    networking tests need the bridge."""
+    d = Daemon(bridge=os.environ.get("BERTH_TEST_BRIDGE", "1") != "0")
     try:
         d.start()
         d.load_busybox()
