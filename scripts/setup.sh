@@ -20,8 +20,10 @@ fi
 
 # --- Debian packages --------------------------------------------------------------------------
 # runc: the OCI runtime; busybox-static: the test image; tini: `--init` (/usr/bin/tini-static);
-# iptables/iproute2: networking; hyperfine: bench/; pkg-config + libseccomp-dev: builds.
-apt_pkgs=(runc busybox-static tini iptables iproute2 hyperfine pkg-config libseccomp-dev)
+# iptables/iproute2: networking; hyperfine: bench/; pkg-config + libseccomp-dev: builds;
+# docker-registry, skopeo, apache2-utils (htpasswd), openssl: the registry tests;
+# docker-compose (v1): the compose build test.
+apt_pkgs=(runc busybox-static tini iptables iproute2 hyperfine pkg-config libseccomp-dev docker-registry skopeo apache2-utils openssl docker-compose)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -35,6 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
     log "Debian packages present"
+fi
+# The registry tests start their own docker-registry on 127.0.0.1; the package's service must
+# not run (no-op where systemd is not PID 1).
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
 fi
 
 # --- Python test dependencies -----------------------------------------------------------------

@@ -41,6 +41,29 @@ pub struct HealthConfig {
     pub retries: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub start_period: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_interval: Option<i64>,
+}
+
+/// `State.Health`: the health check's status and its last results.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Health {
+    /// `starting`, `healthy` or `unhealthy`.
+    pub status: String,
+    pub failing_streak: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub log: Vec<HealthcheckResult>,
+}
+
+/// One probe's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct HealthcheckResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
 }
 
 /// The portable part of a container's configuration (also an image's `config`).
@@ -97,6 +120,30 @@ pub struct Mount {
     pub bind_options: Option<BindOptions>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tmpfs_options: Option<TmpfsOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_options: Option<VolumeOptions>,
+}
+
+/// `Mount.VolumeOptions` for `type=volume`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeOptions {
+    pub no_copy: bool,
+    #[serde(deserialize_with = "null_default")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub driver_config: Option<VolumeDriverConfig>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
+}
+
+/// The volume driver and its options for a volume made by a mount.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VolumeDriverConfig {
+    pub name: String,
+    #[serde(deserialize_with = "null_default")]
+    pub options: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -207,6 +254,8 @@ pub struct HostConfig {
     pub masked_paths: Vec<String>,
     #[serde(deserialize_with = "null_default")]
     pub readonly_paths: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub volumes_from: Vec<String>,
 }
 
 /// Body of `POST /containers/create`: a [`ContainerConfig`] with `HostConfig` beside it.
@@ -244,6 +293,8 @@ pub struct ContainerState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
 }
 
 /// A mount as reported by inspect and list.

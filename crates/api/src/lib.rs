@@ -5,16 +5,20 @@
 #![forbid(unsafe_code)]
 
 pub mod container;
+pub mod event;
 pub mod exec;
 pub mod image;
 pub mod network;
 pub mod system;
+pub mod volume;
 
 pub use container::*;
+pub use event::*;
 pub use exec::*;
 pub use image::*;
 pub use network::*;
 pub use system::*;
+pub use volume::*;
 
 use serde::{Deserialize, Serialize};
 

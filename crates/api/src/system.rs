@@ -85,3 +85,14 @@ pub struct SystemInfo {
     pub security_options: Vec<String>,
     pub warnings: Vec<String>,
 }
+
+/// `GET /system/df`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SystemDf {
+    pub layers_size: i64,
+    pub images: Vec<crate::ImageSummary>,
+    pub containers: Vec<crate::ContainerSummary>,
+    pub volumes: Vec<crate::Volume>,
+    pub build_cache: Vec<serde_json::Value>,
+}

@@ -197,6 +197,26 @@ impl Client {
         check(resp).await
     }
 
+    /// [`Client::request`] with extra headers (e.g. `X-Registry-Auth`).
+    pub async fn request_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        query: Query<'_>,
+        body: Option<(Vec<u8>, &str)>,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
+        let mut req = self.build(method, path, query, body)?;
+        for (k, v) in headers {
+            req.headers_mut().insert(
+                hyper::header::HeaderName::from_bytes(k.as_bytes())?,
+                hyper::header::HeaderValue::from_str(v)?,
+            );
+        }
+        let resp = self.send(req).await?;
+        check(resp).await
+    }
+
     pub async fn get(&self, path: &str, query: Query<'_>) -> Result<Response<Incoming>> {
         self.request(Method::GET, path, query, None).await
     }

@@ -91,6 +91,14 @@ enum Cmd {
     History(history::HistoryArgs),
     /// Load an image from a tar archive or STDIN
     Load(load::LoadArgs),
+    /// Download an image from a registry
+    Pull(commands::pull::PullArgs),
+    /// Upload an image to a registry
+    Push(commands::pull::PushArgs),
+    /// Authenticate to a registry
+    Login(commands::login::LoginArgs),
+    /// Log out from a registry
+    Logout(commands::login::LogoutArgs),
     /// Save one or more images to a tar archive (streamed to STDOUT by default)
     Save(save::SaveArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -108,8 +116,34 @@ enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(commands::network::NetworkCmd),
+    /// Get real time events from the server
+    Events(commands::events::EventsArgs),
+    /// Update configuration of one or more containers
+    Update(commands::update::UpdateArgs),
+    /// Rename a container
+    Rename(commands::update::RenameArgs),
+    /// Build an image from a Dockerfile
+    Build(commands::build::BuildArgs),
+    /// Create a new image from a container's changes
+    Commit(commands::build::CommitArgs),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(commands::build::BuilderCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(commands::volume::VolumeCmd),
     /// List port mappings or a specific mapping for the container
     Port(commands::port::PortArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(commands::cp::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(commands::export::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(commands::diff::DiffArgs),
+    /// Display the running processes of a container
+    Top(commands::top::TopArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(commands::stats::StatsArgs),
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
@@ -143,6 +177,12 @@ enum ContainerCmd {
     Inspect(inspect::TypedInspectArgs),
     /// Remove all stopped containers
     Prune(prune::PruneArgs),
+    Cp(commands::cp::CpArgs),
+    Export(commands::export::ExportArgs),
+    Diff(commands::diff::DiffArgs),
+    Top(commands::top::TopArgs),
+    Stats(commands::stats::StatsArgs),
+    Commit(commands::build::CommitArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,11 +199,19 @@ enum ImageCmd {
     Load(load::LoadArgs),
     Save(save::SaveArgs),
     Import(import::ImportArgs),
+    Pull(commands::pull::PullArgs),
+    Push(commands::pull::PushArgs),
+    Build(commands::build::BuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
 enum SystemCmd {
+    /// Display system-wide information
     Info(info::InfoArgs),
+    /// Show docker disk usage
+    Df(commands::system::DfArgs),
+    /// Remove unused data
+    Prune(commands::system::SystemPruneArgs),
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -193,10 +241,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Cmd::Tag(a) => tag::run(&c, a).await,
         Cmd::History(a) => history::run(&c, a).await,
         Cmd::Load(a) => load::run(&c, a).await,
+        Cmd::Pull(a) => commands::pull::pull(&c, a).await,
+        Cmd::Push(a) => commands::pull::push(&c, a).await,
+        Cmd::Login(a) => commands::login::login(&c, a).await,
+        Cmd::Logout(a) => commands::login::logout(&c, a).await,
         Cmd::Save(a) => save::run(&c, a).await,
         Cmd::Import(a) => import::run(&c, a).await,
         Cmd::Version(a) => version::run(&c, a).await,
         Cmd::Info(a) | Cmd::System(SystemCmd::Info(a)) => info::run(&c, a).await,
+        Cmd::System(SystemCmd::Df(a)) => commands::system::df(&c, a).await,
+        Cmd::System(SystemCmd::Prune(a)) => commands::system::prune(&c, a).await,
         Cmd::Container(cc) => match cc {
             ContainerCmd::Ls(a) => ps::run(&c, a).await,
             ContainerCmd::Run(a) => run::run(&c, a).await,
@@ -214,9 +268,27 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ContainerCmd::Attach(a) => attach::run(&c, a).await,
             ContainerCmd::Inspect(a) => inspect::run_typed(&c, a, inspect::Kind::Container).await,
             ContainerCmd::Prune(a) => prune::containers(&c, a).await,
+            ContainerCmd::Cp(a) => commands::cp::run(&c, a).await,
+            ContainerCmd::Export(a) => commands::export::run(&c, a).await,
+            ContainerCmd::Diff(a) => commands::diff::run(&c, a).await,
+            ContainerCmd::Top(a) => commands::top::run(&c, a).await,
+            ContainerCmd::Stats(a) => commands::stats::run(&c, a).await,
+            ContainerCmd::Commit(a) => commands::build::commit(&c, a).await,
         },
         Cmd::Network(nc) => commands::network::run(&c, nc).await,
+        Cmd::Volume(vc) => commands::volume::run(&c, vc).await,
+        Cmd::Events(a) => commands::events::run(&c, a).await,
+        Cmd::Update(a) => commands::update::update(&c, a).await,
+        Cmd::Rename(a) => commands::update::rename(&c, a).await,
+        Cmd::Build(a) => commands::build::build(&c, a).await,
+        Cmd::Commit(a) => commands::build::commit(&c, a).await,
+        Cmd::Builder(b) => commands::build::builder(&c, b).await,
         Cmd::Port(a) => commands::port::run(&c, a).await,
+        Cmd::Cp(a) => commands::cp::run(&c, a).await,
+        Cmd::Export(a) => commands::export::run(&c, a).await,
+        Cmd::Diff(a) => commands::diff::run(&c, a).await,
+        Cmd::Top(a) => commands::top::run(&c, a).await,
+        Cmd::Stats(a) => commands::stats::run(&c, a).await,
         Cmd::Image(ic) => match ic {
             ImageCmd::Ls(a) => images::run(&c, a).await,
             ImageCmd::Rm(a) => rmi::run(&c, a).await,
@@ -225,8 +297,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::History(a) => history::run(&c, a).await,
             ImageCmd::Prune(a) => prune::images(&c, a).await,
             ImageCmd::Load(a) => load::run(&c, a).await,
+            ImageCmd::Pull(a) => commands::pull::pull(&c, a).await,
+            ImageCmd::Push(a) => commands::pull::push(&c, a).await,
             ImageCmd::Save(a) => save::run(&c, a).await,
             ImageCmd::Import(a) => import::run(&c, a).await,
+            ImageCmd::Build(a) => commands::build::build(&c, a).await,
         },
         Cmd::Daemon(_) | Cmd::Runtime(_) => unreachable!(),
     }

@@ -77,6 +77,8 @@ pub struct DaemonConfig {
     pub hosts: Vec<Host>,
     pub log_level: tracing::Level,
     pub group: String,
+    /// Registry settings (see `registry_config.rs`).
+    pub registry: berth_engine::registry::RegistrySettings,
 }
 
 const KNOWN_KEYS: &[&str] = &[
@@ -95,6 +97,10 @@ const KNOWN_KEYS: &[&str] = &[
     "bridge",
     "iptables",
     "icc",
+    "insecure-registries",
+    "registry-mirrors",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -370,6 +376,7 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         hosts,
         log_level,
         group,
+        registry: crate::registry_config::parse(file)?,
     })
 }
 

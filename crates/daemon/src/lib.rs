@@ -9,6 +9,7 @@ pub mod body;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod registry_config;
 pub mod router;
 pub mod server;
 pub mod stream;

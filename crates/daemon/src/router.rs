@@ -69,7 +69,18 @@ pub enum Route {
     ContainerResize(String),
     ContainerLogs(String),
     ContainerPause(String),
+    ContainerRename(String),
+    ContainerUpdate(String),
     ContainerUnpause(String),
+    /// `GET`, `HEAD` and `PUT /containers/{id}/archive`.
+    ContainerArchive(String),
+    ContainerExport(String),
+    ContainerChanges(String),
+    ContainerTop(String),
+    ContainerStats(String),
+    ContainerCommit,
+    Build,
+    BuildPrune,
     ExecCreate(String),
     ExecStart(String),
     ExecInspect(String),
@@ -84,6 +95,12 @@ pub enum Route {
     ImageHistory(String),
     ImageTag(String),
     ImageRemove(String),
+    /// `POST /images/{name}/push`.
+    ImagePush(String),
+    /// `POST /auth`.
+    Auth,
+    /// `GET /distribution/{name}/json`.
+    DistributionInspect(String),
     NetworkList,
     NetworkCreate,
     NetworkPrune,
@@ -91,6 +108,13 @@ pub enum Route {
     NetworkRemove(String),
     NetworkConnect(String),
     NetworkDisconnect(String),
+    Events,
+    SystemDf,
+    VolumeList,
+    VolumeCreate,
+    VolumePrune,
+    VolumeInspect(String),
+    VolumeRemove(String),
 }
 
 fn decode(s: &str) -> String {
@@ -104,6 +128,15 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
     if let Some(rest) = path.strip_prefix("/images/") {
         return route_image(m, rest);
     }
+    if let Some(rest) = path.strip_prefix("/distribution/") {
+        return match (m, rest.strip_suffix("/json").map(decode)) {
+            ("GET", Some(name)) if !name.is_empty() => Ok(DistributionInspect(name)),
+            _ => Err(page_not_found()),
+        };
+    }
+    if m == "POST" && path == "/auth" {
+        return Ok(Auth);
+    }
     let segs: Vec<String> = path
         .trim_start_matches('/')
         .split('/')
@@ -114,6 +147,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
         ("GET" | "HEAD", ["_ping"]) => Ping,
         ("GET", ["version"]) => Version,
         ("GET", ["info"]) => Info,
+        ("GET", ["system", "df"]) => SystemDf,
         ("POST", ["containers", "create"]) => ContainerCreate,
         ("GET", ["containers", "json"]) => ContainerList,
         ("POST", ["containers", "prune"]) => ContainerPrune,
@@ -128,14 +162,34 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
         ("POST", ["containers", id, "resize"]) => ContainerResize(id.to_string()),
         ("GET", ["containers", id, "logs"]) => ContainerLogs(id.to_string()),
         ("POST", ["containers", id, "pause"]) if !id.is_empty() => ContainerPause(id.to_string()),
+        ("POST", ["containers", id, "rename"]) if !id.is_empty() => ContainerRename(id.to_string()),
+        ("POST", ["containers", id, "update"]) if !id.is_empty() => ContainerUpdate(id.to_string()),
         ("POST", ["containers", id, "unpause"]) if !id.is_empty() => {
             ContainerUnpause(id.to_string())
         }
+        ("GET" | "HEAD" | "PUT", ["containers", id, "archive"]) if !id.is_empty() => {
+            ContainerArchive(id.to_string())
+        }
+        ("GET", ["containers", id, "export"]) if !id.is_empty() => ContainerExport(id.to_string()),
+        ("GET", ["containers", id, "changes"]) if !id.is_empty() => {
+            ContainerChanges(id.to_string())
+        }
+        ("GET", ["containers", id, "top"]) if !id.is_empty() => ContainerTop(id.to_string()),
+        ("GET", ["containers", id, "stats"]) if !id.is_empty() => ContainerStats(id.to_string()),
         ("POST", ["containers", id, "exec"]) => ExecCreate(id.to_string()),
         ("POST", ["exec", id, "start"]) => ExecStart(id.to_string()),
         ("GET", ["exec", id, "json"]) => ExecInspect(id.to_string()),
         ("POST", ["exec", id, "resize"]) => ExecResize(id.to_string()),
         ("GET", ["images", "json"]) => ImageList,
+        ("GET", ["events"]) => Events,
+        ("GET", ["volumes"]) => VolumeList,
+        ("POST", ["volumes", "create"]) => VolumeCreate,
+        ("POST", ["volumes", "prune"]) => VolumePrune,
+        ("POST", ["commit"]) => ContainerCommit,
+        ("POST", ["build"]) => Build,
+        ("POST", ["build", "prune"]) => BuildPrune,
+        ("GET", ["volumes", name]) if !name.is_empty() => VolumeInspect(name.to_string()),
+        ("DELETE", ["volumes", name]) if !name.is_empty() => VolumeRemove(name.to_string()),
         ("GET", ["networks"]) => NetworkList,
         ("POST", ["networks", "create"]) => NetworkCreate,
         ("POST", ["networks", "prune"]) => NetworkPrune,
@@ -188,6 +242,7 @@ fn route_image(m: &str, rest: &str) -> Result<Route, EngineError> {
         ("GET", "json") => Ok(ImageInspect(name)),
         ("GET", "history") => Ok(ImageHistory(name)),
         ("POST", "tag") => Ok(ImageTag(name)),
+        ("POST", "push") => Ok(ImagePush(name)),
         ("GET", "get") => Ok(ImageSave(Some(name))),
         _ => Err(page_not_found()),
     }
@@ -361,6 +416,15 @@ mod tests {
             Route::ImageRemove("x/y:1".into())
         );
         assert_eq!(route(&g, "/images/get").unwrap(), Route::ImageSave(None));
+        assert_eq!(
+            route(&p, "/images/localhost:5000/a/b/push").unwrap(),
+            Route::ImagePush("localhost:5000/a/b".into())
+        );
+        assert_eq!(route(&p, "/auth").unwrap(), Route::Auth);
+        assert_eq!(
+            route(&g, "/distribution/localhost:5000/a:t/json").unwrap(),
+            Route::DistributionInspect("localhost:5000/a:t".into())
+        );
         assert_eq!(
             route(&g, "/images/busybox/get").unwrap(),
             Route::ImageSave(Some("busybox".into()))

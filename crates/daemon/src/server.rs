@@ -127,6 +127,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), String> {
         signal(SignalKind::terminate()).map_err(|e| format!("signal handler: {e}"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
 
+    berth_engine::registry::configure(cfg.registry.clone());
     let engine = match Engine::open(cfg.engine.clone()).await {
         Ok(e) => e,
         Err(e) => {

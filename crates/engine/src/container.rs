@@ -32,6 +32,13 @@ pub struct ContainerRecord {
     /// endpoint settings asked for (aliases, fixed address).
     #[serde(default)]
     pub networks: std::collections::BTreeMap<String, berth_api::EndpointSettings>,
+    /// Volumes it mounts, resolved at create.
+    #[serde(default)]
+    pub volumes: Vec<crate::VolumeMount>,
+    /// Stopped or killed by the user: its restart policy does not bring it back (dockerd's
+    /// `HasBeenManuallyStopped`).
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// A live output subscriber (an attach session).
@@ -64,6 +71,8 @@ pub struct Container {
     /// Set while an exit is being recorded: the container still reads as running until its
     /// networks and rootfs are released, so whoever waits for the exit sees them released.
     pub finishing: std::sync::atomic::AtomicBool,
+    /// The restart policy's current back-off.
+    pub restart_delay: Mutex<std::time::Duration>,
     /// Serialises writes of the record, so the last write holds the newest state.
     pub persisting: Mutex<()>,
 }
@@ -83,6 +92,7 @@ impl Container {
             start_reply: Mutex::new(None),
             removed: std::sync::atomic::AtomicBool::new(false),
             finishing: std::sync::atomic::AtomicBool::new(false),
+            restart_delay: Mutex::new(std::time::Duration::ZERO),
             persisting: Mutex::new(()),
         })
     }

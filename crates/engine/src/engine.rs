@@ -38,7 +38,7 @@ struct ExecState {
 
 pub struct Engine {
     config: EngineConfig,
-    images: Arc<ImageStore>,
+    pub(crate) images: Arc<ImageStore>,
     pub(crate) containers: Mutex<BTreeMap<String, Arc<Container>>>,
     execs: Mutex<BTreeMap<String, Arc<Exec>>>,
     /// Names being created, reserved before the record exists.
@@ -49,6 +49,8 @@ pub struct Engine {
     pub(crate) network: Option<berth_network::NetworkManager>,
     /// Embedded DNS servers of running containers on user networks.
     pub(crate) dns: Mutex<BTreeMap<String, berth_network::dns::DnsServer>>,
+    pub(crate) volumes: Arc<berth_volume::VolumeStore>,
+    pub(crate) events: crate::events::EventBus,
     me: std::sync::Weak<Engine>,
 }
 
@@ -89,6 +91,14 @@ impl Engine {
         }
         let image_root = config.data_root.join("image");
         let images = blocking(move || Ok(ImageStore::open(&image_root)?)).await?;
+        let volume_root = config.data_root.join("volumes");
+        let volumes = blocking(move || {
+            Ok(berth_volume::VolumeStore::open(
+                &volume_root,
+                Arc::new(berth_volume::SystemMounter),
+            )?)
+        })
+        .await?;
         let net_config = config.clone();
         let network =
             tokio::task::spawn_blocking(move || crate::networks::open_manager(&net_config))
@@ -104,14 +114,17 @@ impl Engine {
             cap_bounding: crate::defaults::host_bounding_set(),
             network,
             dns: Mutex::new(BTreeMap::new()),
+            volumes: Arc::new(volumes),
+            events: Default::default(),
             me: me.clone(),
         });
         engine.restore().await;
         engine.reconcile_networks().await;
+        engine.restart_on_boot().await;
         Ok(engine)
     }
 
-    fn arc(&self) -> Arc<Engine> {
+    pub(crate) fn arc(&self) -> Arc<Engine> {
         self.me.upgrade().expect("engine alive")
     }
 
@@ -186,6 +199,7 @@ impl Engine {
                 match shim_client::connect(&sdir).await {
                     Ok(stream) if shim_client::shim_alive(&sdir) => {
                         tracing::info!("reconnected to running container {}", c.id);
+                        self.adopt_volumes(&c.record());
                         self.spawn_shim_reader(c.clone(), stream, None);
                     }
                     _ => {
@@ -400,8 +414,17 @@ impl Engine {
         } else {
             format!("{repo}:{tag}")
         };
-        let (images, name) = (self.images.clone(), name.to_string());
-        blocking(move || Ok(images.tag(&name, &target)?)).await
+        let (images, name, t) = (self.images.clone(), name.to_string(), target.clone());
+        let id = blocking(move || {
+            images.tag(&name, &t)?;
+            Ok(images.resolve(&t)?.id)
+        })
+        .await?;
+        let target = berth_image::Reference::parse(&target)
+            .map(|r| r.familiar())
+            .unwrap_or(target);
+        self.event("image", "tag", &id, &[("name", target)]);
+        Ok(())
     }
 
     pub async fn image_remove(
@@ -413,8 +436,24 @@ impl Engine {
         let _ = noprune;
         let in_use = self.images_in_use();
         let (images, name) = (self.images.clone(), name.to_string());
-        blocking(move || Ok(images.remove(&name, force, &|id| in_use.iter().any(|u| u == id))?))
-            .await
+        let items =
+            blocking(
+                move || Ok(images.remove(&name, force, &|id| in_use.iter().any(|u| u == id))?),
+            )
+            .await?;
+        self.image_delete_events(&items);
+        Ok(items)
+    }
+
+    fn image_delete_events(&self, items: &[ImageDeleteItem]) {
+        for it in items {
+            if let Some(u) = &it.untagged {
+                self.event("image", "untag", u, &[("name", u.clone())]);
+            }
+            if let Some(d) = &it.deleted {
+                self.event("image", "delete", d, &[("name", d.clone())]);
+            }
+        }
     }
 
     pub async fn image_prune(&self, filters: Filters) -> Result<ImagePruneResponse> {
@@ -427,8 +466,13 @@ impl Engine {
         );
         let in_use = self.images_in_use();
         let images = self.images.clone();
-        blocking(move || Ok(images.prune(dangling_only, &|id| in_use.iter().any(|u| u == id))?))
-            .await
+        let resp =
+            blocking(
+                move || Ok(images.prune(dangling_only, &|id| in_use.iter().any(|u| u == id))?),
+            )
+            .await?;
+        self.image_delete_events(resp.images_deleted.as_deref().unwrap_or_default());
+        Ok(resp)
     }
 
     /// Loads an archive; returns the lines to report.
@@ -441,6 +485,8 @@ impl Engine {
         .await?;
         let mut lines = Vec::new();
         for l in loaded {
+            let name = l.tags.first().cloned().unwrap_or_else(|| l.id.clone());
+            self.event("image", "load", &l.id, &[("name", name)]);
             if l.tags.is_empty() {
                 lines.push(format!("Loaded image ID: {}", l.id));
             }
@@ -453,6 +499,9 @@ impl Engine {
 
     /// Saves `names` into an anonymous temporary file, rewound, for the caller to stream.
     pub async fn image_save(&self, names: Vec<String>) -> Result<File> {
+        for n in &names {
+            self.event("image", "save", n, &[("name", n.clone())]);
+        }
         let images = self.images.clone();
         let tmpdir = self.config.data_root.join("tmp");
         blocking(move || {
@@ -488,11 +537,13 @@ impl Engine {
             Some(format!("{repo}:{tag}"))
         };
         let (images, message) = (self.images.clone(), message.to_string());
-        blocking(move || {
+        let id = blocking(move || {
             let mut f = tarball;
             Ok(images.import(&mut f, reference.as_deref(), config, &message)?)
         })
-        .await
+        .await?;
+        self.event("image", "import", &id, &[("name", id.clone())]);
+        Ok(id)
     }
 
     // ---- containers
@@ -568,12 +619,14 @@ impl Engine {
         if host.log_config.kind.is_empty() {
             host.log_config.kind = self.config.log_driver.clone();
         }
-        if !["json-file", "none"].contains(&host.log_config.kind.as_str()) {
+        if !["json-file", "local", "none"].contains(&host.log_config.kind.as_str()) {
             return Err(EngineError::InvalidArgument(format!(
                 "logging driver {:?} is not supported",
                 host.log_config.kind
             )));
         }
+        crate::logs::rotation(&host.log_config).map_err(EngineError::InvalidArgument)?;
+        crate::restart::validate(&host.restart_policy)?;
         if !host.restart_policy.name.is_empty()
             && host.restart_policy.name != "no"
             && host.auto_remove
@@ -616,6 +669,7 @@ impl Engine {
             args: vec![path.clone()],
             user: probe_user,
             etc_files: vec![],
+            volumes: vec![],
             init_path: None,
             default_ulimits: &self.config.default_ulimits,
             rlimit_hard: &hard,
@@ -639,19 +693,29 @@ impl Engine {
             reserved.push(name.clone());
             name
         };
-        let result = self
-            .create_on_disk(
-                &id,
-                &name,
-                &path,
-                args,
-                cfg,
-                host,
-                img.id.clone(),
-                runtime_path,
-                networks,
-            )
-            .await;
+        let result = match self.create_volumes(&cfg, &host) {
+            Ok((volumes, made)) => {
+                let r = self
+                    .create_on_disk(
+                        &id,
+                        &name,
+                        &path,
+                        args,
+                        cfg,
+                        host,
+                        img.id.clone(),
+                        runtime_path,
+                        networks,
+                        volumes,
+                    )
+                    .await;
+                if r.is_err() {
+                    self.remove_volumes_quietly(&made);
+                }
+                r
+            }
+            Err(e) => Err(e),
+        };
         self.reserved_names.lock().unwrap().retain(|n| *n != name);
         result?;
         Ok(ContainerCreateResponse {
@@ -689,6 +753,7 @@ impl Engine {
         image_id: String,
         runtime_path: PathBuf,
         networks: BTreeMap<String, EndpointSettings>,
+        volumes: Vec<crate::VolumeMount>,
     ) -> Result<()> {
         let dir = self.container_dir(id);
         std::fs::create_dir_all(dir.join("rootfs"))
@@ -698,7 +763,7 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        let log_path = if host.log_config.kind == "json-file" {
+        let log_path = if host.log_config.kind == "json-file" || host.log_config.kind == "local" {
             dir.join(format!("{id}-json.log")).display().to_string()
         } else {
             String::new()
@@ -722,6 +787,8 @@ impl Engine {
             log_path,
             runtime_path,
             networks,
+            volumes,
+            manually_stopped: false,
         };
         let c = Container::new(rec);
         if let Err(e) = self.persist(&c) {
@@ -729,7 +796,11 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
-        self.containers.lock().unwrap().insert(id.to_string(), c);
+        self.containers
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), c.clone());
+        self.container_event(&c, "create", &[]);
         Ok(())
     }
 
@@ -742,8 +813,13 @@ impl Engine {
         if c.running() {
             return Err(EngineError::NotModified("container already started".into()));
         }
+        c.rec.lock().unwrap().manually_stopped = false;
         match self.start_locked(&c).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.container_event(&c, "start", &[]);
+                self.start_health_monitor(&c);
+                Ok(())
+            }
             Err(e) => {
                 if c.running() {
                     // The shim ran the container and will report its exit; finish() records it.
@@ -752,6 +828,9 @@ impl Engine {
                         .await;
                 }
                 let _ = sys::unmount(&self.rootfs(&c.id));
+                if !c.running() {
+                    self.release_volumes(&c.record());
+                }
                 let code = match &e {
                     EngineError::InvalidArgument(m) if m.contains("permission denied") => 126,
                     EngineError::InvalidArgument(_) => 127,
@@ -784,6 +863,7 @@ impl Engine {
                                 &id,
                                 RemoveOptions {
                                     force: true,
+                                    volumes: true,
                                     ..Default::default()
                                 },
                             )
@@ -834,6 +914,7 @@ impl Engine {
         args.extend(rec.args.iter().cloned());
         let hard = rlimit_hard;
         let shared_netns = self.shared_netns(&rec.host_config.network_mode)?;
+        let volume_binds = self.mount_volumes(&rec, &rootfs)?;
         let spec = spec::build(&spec::SpecInput {
             id: &id,
             netns_path: shared_netns.clone(),
@@ -843,6 +924,7 @@ impl Engine {
             args,
             user: u,
             etc_files,
+            volumes: volume_binds,
             init_path,
             default_ulimits: &self.config.default_ulimits,
             rlimit_hard: &hard,
@@ -882,6 +964,9 @@ impl Engine {
             } else {
                 Some(PathBuf::from(&rec.log_path))
             },
+            log_rotation: crate::logs::rotation(&rec.host_config.log_config)
+                .ok()
+                .flatten(),
             tty: rec.config.tty,
             stdin: rec.config.open_stdin,
             cgroup: Some(format!("/berth/{id}")),
@@ -992,6 +1077,43 @@ impl Engine {
     }
 
     /// Runs `runtime --root R ARGS…` for container `c`; the runtime's stderr is the error.
+    /// `runtime update --resources -` with the OCI `linux.resources` JSON.
+    pub(crate) async fn runtime_update(
+        &self,
+        c: &Container,
+        resources: &serde_json::Value,
+    ) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let runtime = c.rec.lock().unwrap().runtime_path.clone();
+        let mut child = tokio::process::Command::new(&runtime)
+            .arg("--root")
+            .arg(self.runc_root())
+            .args(["update", "--resources", "-", &c.id])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin
+                .write_all(&serde_json::to_vec(resources).unwrap_or_default())
+                .await;
+        }
+        let out = child
+            .wait_with_output()
+            .await
+            .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(EngineError::Internal(format!(
+                "Cannot update container {}: {}",
+                c.id,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    }
+
     async fn runtime_command(&self, c: &Container, args: &[&str]) -> Result<()> {
         let runtime = c.rec.lock().unwrap().runtime_path.clone();
         let out = tokio::process::Command::new(&runtime)
@@ -1036,6 +1158,7 @@ impl Engine {
             r.state.paused = true;
             r.state.status = "paused".into();
         }
+        self.container_event(&c, "pause", &[]);
         self.persist(&c)
     }
 
@@ -1049,7 +1172,9 @@ impl Engine {
                 c.id
             )));
         }
-        self.resume_if_paused(&c).await
+        self.resume_if_paused(&c).await?;
+        self.container_event(&c, "unpause", &[]);
+        Ok(())
     }
 
     /// Thaws a paused container (a frozen process cannot act on a signal).
@@ -1171,6 +1296,7 @@ impl Engine {
         c.close_subscribers();
         self.disconnect_container(&c.id).await;
         let _ = sys::unmount(&self.rootfs(&c.id));
+        self.release_volumes(&c.record());
         {
             let mut r = c.rec.lock().unwrap();
             r.state.running = false;
@@ -1186,6 +1312,24 @@ impl Engine {
             };
         }
         c.finishing.store(false, Ordering::SeqCst);
+        // Published before anyone waiting on the exit wakes: `die` precedes `stop`.
+        if exit.oom_killed {
+            self.container_event(c, "oom", &[]);
+        }
+        let ran = {
+            let r = c.rec.lock().unwrap();
+            let started = util::parse_time(&r.state.started_at).unwrap_or(0.0);
+            let finished = util::parse_time(&r.state.finished_at).unwrap_or(started);
+            std::time::Duration::from_secs_f64((finished - started).max(0.0))
+        };
+        self.container_event(
+            c,
+            "die",
+            &[
+                ("exitCode", exit.exit_code.to_string()),
+                ("execDuration", ran.as_secs().to_string()),
+            ],
+        );
         let _ = self.persist(c);
         c.exits.send_modify(|n| *n += 1);
         let resp = WaitResponse {
@@ -1193,6 +1337,9 @@ impl Engine {
             error: None,
         };
         c.notify_waiters(false, &resp);
+        if auto_remove_allowed && self.maybe_schedule_restart(c, ran) {
+            return;
+        }
         let auto_remove = c.rec.lock().unwrap().host_config.auto_remove;
         if auto_remove && auto_remove_allowed {
             let engine = self.arc();
@@ -1203,6 +1350,7 @@ impl Engine {
                         &id,
                         RemoveOptions {
                             force: true,
+                            volumes: true,
                             ..Default::default()
                         },
                     )
@@ -1244,9 +1392,13 @@ impl Engine {
         timeout: Option<i64>,
     ) -> Result<()> {
         let c = self.lookup(key)?;
+        if self.cancel_restart(&c) {
+            return Ok(());
+        }
         if !c.running() {
             return Err(EngineError::NotModified("container already stopped".into()));
         }
+        self.mark_manually_stopped(&c);
         let (stop_signal, stop_timeout) = {
             let r = c.rec.lock().unwrap();
             (r.config.stop_signal.clone(), r.config.stop_timeout)
@@ -1260,6 +1412,7 @@ impl Engine {
         let t = timeout.or(stop_timeout).unwrap_or(10);
         let rx = c.exits.subscribe();
         self.runtime_kill(&c, sig).await?;
+        self.container_event(&c, "kill", &[("signal", sig.to_string())]);
         let limit = if t < 0 {
             None
         } else {
@@ -1277,7 +1430,35 @@ impl Engine {
                 )));
             }
         }
+        self.container_event(&c, "stop", &[]);
         Ok(())
+    }
+
+    /// A container waiting out its restart back-off stays stopped; `true` if it was one.
+    fn cancel_restart(&self, c: &Container) -> bool {
+        let mut r = c.rec.lock().unwrap();
+        if !r.state.restarting {
+            return false;
+        }
+        r.state.restarting = false;
+        r.state.status = "exited".into();
+        r.manually_stopped = true;
+        drop(r);
+        let _ = self.persist(c);
+        true
+    }
+
+    fn mark_manually_stopped(&self, c: &Container) {
+        c.rec.lock().unwrap().manually_stopped = true;
+        let _ = self.persist(c);
+    }
+
+    /// A start made by the restart policy (back-off over, or the daemon started).
+    pub(crate) async fn start_by_policy(&self, c: &Arc<Container>) -> Result<()> {
+        match self.container_start(&c.id).await {
+            Ok(()) | Err(EngineError::NotModified(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn container_restart(
@@ -1291,8 +1472,9 @@ impl Engine {
             Err(e) => return Err(e),
         }
         let c = self.lookup(key)?;
-        c.rec.lock().unwrap().restart_count += 1;
-        self.container_start(key).await
+        self.container_start(key).await?;
+        self.container_event(&c, "restart", &[]);
+        Ok(())
     }
 
     /// `signal`: name (`KILL`, `SIGKILL`) or number; default KILL. Conflict when not running.
@@ -1303,17 +1485,32 @@ impl Engine {
             .unwrap_or_else(|| "KILL".into());
         let sig = util::parse_signal(&sig_name)
             .ok_or_else(|| EngineError::InvalidArgument(format!("Invalid signal: {sig_name}")))?;
+        if self.cancel_restart(&c) {
+            return Ok(());
+        }
         if !c.running() {
             return Err(EngineError::Conflict(format!(
                 "Cannot kill container: {key}: Container {} is not running",
                 c.id
             )));
         }
-        self.runtime_kill(&c, sig).await
+        self.mark_manually_stopped(&c);
+        self.runtime_kill(&c, sig).await?;
+        self.container_event(&c, "kill", &[("signal", sig.to_string())]);
+        Ok(())
     }
 
     pub async fn container_remove(&self, key: &str, opts: RemoveOptions) -> Result<()> {
         let c = self.lookup(key)?;
+        if c.rec.lock().unwrap().state.restarting {
+            if !opts.force {
+                return Err(EngineError::Conflict(format!(
+                    "cannot remove container \"{}\": container is restarting: stop the container before removing or force remove",
+                    c.name()
+                )));
+            }
+            self.cancel_restart(&c);
+        }
         if c.running() {
             if !opts.force {
                 return Err(EngineError::Conflict(format!(
@@ -1353,6 +1550,10 @@ impl Engine {
         let _ = std::fs::remove_dir_all(self.bundle_dir(&id));
         let _ = std::fs::remove_dir_all(self.shim_dir(&id));
         self.containers.lock().unwrap().remove(&id);
+        if opts.volumes {
+            self.remove_anonymous_volumes(&c.record());
+        }
+        self.container_event(&c, "destroy", &[]);
         self.execs
             .lock()
             .unwrap()
@@ -1372,13 +1573,30 @@ impl Engine {
         let r = c.rec.lock().unwrap();
         let now = chrono::Utc::now().timestamp();
         let (net_settings, ports) = self.network_settings(&r);
-        let status = if r.state.running {
+        let status = if r.state.restarting {
+            format!(
+                "Restarting ({}) {} ago",
+                r.state.exit_code,
+                util::human_duration(
+                    now - util::parse_time(&r.state.finished_at).unwrap_or(now as f64) as i64
+                )
+            )
+        } else if r.state.running {
             format!(
                 "Up {}{}",
                 util::human_duration(
                     now - util::parse_time(&r.state.started_at).unwrap_or(now as f64) as i64
                 ),
-                if r.state.paused { " (Paused)" } else { "" }
+                if r.state.paused {
+                    " (Paused)"
+                } else {
+                    match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                        Some("starting") => " (health: starting)",
+                        Some("healthy") => " (healthy)",
+                        Some("unhealthy") => " (unhealthy)",
+                        _ => "",
+                    }
+                }
             )
         } else if r.state.status == "exited" || r.state.finished_at != ZERO_TIME {
             format!(
@@ -1409,7 +1627,7 @@ impl Engine {
             status,
             host_config: serde_json::json!({"NetworkMode": r.host_config.network_mode}),
             network_settings: serde_json::json!({"Networks": net_settings["Networks"]}),
-            mounts: mount_points(&r.host_config),
+            mounts: self.mount_points(&r),
             ..Default::default()
         }
     }
@@ -1584,7 +1802,7 @@ impl Engine {
                 name: "overlay2".into(),
                 data: gd,
             },
-            mounts: mount_points(&r.host_config),
+            mounts: self.mount_points(&r),
             config: r.config.clone(),
             network_settings: self.network_settings(&r).0,
             ..Default::default()
@@ -1743,33 +1961,6 @@ impl Engine {
         Ok(())
     }
 
-    pub async fn container_prune(&self, filters: Filters) -> Result<ContainerPruneResponse> {
-        let all: Vec<Arc<Container>> = self.containers.lock().unwrap().values().cloned().collect();
-        let mut deleted = Vec::new();
-        for c in all {
-            let r = c.record();
-            if r.state.running {
-                continue;
-            }
-            if let Some(v) = filters.get("label") {
-                if !v.iter().all(|l| label_matches(l, &r.config.labels)) {
-                    continue;
-                }
-            }
-            if self
-                .container_remove(&c.id, RemoveOptions::default())
-                .await
-                .is_ok()
-            {
-                deleted.push(c.id.clone());
-            }
-        }
-        Ok(ContainerPruneResponse {
-            containers_deleted: Some(deleted),
-            space_reclaimed: 0,
-        })
-    }
-
     // ---- exec
     pub async fn exec_create(&self, key: &str, cfg: ExecConfig) -> Result<String> {
         let c = self.lookup(key)?;
@@ -1785,6 +1976,11 @@ impl Engine {
             ));
         }
         let id = util::new_id();
+        self.container_event(
+            &c,
+            &format!("exec_create: {}", cfg.cmd.join(" ")),
+            &[("execID", id.clone())],
+        );
         let e = Arc::new(Exec {
             id: id.clone(),
             container_id: c.id.clone(),
@@ -1793,6 +1989,11 @@ impl Engine {
         });
         self.execs.lock().unwrap().insert(id.clone(), e);
         Ok(id)
+    }
+
+    /// Drops an exec record (health probes do not keep theirs).
+    pub(crate) fn forget_exec(&self, id: &str) {
+        self.execs.lock().unwrap().remove(id);
     }
 
     fn exec_lookup(&self, id: &str) -> Result<Arc<Exec>> {
@@ -1824,6 +2025,11 @@ impl Engine {
             )));
         }
         let rec = c.record();
+        self.container_event(
+            &c,
+            &format!("exec_start: {}", e.config.cmd.join(" ")),
+            &[("execID", e.id.clone())],
+        );
         // The exec's process: the container's, with the exec's command, env, user and cwd.
         let bundle_cfg: serde_json::Value =
             std::fs::read(self.bundle_dir(&c.id).join("config.json"))
@@ -1894,6 +2100,7 @@ impl Engine {
             bundle: None,
             exec_process: Some(pfile),
             log_path: None,
+            log_rotation: None,
             tty: cfg.tty,
             stdin: cfg.attach_stdin && !detach,
             cgroup: None,
@@ -2116,15 +2323,27 @@ fn merge_image_config(cfg: &mut ContainerConfig, image: &ContainerConfig) {
     if cfg.exposed_ports.is_none() {
         cfg.exposed_ports = image.exposed_ports.clone();
     }
-    if cfg.volumes.is_none() {
-        cfg.volumes = image.volumes.clone();
+    if let Some(iv) = &image.volumes {
+        let v = cfg.volumes.get_or_insert_with(BTreeMap::new);
+        for (k, x) in iv {
+            v.entry(k.clone()).or_insert_with(|| x.clone());
+        }
     }
     if cfg.shell.is_none() {
         cfg.shell = image.shell.clone();
     }
 }
 
-fn mount_points(h: &HostConfig) -> Vec<MountPoint> {
+impl Engine {
+    /// `Mounts`: the bind and tmpfs mounts asked for, then the volumes.
+    fn mount_points(&self, r: &ContainerRecord) -> Vec<MountPoint> {
+        let mut out = host_mount_points(&r.host_config);
+        out.extend(self.volume_mount_points(r));
+        out
+    }
+}
+
+fn host_mount_points(h: &HostConfig) -> Vec<MountPoint> {
     let mut out = Vec::new();
     for b in &h.binds {
         if let Ok(b) = spec::parse_bind(b) {
@@ -2143,7 +2362,7 @@ fn mount_points(h: &HostConfig) -> Vec<MountPoint> {
             });
         }
     }
-    for m in &h.mounts {
+    for m in h.mounts.iter().filter(|m| m.kind != "volume") {
         out.push(MountPoint {
             kind: m.kind.clone(),
             source: m.source.clone(),

@@ -53,7 +53,21 @@ pub fn wanted(e: &LogEntry, o: &LogsOptions) -> bool {
 /// Reads the whole log (filters and tail applied); returns the entries and the byte offset of
 /// the end of the last complete line, where following continues.
 pub fn read_all(path: &Path, o: &LogsOptions) -> std::io::Result<(Vec<LogEntry>, u64)> {
-    let (mut out, offset) = read_from(path, 0, o)?;
+    // Rotated files first, oldest (highest number) first.
+    let mut older = Vec::new();
+    for n in 1.. {
+        let p = numbered(path, n);
+        if !p.exists() {
+            break;
+        }
+        older.push(p);
+    }
+    let mut out = Vec::new();
+    for p in older.iter().rev() {
+        out.extend(read_from(p, 0, o)?.0);
+    }
+    let (live, offset) = read_from(path, 0, o)?;
+    out.extend(live);
     if let Some(t) = o.tail {
         let skip = out.len().saturating_sub(t);
         out.drain(..skip);
@@ -62,6 +76,87 @@ pub fn read_all(path: &Path, o: &LogsOptions) -> std::io::Result<(Vec<LogEntry>,
 }
 
 /// Reads complete lines appended after `offset`; returns them and the new offset.
+fn numbered(path: &Path, n: u32) -> std::path::PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    s.into()
+}
+
+/// The log options of the `json-file` and `local` drivers, checked with Docker's words:
+/// `Some((max-size bytes, max-file))` when the log rotates.
+pub fn rotation(cfg: &berth_api::LogConfig) -> Result<Option<(u64, u32)>, String> {
+    let (allowed, default_size, default_files): (&[&str], i64, u32) = match cfg.kind.as_str() {
+        "json-file" | "" => (
+            &[
+                "max-file",
+                "max-size",
+                "compress",
+                "labels",
+                "labels-regex",
+                "env",
+                "env-regex",
+                "tag",
+            ],
+            -1,
+            1,
+        ),
+        "local" => (&["max-file", "max-size", "compress"], 20_000_000, 5),
+        _ => return Ok(None),
+    };
+    for k in cfg.config.keys() {
+        if !allowed.contains(&k.as_str()) {
+            return Err(if cfg.kind == "local" {
+                format!("unknown log opt {k:?} for log driver \"local\"")
+            } else {
+                format!("unknown log opt '{k}' for json-file log driver")
+            });
+        }
+    }
+    let size = match cfg.config.get("max-size").map(String::as_str) {
+        None => default_size,
+        Some("-1") => -1,
+        Some(s) => match human_size_decimal(s) {
+            Some(n) if n > 0 => n,
+            _ => return Err("max-size must be a positive number".into()),
+        },
+    };
+    let files = match cfg.config.get("max-file") {
+        None => default_files,
+        Some(f) => match f.parse::<i64>() {
+            Ok(n) if n >= 1 => n as u32,
+            Ok(_) => return Err("max-file cannot be less than 1".into()),
+            Err(_) => return Err(format!("invalid max-file: {f}")),
+        },
+    };
+    if size < 0 {
+        return Ok(None);
+    }
+    Ok(Some((size as u64, files)))
+}
+
+/// Docker's `units.FromHumanSize`: `10m`, `1.5MB`, `512k`, `100` — decimal units.
+fn human_size_decimal(s: &str) -> Option<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim_start();
+    let unit = unit.strip_suffix('b').unwrap_or(unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let mul = match unit {
+        "" => 1.0,
+        "k" => 1e3,
+        "m" => 1e6,
+        "g" => 1e9,
+        "t" => 1e12,
+        "p" => 1e15,
+        _ => return None,
+    };
+    Some((n * mul) as i64)
+}
+
 pub fn read_from(
     path: &Path,
     offset: u64,
@@ -71,6 +166,12 @@ pub fn read_from(
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
         Err(e) => return Err(e),
+    };
+    // The file was rotated since `offset` was taken: start the new one from its beginning.
+    let offset = if f.metadata()?.len() < offset {
+        0
+    } else {
+        offset
     };
     f.seek(SeekFrom::Start(offset))?;
     let mut r = BufReader::new(f);
@@ -95,6 +196,30 @@ pub fn read_from(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_options_as_docker_checks_them() {
+        let cfg = |kind: &str, kv: &[(&str, &str)]| berth_api::LogConfig {
+            kind: kind.into(),
+            config: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        assert_eq!(rotation(&cfg("json-file", &[])).unwrap(), None);
+        assert_eq!(
+            rotation(&cfg("json-file", &[("max-size", "10k"), ("max-file", "3")])).unwrap(),
+            Some((10_000, 3))
+        );
+        assert_eq!(rotation(&cfg("local", &[])).unwrap(), Some((20_000_000, 5)));
+        assert_eq!(
+            rotation(&cfg("json-file", &[("max-sise", "1")])).unwrap_err(),
+            "unknown log opt 'max-sise' for json-file log driver"
+        );
+        assert!(rotation(&cfg("json-file", &[("max-file", "0")])).is_err());
+        assert!(rotation(&cfg("json-file", &[("max-size", "lots")])).is_err());
+        assert_eq!(human_size_decimal("1.5MB"), Some(1_500_000));
+    }
+
     use super::*;
 
     #[test]

@@ -570,6 +570,12 @@ impl Engine {
         let info = tokio::task::spawn_blocking(move || net.create(create))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.event(
+            "network",
+            "create",
+            &info.id,
+            &[("name", info.name.clone()), ("type", "bridge".into())],
+        );
         Ok(NetworkCreateResponse {
             id: info.id,
             warning: String::new(),
@@ -610,6 +616,12 @@ impl Engine {
         tokio::task::spawn_blocking(move || net.remove(&id))
             .await
             .map_err(|e| EngineError::Internal(e.to_string()))??;
+        self.event(
+            "network",
+            "destroy",
+            &info.id,
+            &[("name", info.name.clone()), ("type", "bridge".into())],
+        );
         Ok(())
     }
 
@@ -671,6 +683,16 @@ impl Engine {
             }
         }
         c.rec.lock().unwrap().networks.insert(info.name.clone(), ep);
+        self.event(
+            "network",
+            "connect",
+            &info.id,
+            &[
+                ("container", c.id.clone()),
+                ("name", info.name.clone()),
+                ("type", "bridge".into()),
+            ],
+        );
         self.persist(&c)
     }
 
@@ -699,6 +721,16 @@ impl Engine {
             }
         }
         c.rec.lock().unwrap().networks.remove(&info.name);
+        self.event(
+            "network",
+            "disconnect",
+            &info.id,
+            &[
+                ("container", c.id.clone()),
+                ("name", info.name.clone()),
+                ("type", "bridge".into()),
+            ],
+        );
         self.persist(&c)
     }
 }

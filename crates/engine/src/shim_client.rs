@@ -23,6 +23,8 @@ pub struct ShimLaunch {
     pub bundle: Option<PathBuf>,
     pub exec_process: Option<PathBuf>,
     pub log_path: Option<PathBuf>,
+    /// `max-size` bytes and `max-file` count of the log.
+    pub log_rotation: Option<(u64, u32)>,
     pub tty: bool,
     pub stdin: bool,
     /// The container's cgroup, for the shim's OOM check.
@@ -61,6 +63,12 @@ pub async fn launch(l: &ShimLaunch) -> Result<i64> {
     }
     if let Some(c) = &l.cgroup {
         cmd.arg("--cgroup").arg(c);
+    }
+    if let Some((size, files)) = l.log_rotation {
+        cmd.arg("--log-max-size")
+            .arg(size.to_string())
+            .arg("--log-max-files")
+            .arg(files.to_string());
     }
     if l.tty {
         cmd.arg("--tty");

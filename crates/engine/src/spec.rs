@@ -25,6 +25,8 @@ pub struct SpecInput<'a> {
     pub user: ResolvedUser,
     /// Per-container `/etc/hostname`, `/etc/hosts`, `/etc/resolv.conf` to bind in.
     pub etc_files: Vec<(PathBuf, &'static str)>,
+    /// Volumes resolved to host paths (named, anonymous, from `--volumes-from`).
+    pub volumes: Vec<VolumeBind>,
     /// Binary bound at /sbin/docker-init for `--init`.
     pub init_path: Option<&'a Path>,
     pub default_ulimits: &'a [berth_api::Ulimit],
@@ -33,6 +35,14 @@ pub struct SpecInput<'a> {
     pub kernel: (u32, u32),
     /// The host's capability bounding set (`CapBnd`).
     pub cap_bounding: u64,
+}
+
+/// A volume's host directory bound into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeBind {
+    pub source: PathBuf,
+    pub destination: String,
+    pub read_only: bool,
 }
 
 /// A bind mount parsed from `-v SRC:DST[:OPTS]`.
@@ -48,33 +58,61 @@ const PROPAGATIONS: &[&str] = &[
     "shared", "rshared", "slave", "rslave", "private", "rprivate",
 ];
 
-/// Parses `-v` / `HostConfig.Binds` entries.
-pub fn parse_bind(spec: &str) -> Result<Bind, String> {
+/// One `-v` / `HostConfig.Binds` entry: a host path, a named volume or an anonymous volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VolumeSpec {
+    Bind(Bind),
+    /// `NAME:/dest[:opts]`.
+    Named {
+        name: String,
+        destination: String,
+        read_only: bool,
+        no_copy: bool,
+    },
+    /// `/dest`.
+    Anonymous {
+        destination: String,
+    },
+}
+
+/// Parses a `-v` / `HostConfig.Binds` entry, as dockerd does on Linux.
+pub fn parse_volume_spec(spec: &str) -> Result<VolumeSpec, String> {
     let parts: Vec<&str> = spec.split(':').collect();
     let (source, destination, opts) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, o] => (*s, *d, *o),
-        [d] => return Err(format!("anonymous volumes are not supported yet: {d}")),
+        [d] if !d.is_empty() => {
+            if !d.starts_with('/') {
+                return Err(format!("invalid volume specification: '{spec}': invalid mount config for type \"volume\": invalid mount path: '{d}' mount path must be absolute"));
+            }
+            return Ok(VolumeSpec::Anonymous {
+                destination: clean_dest(d),
+            });
+        }
         _ => return Err(format!("invalid volume specification: '{spec}'")),
     };
-    if !destination.starts_with('/') {
-        return Err(format!("invalid volume specification: '{spec}': invalid mount config for type \"bind\": invalid mount path: '{destination}' mount path must be absolute"));
+    if source.is_empty() {
+        return Err(format!("invalid volume specification: '{spec}'"));
     }
-    if !source.starts_with('/') {
-        return Err(format!("named volumes are not supported yet: '{source}'"));
-    }
-    let mut b = Bind {
-        source: source.into(),
-        destination: destination.into(),
-        read_only: false,
-        propagation: None,
+    let kind = if source.starts_with('/') {
+        "bind"
+    } else {
+        "volume"
     };
+    if !destination.starts_with('/') {
+        return Err(format!("invalid volume specification: '{spec}': invalid mount config for type \"{kind}\": invalid mount path: '{destination}' mount path must be absolute"));
+    }
+    if destination == "/" {
+        return Err(format!("invalid volume specification: '{spec}': invalid mount config for type \"{kind}\": invalid specification: destination can't be '/'"));
+    }
+    let (mut read_only, mut propagation, mut no_copy) = (false, None, false);
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o {
-            "ro" => b.read_only = true,
-            "rw" => b.read_only = false,
-            "z" | "Z" | "nocopy" | "consistent" | "cached" | "delegated" => {}
-            p if PROPAGATIONS.contains(&p) => b.propagation = Some(p.to_string()),
+            "ro" => read_only = true,
+            "rw" => read_only = false,
+            "nocopy" if kind == "volume" => no_copy = true,
+            "z" | "Z" | "consistent" | "cached" | "delegated" => {}
+            p if PROPAGATIONS.contains(&p) && kind == "bind" => propagation = Some(p.to_string()),
             other => {
                 return Err(format!(
                     "invalid volume specification: '{spec}': invalid mode: {other}"
@@ -82,7 +120,37 @@ pub fn parse_bind(spec: &str) -> Result<Bind, String> {
             }
         }
     }
-    Ok(b)
+    if kind == "volume" {
+        return Ok(VolumeSpec::Named {
+            name: source.into(),
+            destination: clean_dest(destination),
+            read_only,
+            no_copy,
+        });
+    }
+    Ok(VolumeSpec::Bind(Bind {
+        source: source.into(),
+        destination: clean_dest(destination),
+        read_only,
+        propagation,
+    }))
+}
+
+/// `/a//b/` → `/a/b`.
+fn clean_dest(d: &str) -> String {
+    let parts: Vec<&str> = d
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Parses a `-v` entry that must be a bind mount of a host path.
+pub fn parse_bind(spec: &str) -> Result<Bind, String> {
+    match parse_volume_spec(spec)? {
+        VolumeSpec::Bind(b) => Ok(b),
+        _ => Err(format!("not a bind mount: '{spec}'")),
+    }
 }
 
 /// Parses a size with Docker's binary units: `64m`, `1g`, `512k`, `100b`, `1024`.
@@ -239,15 +307,23 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}", if h.shm_size > 0 { h.shm_size } else { 64 << 20 })]}),
     ];
     let mut user_dests: Vec<String> = Vec::new();
+    let mut user_mounts: Vec<serde_json::Value> = Vec::new();
     for b in &h.binds {
-        let b = parse_bind(b)?;
+        let VolumeSpec::Bind(b) = parse_volume_spec(b)? else {
+            continue; // volumes come resolved in `inp.volumes`
+        };
         let mut opts = vec![
             "rbind".to_string(),
             if b.read_only { "ro" } else { "rw" }.to_string(),
         ];
         opts.push(b.propagation.clone().unwrap_or_else(|| "rprivate".into()));
         user_dests.push(b.destination.clone());
-        mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
+        user_mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": opts}));
+    }
+    for v in &inp.volumes {
+        let opts = ["rbind", if v.read_only { "ro" } else { "rw" }, "rprivate"];
+        user_dests.push(v.destination.clone());
+        user_mounts.push(json!({"destination": v.destination, "type": "bind", "source": v.source, "options": opts}));
     }
     for m in &h.mounts {
         if !m.target.starts_with('/') {
@@ -274,7 +350,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
                     if m.read_only { "ro" } else { "rw" }.to_string(),
                     prop,
                 ];
-                mounts.push(json!({"destination": m.target, "type": "bind", "source": m.source, "options": opts}));
+                user_mounts.push(json!({"destination": m.target, "type": "bind", "source": m.source, "options": opts}));
             }
             "tmpfs" => {
                 let mut opts = tmpfs_options("")?;
@@ -289,9 +365,10 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
                 if m.read_only {
                     opts.push("ro".into());
                 }
-                mounts.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
+                user_mounts.push(json!({"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": opts}));
             }
-            "volume" => return Err("named volumes are not supported yet".into()),
+            // Resolved by the engine and passed in `inp.volumes`.
+            "volume" => continue,
             other => {
                 return Err(format!(
                     "invalid mount config: mount type unknown: {other:?}"
@@ -306,9 +383,17 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
                 "invalid tmpfs mount: {dest}: mount path must be absolute"
             ));
         }
-        mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)?}));
+        user_mounts.push(json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": tmpfs_options(opts)?}));
         user_dests.push(dest.clone());
     }
+    // Parents before children, as dockerd sorts them.
+    user_mounts.sort_by_key(|m| {
+        m["destination"]
+            .as_str()
+            .map(|d| d.split('/').filter(|p| !p.is_empty()).count())
+            .unwrap_or(0)
+    });
+    mounts.extend(user_mounts);
     for (path, dest) in &inp.etc_files {
         if user_dests.iter().any(|d| d == dest) {
             continue;
@@ -417,6 +502,73 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
         );
     }
     let mut resources = json!({ "devices": devices });
+    for (k, v) in limits(h)? {
+        resources[k] = v;
+    }
+
+    let env = signal_free_env(c, c.tty, &hostname, &inp.user.home);
+    let cwd = if c.working_dir.is_empty() {
+        "/".to_string()
+    } else {
+        c.working_dir.clone()
+    };
+    if !cwd.starts_with('/') {
+        return Err(format!(
+            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        ));
+    }
+    let mut process = json!({
+        "terminal": c.tty,
+        "user": {"uid": inp.user.uid, "gid": inp.user.gid, "additionalGids": inp.user.additional_gids},
+        "args": args,
+        "env": env,
+        "cwd": cwd,
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "rlimits": rlimits,
+        "noNewPrivileges": no_new_privs,
+        "oomScoreAdj": 0,
+    });
+    if c.tty {
+        process["consoleSize"] = json!({"height": 24, "width": 80});
+    }
+
+    let mut linux = json!({
+        "resources": resources,
+        "cgroupsPath": format!("/berth/{}", inp.id),
+        "namespaces": namespaces,
+        "devices": linux_devices,
+    });
+    if !h.privileged {
+        let mut masked: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
+        let mut ro: Vec<String> = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
+        masked.extend(h.masked_paths.iter().cloned());
+        ro.extend(h.readonly_paths.iter().cloned());
+        linux["maskedPaths"] = json!(masked);
+        linux["readonlyPaths"] = json!(ro);
+    }
+    if let Some(profile) = seccomp_profile {
+        let target = seccomp::Target {
+            arch: seccomp::Target::host_arch(),
+            kernel: inp.kernel,
+            caps: &caps,
+        };
+        linux["seccomp"] = seccomp::to_oci(&profile, &target)?;
+    }
+
+    Ok(json!({
+        "ociVersion": "1.0.2",
+        "process": process,
+        "root": {"path": inp.rootfs, "readonly": h.readonly_rootfs},
+        "hostname": hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }))
+}
+
+/// The memory, CPU and pids limits of a host config as OCI `linux.resources` sections
+/// (`memory`, `cpu`, `pids`), with dockerd's checks.
+pub fn limits(h: &HostConfig) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut resources = json!({});
     let mut memory = json!({});
     if h.memory > 0 && h.memory < 6 * 1024 * 1024 {
         return Err("Minimum memory limit allowed is 6MB".into());
@@ -481,64 +633,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Value, String> {
             resources["pids"] = json!({"limit": p});
         }
     }
-
-    let env = signal_free_env(c, c.tty, &hostname, &inp.user.home);
-    let cwd = if c.working_dir.is_empty() {
-        "/".to_string()
-    } else {
-        c.working_dir.clone()
-    };
-    if !cwd.starts_with('/') {
-        return Err(format!(
-            "the working directory '{cwd}' is invalid, it needs to be an absolute path"
-        ));
-    }
-    let mut process = json!({
-        "terminal": c.tty,
-        "user": {"uid": inp.user.uid, "gid": inp.user.gid, "additionalGids": inp.user.additional_gids},
-        "args": args,
-        "env": env,
-        "cwd": cwd,
-        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-        "rlimits": rlimits,
-        "noNewPrivileges": no_new_privs,
-        "oomScoreAdj": 0,
-    });
-    if c.tty {
-        process["consoleSize"] = json!({"height": 24, "width": 80});
-    }
-
-    let mut linux = json!({
-        "resources": resources,
-        "cgroupsPath": format!("/berth/{}", inp.id),
-        "namespaces": namespaces,
-        "devices": linux_devices,
-    });
-    if !h.privileged {
-        let mut masked: Vec<String> = MASKED_PATHS.iter().map(|s| s.to_string()).collect();
-        let mut ro: Vec<String> = READONLY_PATHS.iter().map(|s| s.to_string()).collect();
-        masked.extend(h.masked_paths.iter().cloned());
-        ro.extend(h.readonly_paths.iter().cloned());
-        linux["maskedPaths"] = json!(masked);
-        linux["readonlyPaths"] = json!(ro);
-    }
-    if let Some(profile) = seccomp_profile {
-        let target = seccomp::Target {
-            arch: seccomp::Target::host_arch(),
-            kernel: inp.kernel,
-            caps: &caps,
-        };
-        linux["seccomp"] = seccomp::to_oci(&profile, &target)?;
-    }
-
-    Ok(json!({
-        "ociVersion": "1.0.2",
-        "process": process,
-        "root": {"path": inp.rootfs, "readonly": h.readonly_rootfs},
-        "hostname": hostname,
-        "mounts": mounts,
-        "linux": linux,
-    }))
+    Ok(resources.as_object().cloned().unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -562,6 +657,7 @@ mod tests {
                 ..Default::default()
             },
             etc_files: vec![],
+            volumes: vec![],
             init_path: None,
             default_ulimits: &[],
             rlimit_hard: hard,

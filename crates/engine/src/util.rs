@@ -253,3 +253,54 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }
+
+/// A duration as Go's `time.Duration.String()` writes it: `30s`, `1m30s`, `1.5s`, `500ms`.
+pub fn go_duration(d: std::time::Duration) -> String {
+    let ns = d.as_nanos();
+    if ns == 0 {
+        return "0s".into();
+    }
+    if ns < 1_000_000_000 {
+        return if ns.is_multiple_of(1_000_000) {
+            format!("{}ms", ns / 1_000_000)
+        } else if ns.is_multiple_of(1_000) {
+            format!("{}µs", ns / 1_000)
+        } else {
+            format!("{ns}ns")
+        };
+    }
+    let total_secs = ns / 1_000_000_000;
+    let frac = ns % 1_000_000_000;
+    let (h, m, s) = (total_secs / 3600, (total_secs % 3600) / 60, total_secs % 60);
+    let mut secs = s.to_string();
+    if frac != 0 {
+        let f = format!("{frac:09}");
+        secs.push('.');
+        secs.push_str(f.trim_end_matches('0'));
+    }
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if h > 0 || m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    out.push_str(&secs);
+    out.push('s');
+    out
+}
+
+#[cfg(test)]
+mod go_duration_tests {
+    use super::go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn formats_like_go() {
+        assert_eq!(go_duration(Duration::from_secs(30)), "30s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
+}

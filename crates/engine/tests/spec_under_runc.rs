@@ -50,6 +50,7 @@ fn run(host: HostConfig, script: &str) -> (i32, String) {
             ..Default::default()
         },
         etc_files: vec![],
+        volumes: vec![],
         init_path: None,
         default_ulimits: &[],
         rlimit_hard: &none,

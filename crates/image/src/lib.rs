@@ -21,12 +21,17 @@ use berth_api::{
 };
 
 mod archive;
+mod commit;
 pub mod content;
+pub mod layer_diff;
 pub mod layer_tar;
+pub mod pull;
 pub mod reference;
 mod snapshot;
 mod store;
 
+pub use commit::ChildImage;
+pub use pull::{CompressedFile, CompressedLayer, ImageParts, LayerCompression, PulledLayer};
 pub use reference::Reference;
 pub use snapshot::chain_ids;
 
@@ -187,6 +192,34 @@ impl ImageStore {
     /// Removes container `container_id`'s writable layer (it must be unmounted).
     pub fn remove_rw_layer(&self, container_id: &str) -> Result<()> {
         self.remove_rw_layer_impl(container_id)
+    }
+
+    /// `docker commit`: container `container_id`'s writable layer as a new layer on
+    /// `child.parent` (no layer, `empty_layer`, when nothing changed). Returns the image ID.
+    pub fn commit_rw_layer(&self, container_id: &str, child: &ChildImage) -> Result<String> {
+        self.commit_rw_impl(container_id, child)
+    }
+
+    /// A new image from `child.parent` plus the layer tar `layer` (optionally gzip'd), or with
+    /// only a new config and history entry when `layer` is `None`. Returns the image ID.
+    pub fn commit_layer_tar(
+        &self,
+        child: &ChildImage,
+        layer: Option<&mut dyn Read>,
+    ) -> Result<String> {
+        self.commit_tar_impl(child, layer)
+    }
+
+    /// The unpacked layer directories of image `name`, bottom-most first (empty for an image
+    /// without layers).
+    pub fn layer_dirs(&self, name: &str) -> Result<Vec<PathBuf>> {
+        let st = self.lock();
+        let (id, _) = st.lookup(name)?;
+        Ok(st.images[&id]
+            .chain_ids
+            .iter()
+            .map(|c| self.layer_dir(c).join("diff"))
+            .collect())
     }
 
     /// The number of images (for `/info`).

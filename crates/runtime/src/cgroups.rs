@@ -421,7 +421,7 @@ impl Manager {
             write(self.need("pids")?, "pids.max", &v)?;
         }
         if let Some(b) = r.block_io() {
-            if let Some(w) = b.weight() {
+            if let Some(w) = b.weight().filter(|w| *w > 0) {
                 let d = self.need("blkio")?;
                 if d.join("blkio.weight").exists() {
                     write(d, "blkio.weight", &w.to_string())?;
@@ -505,7 +505,12 @@ impl Manager {
             };
             write(d, "pids.max", &v)?;
         }
-        if let Some(w) = r.block_io().as_ref().and_then(|b| b.weight()) {
+        if let Some(w) = r
+            .block_io()
+            .as_ref()
+            .and_then(|b| b.weight())
+            .filter(|w| *w > 0)
+        {
             write(d, "io.weight", &blkio_to_io_weight(w).to_string())?;
         }
         Ok(())

@@ -27,6 +27,10 @@ pub struct Args {
     pub runtime_root: PathBuf,
     pub mode: Mode,
     pub log_path: Option<PathBuf>,
+    /// Rotate the log past this many bytes (0: never).
+    pub log_max_size: u64,
+    /// Log files kept in all, the live one included.
+    pub log_max_files: u32,
     pub tty: bool,
     pub stdin: bool,
     /// The container's cgroup path (`/berth/<id>`), read for OOM kills before the runtime deletes it.
@@ -42,6 +46,15 @@ fn absolute(p: PathBuf) -> Result<PathBuf, String> {
     Ok(cwd.join(p))
 }
 
+fn number(v: Option<OsString>, flag: &str) -> Result<Option<u64>, String> {
+    v.map(|v| {
+        v.to_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| format!("{flag} needs a number"))
+    })
+    .transpose()
+}
+
 /// Parses the arguments (without the program name).
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
     let mut id = None;
@@ -52,6 +65,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
     let mut exec_process = None;
     let mut log_path = None;
     let mut cgroup = None;
+    let mut log_max_size = None;
+    let mut log_max_files = None;
     let (mut tty, mut stdin) = (false, false);
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -76,6 +91,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
             "--exec-process" => &mut exec_process,
             "--log-path" => &mut log_path,
             "--cgroup" => &mut cgroup,
+            "--log-max-size" => &mut log_max_size,
+            "--log-max-files" => &mut log_max_files,
             other => return Err(format!("unknown argument {other:?}")),
         };
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -114,6 +131,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Args, String> {
         runtime_root: absolute(need(runtime_root, "--runtime-root")?.into())?,
         mode,
         log_path: log_path.map(|p| absolute(p.into())).transpose()?,
+        log_max_size: number(log_max_size, "--log-max-size")?.unwrap_or(0),
+        log_max_files: number(log_max_files, "--log-max-files")?.unwrap_or(1) as u32,
         tty,
         stdin,
         cgroup: cgroup.and_then(|c| c.into_string().ok()),

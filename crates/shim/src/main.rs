@@ -13,6 +13,7 @@
 
 mod args;
 mod jsonlog;
+mod logfile;
 mod supervisor;
 mod sys;
 

@@ -15,7 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -306,7 +306,7 @@ struct Shim {
     readers: Mutex<usize>,
     readers_cv: Condvar,
     /// The json-file log.
-    log: Option<Mutex<File>>,
+    log: Option<Mutex<crate::logfile::RotatingLog>>,
     /// Held while broadcasting, and by START until its REPLY is queued.
     gate: Mutex<()>,
 }
@@ -383,11 +383,7 @@ fn prepare(args: Args) -> Result<(Arc<Shim>, UnixListener), String> {
             if let Some(dir) = p.parent() {
                 let _ = fs::create_dir_all(dir);
             }
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .mode(0o640)
-                .open(p)
+            let f = crate::logfile::RotatingLog::open(p, args.log_max_size, args.log_max_files)
                 .map_err(|e| format!("opening log {}: {e}", p.display()))?;
             Some(Mutex::new(f))
         }
@@ -870,7 +866,7 @@ impl Shim {
             return;
         }
         if let Some(log) = &self.log {
-            if let Err(e) = lock(log).write_all(records) {
+            if let Err(e) = lock(log).write_records(records) {
                 debug(format_args!("writing the log: {e}"));
             }
         }

@@ -39,6 +39,7 @@ pub enum Kind {
     Container,
     Image,
     Network,
+    Volume,
     Any,
 }
 
@@ -61,6 +62,10 @@ async fn fetch(c: &Client, kind: Kind, name: &str, size: bool) -> Result<Vec<u8>
         }
         Kind::Network => {
             let r = c.get(&format!("/networks/{}", seg(name)), &[]).await?;
+            Ok(read_bytes(r).await?.to_vec())
+        }
+        Kind::Volume => {
+            let r = c.get(&format!("/volumes/{}", seg(name)), &[]).await?;
             Ok(read_bytes(r).await?.to_vec())
         }
         Kind::Any => match Box::pin(fetch(c, Kind::Container, name, size)).await {

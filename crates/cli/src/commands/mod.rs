@@ -1,29 +1,43 @@
 //! One module per command.
 
 pub mod attach;
+pub mod build;
+pub mod cp;
+pub mod credentials;
+pub mod diff;
+pub mod events;
 pub mod exec;
+pub mod export;
 pub mod history;
 pub mod images;
 pub mod import;
 pub mod info;
 pub mod inspect;
 pub mod load;
+pub mod login;
 pub mod logs;
 pub mod network;
 pub mod opts;
 pub mod pause;
 pub mod port;
+pub mod progress;
 pub mod prune;
 pub mod ps;
+pub mod pull;
 pub mod rm;
 pub mod rmi;
 pub mod run;
 pub mod runtime;
 pub mod save;
 pub mod start;
+pub mod stats;
 pub mod stop;
+pub mod system;
 pub mod tag;
+pub mod top;
+pub mod update;
 pub mod version;
+pub mod volume;
 pub mod wait;
 
 use crate::client::{seg, Client};

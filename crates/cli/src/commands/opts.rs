@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use anyhow::{anyhow, bail, Context, Result};
 use berth_api::{
-    BindOptions, ContainerCreateRequest, DeviceMapping, LogConfig, Mount, PortBinding,
-    RestartPolicy, StrList, TmpfsOptions, Ulimit,
+    BindOptions, ContainerCreateRequest, DeviceMapping, HealthConfig, LogConfig, Mount,
+    PortBinding, RestartPolicy, StrList, TmpfsOptions, Ulimit, VolumeDriverConfig, VolumeOptions,
 };
 use clap::{ArgAction, Args};
 
@@ -58,6 +58,9 @@ pub struct ContainerOpts {
     /// Attach a filesystem mount to the container
     #[arg(long = "mount")]
     pub mount: Vec<String>,
+    /// Mount volumes from the specified container(s)
+    #[arg(long = "volumes-from")]
+    pub volumes_from: Vec<String>,
     /// Mount a tmpfs directory
     #[arg(long = "tmpfs")]
     pub tmpfs: Vec<String>,
@@ -130,6 +133,27 @@ pub struct ContainerOpts {
     /// Timeout (in seconds) to stop a container
     #[arg(long = "stop-timeout", allow_hyphen_values = true)]
     pub stop_timeout: Option<i64>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Time between running the check during the start period
+    #[arg(long = "health-start-interval")]
+    pub health_start_interval: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Runtime to use for this container
     #[arg(long = "runtime")]
     pub runtime: Option<String>,
@@ -242,6 +266,8 @@ pub fn parse_mount(s: &str) -> Result<Mount> {
     let mut propagation = None;
     let mut size = None;
     let mut mode = None;
+    let mut volume = VolumeOptions::default();
+    let mut driver = VolumeDriverConfig::default();
     for field in s.split(',') {
         let (k, v) = match field.split_once('=') {
             Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.to_string())),
@@ -270,7 +296,20 @@ pub fn parse_mount(s: &str) -> Result<Mount> {
                         .map_err(|_| anyhow!("invalid value for {k}: {field}"))?,
                 )
             }
-            "consistency" | "bind-recursive" | "volume-nocopy" => {}
+            "volume-nocopy" => volume.no_copy = !matches!(v.as_deref(), Some("0") | Some("false")),
+            "volume-driver" => driver.name = val()?,
+            "volume-label" => {
+                let l = val()?;
+                let (a, b) = l.split_once('=').unwrap_or((&l, ""));
+                volume.labels.insert(a.into(), b.into());
+            }
+            "volume-opt" => {
+                let o = val()?;
+                let (a, b) = o.split_once('=').unwrap_or((&o, ""));
+                driver.options.insert(a.into(), b.into());
+            }
+            "volume-subpath" => volume.subpath = val()?,
+            "consistency" | "bind-recursive" => {}
             _ => bail!("unexpected key '{k}' in '{field}'"),
         }
     }
@@ -284,6 +323,14 @@ pub fn parse_mount(s: &str) -> Result<Mount> {
         m.bind_options = Some(BindOptions {
             propagation: Some(p),
         });
+    }
+    if m.kind == "volume" {
+        if driver != VolumeDriverConfig::default() {
+            volume.driver_config = Some(driver);
+        }
+        if volume != VolumeOptions::default() {
+            m.volume_options = Some(volume);
+        }
     }
     if size.is_some() || mode.is_some() {
         m.tmpfs_options = Some(TmpfsOptions {
@@ -425,6 +472,60 @@ fn parse_port_spec(p: &str) -> String {
 
 impl ContainerOpts {
     /// Builds the create body for `image` and `cmd`; `detach` decides the attach flags.
+    /// `--health-*` and `--no-healthcheck`, as the docker CLI turns them into `Healthcheck`.
+    fn healthcheck(&self) -> Result<Option<HealthConfig>> {
+        let dur = |name: &str, v: &Option<String>| -> Result<Option<i64>> {
+            match v {
+                None => Ok(None),
+                Some(s) => {
+                    let secs = crate::human::parse_go_duration(s).ok_or_else(|| {
+                        anyhow!("invalid argument \"{s}\" for \"--{name}\" flag: time: invalid duration \"{s}\"")
+                    })?;
+                    if secs < 0.0 {
+                        bail!("--{name} cannot be negative");
+                    }
+                    Ok(Some((secs * 1e9) as i64).filter(|n| *n != 0))
+                }
+            }
+        };
+        let interval = dur("health-interval", &self.health_interval)?;
+        let timeout = dur("health-timeout", &self.health_timeout)?;
+        let start_period = dur("health-start-period", &self.health_start_period)?;
+        let start_interval = dur("health-start-interval", &self.health_start_interval)?;
+        if self.health_retries.is_some_and(|r| r < 0) {
+            bail!("--health-retries cannot be negative");
+        }
+        let any = self.health_cmd.is_some()
+            || interval.is_some()
+            || timeout.is_some()
+            || start_period.is_some()
+            || start_interval.is_some()
+            || self.health_retries.is_some();
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(HealthConfig {
+                test: Some(vec!["NONE".into()]),
+                ..Default::default()
+            }));
+        }
+        if !any {
+            return Ok(None);
+        }
+        Ok(Some(HealthConfig {
+            test: self
+                .health_cmd
+                .as_ref()
+                .map(|c| vec!["CMD-SHELL".to_string(), c.clone()]),
+            interval,
+            timeout,
+            retries: self.health_retries.filter(|r| *r != 0),
+            start_period,
+            start_interval,
+        }))
+    }
+
     pub fn to_request(
         &self,
         image: &str,
@@ -472,6 +573,7 @@ impl ContainerOpts {
         c.labels = labels;
         c.stop_signal = self.stop_signal.clone();
         c.stop_timeout = self.stop_timeout;
+        c.healthcheck = self.healthcheck()?;
         let mut exposed = BTreeMap::new();
         for p in &self.expose {
             exposed.insert(parse_port_spec(p), serde_json::json!({}));
@@ -493,6 +595,7 @@ impl ContainerOpts {
         }
 
         h.binds = self.volume.clone();
+        h.volumes_from = self.volumes_from.clone();
         h.mounts = self
             .mount
             .iter()

@@ -218,6 +218,20 @@ pub async fn pause(ctx: &Ctx, id: &str, pause: bool) -> ApiResult {
     Ok(no_content())
 }
 
+pub async fn rename(ctx: &Ctx, id: &str, q: &Query) -> ApiResult {
+    let name = q.get("name").unwrap_or_default();
+    ctx.engine()?.container_rename(id, name).await?;
+    Ok(no_content())
+}
+
+pub async fn update(ctx: &Ctx, id: &str, req: Request<Incoming>) -> ApiResult {
+    let body: berth_engine::update::UpdateRequest = super::read_json(req, false).await?;
+    Ok(body::json(
+        StatusCode::OK,
+        &ctx.engine()?.container_update(id, body).await?,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,5 @@
 //! `/images/…`.
 
-use berth_engine::EngineError;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
@@ -86,12 +85,10 @@ pub async fn load(ctx: &Ctx, req: Request<Incoming>) -> ApiResult {
     Ok(messages(&msgs))
 }
 
-/// `fromSrc=-`: import the body's tarball; `fromImage`: pulling is not supported yet.
+/// `fromSrc=-`: import the body's tarball; `fromImage`: pull (see `registry.rs`).
 pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
-    if let Some(image) = q.non_empty("fromImage") {
-        return Err(EngineError::NotFound(format!(
-            "pull access denied for {image}, repository does not exist or may require 'docker login'"
-        )));
+    if q.non_empty("fromImage").is_some() {
+        return super::registry::pull(ctx, q, req).await;
     }
     match q.get("fromSrc") {
         Some("-") => {}

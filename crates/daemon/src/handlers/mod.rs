@@ -1,10 +1,16 @@
 //! The dispatcher: version prefix → route → handler, errors mapped once, common headers added.
 
+mod archive;
+mod build;
 mod containers;
+mod events;
 mod exec;
 mod images;
 mod networks;
+mod observe;
+mod registry;
 mod system;
+mod volumes;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -83,6 +89,7 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         Ping => Ok(system::ping(req.method() == hyper::Method::HEAD)),
         Version => system::version(ctx).await,
         Info => system::info(ctx).await,
+        SystemDf => system::df(ctx, &q).await,
         ContainerCreate => containers::create(ctx, &q, req).await,
         ContainerList => containers::list(ctx, &q).await,
         ContainerPrune => containers::prune(ctx, &q).await,
@@ -97,7 +104,14 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ContainerResize(id) => containers::resize(ctx, &id, &q).await,
         ContainerLogs(id) => containers::logs(ctx, &id, &q).await,
         ContainerPause(id) => containers::pause(ctx, &id, true).await,
+        ContainerRename(id) => containers::rename(ctx, &id, &q).await,
+        ContainerUpdate(id) => containers::update(ctx, &id, req).await,
         ContainerUnpause(id) => containers::pause(ctx, &id, false).await,
+        ContainerArchive(id) => archive::archive(ctx, &id, &q, req).await,
+        ContainerExport(id) => archive::export(ctx, &id).await,
+        ContainerChanges(id) => observe::changes(ctx, &id).await,
+        ContainerTop(id) => observe::top(ctx, &id, &q).await,
+        ContainerStats(id) => observe::stats(ctx, &id, &q).await,
         ExecCreate(id) => exec::create(ctx, &id, req).await,
         ExecStart(id) => exec::start(ctx, &id, req).await,
         ExecInspect(id) => exec::inspect(ctx, &id).await,
@@ -111,6 +125,15 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ImageHistory(name) => images::history(ctx, &name).await,
         ImageTag(name) => images::tag(ctx, &name, &q).await,
         ImageRemove(name) => images::remove(ctx, &name, &q).await,
+        ImagePush(name) => registry::push(ctx, &name, &q, req).await,
+        Auth => registry::auth(ctx, req).await,
+        DistributionInspect(name) => registry::distribution(ctx, &name, req).await,
+        Events => events::events(ctx, &q).await,
+        VolumeList => volumes::list(ctx, &q).await,
+        VolumeCreate => volumes::create(ctx, req).await,
+        VolumePrune => volumes::prune(ctx, &q).await,
+        VolumeInspect(name) => volumes::inspect(ctx, &name).await,
+        VolumeRemove(name) => volumes::remove(ctx, &name, &q).await,
         NetworkList => networks::list(ctx, &q).await,
         NetworkCreate => networks::create(ctx, req).await,
         NetworkPrune => networks::prune(ctx, &q).await,
@@ -118,6 +141,9 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         NetworkRemove(id) => networks::remove(ctx, &id).await,
         NetworkConnect(id) => networks::connect(ctx, &id, req, true).await,
         NetworkDisconnect(id) => networks::connect(ctx, &id, req, false).await,
+        ContainerCommit => build::commit(ctx, &q, req).await,
+        Build => build::build(ctx, &q, req).await,
+        BuildPrune => build::prune(ctx).await,
     }
 }
 

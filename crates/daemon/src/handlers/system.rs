@@ -6,6 +6,7 @@ use hyper::StatusCode;
 use super::Ctx;
 use crate::body::{self, Resp};
 use crate::error::ApiResult;
+use crate::router::Query;
 
 pub fn ping(head: bool) -> Resp {
     let mut r = if head {
@@ -76,6 +77,22 @@ pub fn docker_version_shape(mut v: serde_json::Value) -> serde_json::Value {
 
 pub async fn info(ctx: &Ctx) -> ApiResult {
     Ok(body::json(StatusCode::OK, &ctx.engine()?.info().await))
+}
+
+/// `GET /system/df?type=image&type=container…`.
+pub async fn df(ctx: &Ctx, q: &Query) -> ApiResult {
+    let kinds = q.all("type");
+    for k in &kinds {
+        if !["container", "image", "volume", "build-cache"].contains(&k.as_str()) {
+            return Err(crate::error::bad_request(format!(
+                "unknown object type: {k}"
+            )));
+        }
+    }
+    Ok(body::json(
+        StatusCode::OK,
+        &ctx.engine()?.system_df(&kinds).await?,
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,3 @@
+# expect: failed to reach build target nope in Dockerfile
+# target: nope
+FROM busybox AS one

@@ -1,0 +1,3 @@
+# expect: Dockerfile cannot be empty
+
+# nothing here

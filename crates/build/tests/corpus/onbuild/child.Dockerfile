@@ -1,0 +1,2 @@
+FROM onbuild-parent
+RUN touch /child

@@ -1,0 +1,68 @@
+//! daemon.json's registry keys: `insecure-registries`, `registry-mirrors`,
+//! `max-concurrent-downloads` (default 3), `max-concurrent-uploads` (default 5); and the certs.d
+//! directory (`/etc/berth/certs.d`, or `$BERTH_CERTS_D` for tests).
+
+use std::path::PathBuf;
+
+use berth_engine::registry::RegistrySettings;
+use serde_json::{Map, Value};
+
+/// Reads the registry settings from the configuration file's keys.
+pub fn parse(file: &Map<String, Value>) -> Result<RegistrySettings, String> {
+    let mut s = RegistrySettings::default();
+    let list = |k: &str| -> Result<Vec<String>, String> {
+        match file.get(k) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone())
+                .map_err(|e| format!("invalid \"{k}\" in the configuration file: {e}")),
+        }
+    };
+    let count = |k: &str, default: usize| -> Result<usize, String> {
+        match file.get(k) {
+            None | Some(Value::Null) => Ok(default),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n >= 1) => {
+                Ok(n.as_u64().unwrap_or(1) as usize)
+            }
+            Some(other) => Err(format!(
+                "invalid value for \"{k}\" in the configuration file: {other} (want a positive integer)"
+            )),
+        }
+    };
+    s.options.insecure_registries = list("insecure-registries")?;
+    s.options.mirrors = list("registry-mirrors")?;
+    for m in &s.options.mirrors {
+        if !(m.starts_with("http://") || m.starts_with("https://")) {
+            return Err(format!(
+                "invalid mirror: unsupported scheme \"{m}\" in \"{m}\": must use either 'https://' or 'http://'"
+            ));
+        }
+    }
+    s.max_concurrent_downloads = count("max-concurrent-downloads", 3)?;
+    s.max_concurrent_uploads = count("max-concurrent-uploads", 5)?;
+    if let Some(d) = std::env::var_os("BERTH_CERTS_D").filter(|d| !d.is_empty()) {
+        s.options.certs_dir = PathBuf::from(d);
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys() {
+        let v: Value = serde_json::json!({
+            "insecure-registries": ["myreg:5000"],
+            "registry-mirrors": ["https://mirror.example"],
+            "max-concurrent-downloads": 6,
+        });
+        let s = parse(v.as_object().unwrap()).unwrap();
+        assert_eq!(s.options.insecure_registries, vec!["myreg:5000"]);
+        assert_eq!(s.max_concurrent_downloads, 6);
+        assert_eq!(s.max_concurrent_uploads, 5);
+        let bad: Value = serde_json::json!({"max-concurrent-downloads": 0});
+        assert!(parse(bad.as_object().unwrap()).is_err());
+        let bad: Value = serde_json::json!({"registry-mirrors": ["mirror"]});
+        assert!(parse(bad.as_object().unwrap()).is_err());
+    }
+}

@@ -1,0 +1,367 @@
+//! `docker cp` and `docker export` on the engine side: stat of a path in a container (`HEAD
+//! /containers/{id}/archive`), a tar of it (`GET`), extracting a tar into a directory (`PUT`) and
+//! the whole root filesystem as a tar (`GET /containers/{id}/export`).
+//!
+//! Running containers are read through their mounted root; a stopped one gets its overlay
+//! mounted on a private directory that is detached at once (only our descriptor keeps it), while
+//! the container's operation lock keeps it from starting meanwhile. Every path goes through
+//! [`crate::inroot::Root`], so nothing outside the container's root is ever read or written.
+//! Volumes and bind mounts inside the container are not followed: what is copied is the
+//! container's own filesystem (image layers and writable layer).
+
+use std::fs::File;
+use std::io::{BufReader, Seek};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::container::Container;
+use crate::extract::{self, ExtractError, ExtractOptions};
+use crate::inroot::{self, abs_path, base_name, fstat, split_dir_base, Root};
+use crate::tarwrite::TreeWriter;
+use crate::{sys, Engine, EngineError, Result};
+
+/// What `X-Docker-Container-Path-Stat` carries (base64 JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's `os.FileMode` bits.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+/// Go's `os.FileMode` of a `stat` mode.
+pub fn go_file_mode(st_mode: u32) -> u32 {
+    let mut m = st_mode & 0o777;
+    match st_mode & libc::S_IFMT {
+        libc::S_IFDIR => m |= 1 << 31,
+        libc::S_IFLNK => m |= 1 << 27,
+        libc::S_IFBLK => m |= 1 << 26,
+        libc::S_IFCHR => m |= (1 << 26) | (1 << 21),
+        libc::S_IFIFO => m |= 1 << 25,
+        libc::S_IFSOCK => m |= 1 << 24,
+        _ => {}
+    }
+    if st_mode & 0o4000 != 0 {
+        m |= 1 << 23;
+    }
+    if st_mode & 0o2000 != 0 {
+        m |= 1 << 22;
+    }
+    if st_mode & 0o1000 != 0 {
+        m |= 1 << 20;
+    }
+    m
+}
+
+fn rfc3339(secs: i64, nanos: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, nanos.clamp(0, 999_999_999) as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+fn internal(context: &str) -> impl Fn(std::io::Error) -> EngineError + '_ {
+    move |e| EngineError::Internal(format!("{context}: {e}"))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
+}
+
+fn not_found(path: &str, key: &str) -> EngineError {
+    EngineError::NotFound(format!("Could not find the file {path} in container {key}"))
+}
+
+fn is_missing(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
+}
+
+/// The item a request path names: its stat, the resolved path, and where it lies.
+struct Located {
+    stat: PathStat,
+    /// The resolved container path of the item (its last element not followed).
+    resolved: String,
+}
+
+/// Docker's `ResolvePath` + `StatPath`: the directory part is resolved in scope, the last
+/// element is not followed; `linkTarget` is the fully resolved path of a symlink.
+fn locate(root: &Root, path: &str, key: &str) -> Result<Located> {
+    let abs = abs_path(path);
+    let (dir, base) = split_dir_base(&abs);
+    let rdir = root.resolve(dir).map_err(internal("resolving path"))?;
+    let resolved = if base.is_empty() || base == "." {
+        rdir
+    } else {
+        format!("{}/{base}", rdir.trim_end_matches('/'))
+    };
+    let fd = root
+        .open_in(&resolved, libc::O_PATH | libc::O_NOFOLLOW)
+        .map_err(|e| {
+            if is_missing(&e) {
+                not_found(path, key)
+            } else {
+                EngineError::Internal(format!("stat {path}: {e}"))
+            }
+        })?;
+    let st = fstat(fd.as_raw_fd()).map_err(internal("stat"))?;
+    let link_target = if inroot::is_type(&st, libc::S_IFLNK) {
+        root.resolve(&abs).map_err(internal("resolving link"))?
+    } else {
+        String::new()
+    };
+    Ok(Located {
+        stat: PathStat {
+            name: base_name(&abs),
+            size: st.st_size,
+            mode: go_file_mode(st.st_mode),
+            mtime: rfc3339(st.st_mtime, st.st_mtime_nsec),
+            link_target,
+        },
+        resolved,
+    })
+}
+
+/// The parent directory and the name within it of a resolved container path (`"."` for `/`).
+fn parent_and_name(resolved: &str) -> (String, String) {
+    let t = resolved.trim_end_matches('/');
+    match t.rsplit_once('/') {
+        Some((p, n)) if !n.is_empty() => {
+            (if p.is_empty() { "/".into() } else { p.into() }, n.into())
+        }
+        _ => ("/".into(), ".".into()),
+    }
+}
+
+fn write_tar(root: &Root, resolved: &str, tar_name: &str, out: File) -> Result<File> {
+    let (parent, name) = parent_and_name(resolved);
+    let pfd = root
+        .open_in(&parent, libc::O_PATH | libc::O_DIRECTORY)
+        .map_err(internal("opening parent directory"))?;
+    let mut w = TreeWriter::new(std::io::BufWriter::with_capacity(1 << 16, out));
+    w.append(pfd.as_raw_fd(), &name, tar_name)
+        .map_err(internal("writing archive"))?;
+    let mut f = w
+        .finish()
+        .map_err(internal("writing archive"))?
+        .into_inner()
+        .map_err(|e| EngineError::Internal(format!("writing archive: {e}")))?;
+    f.rewind().map_err(internal("rewinding archive"))?;
+    Ok(f)
+}
+
+impl Engine {
+    fn spool_file(&self) -> Result<File> {
+        let dir = self.config().data_root.join("tmp");
+        std::fs::create_dir_all(&dir).map_err(internal("creating tmp dir"))?;
+        tempfile::tempfile_in(&dir).map_err(internal("creating a temporary file"))
+    }
+
+    /// Opens the container's root filesystem. The caller holds `c.op`.
+    pub(crate) fn open_rootfs(&self, c: &Container) -> Result<Root> {
+        let mounted = self.container_dir(&c.id).join("rootfs");
+        if c.running() && sys::is_mounted(&mounted) {
+            return Root::open(&mounted).map_err(internal("opening the container root"));
+        }
+        let rw: PathBuf = self.config().data_root.join("image/rw").join(&c.id);
+        let lower = std::fs::read_to_string(rw.join("lower")).map_err(|_| {
+            EngineError::Internal(format!("no writable layer for container {}", c.id))
+        })?;
+        let options = vec![
+            format!("lowerdir={lower}"),
+            format!("upperdir={}", rw.join("upper").display()),
+            format!("workdir={}", rw.join("work").display()),
+        ];
+        let tmp = tempfile::Builder::new()
+            .prefix("cp-")
+            .tempdir_in(self.container_dir(&c.id))
+            .map_err(internal("creating a mount point"))?;
+        sys::mount_fs("overlay", "overlay", tmp.path(), &options)
+            .map_err(internal("mounting the container root"))?;
+        let root = Root::open(tmp.path());
+        // Detached at once: only our descriptor keeps the mount alive.
+        let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
+        root.map_err(internal("opening the container root"))
+    }
+
+    /// Runs `f` on the container's root (blocking), holding its operation lock.
+    async fn with_rootfs<T: Send + 'static>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&Root, &Container) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let c: Arc<Container> = self.lookup(key)?;
+        let _op = c.op.lock().await;
+        let root = self.open_rootfs(&c)?;
+        let c2 = c.clone();
+        blocking(move || f(&root, &c2)).await
+    }
+
+    /// `HEAD /containers/{id}/archive?path=`.
+    pub async fn container_stat_path(&self, key: &str, path: &str) -> Result<PathStat> {
+        let (k, p) = (key.to_string(), path.to_string());
+        self.with_rootfs(key, move |root, _| Ok(locate(root, &p, &k)?.stat))
+            .await
+    }
+
+    /// `GET /containers/{id}/archive?path=`: the stat and a spooled tar of the path, its
+    /// entries named after the path's last element.
+    pub async fn container_archive(&self, key: &str, path: &str) -> Result<(PathStat, File)> {
+        let (k, p) = (key.to_string(), path.to_string());
+        let out = self.spool_file()?;
+        self.with_rootfs(key, move |root, _| {
+            let loc = locate(root, &p, &k)?;
+            let tar_name = if loc.stat.name == "/" {
+                ".".to_string()
+            } else {
+                loc.stat.name.clone()
+            };
+            let f = write_tar(root, &loc.resolved, &tar_name, out)?;
+            Ok((loc.stat, f))
+        })
+        .await
+    }
+
+    /// `PUT /containers/{id}/archive?path=`: extracts `archive` into the directory `path`
+    /// (a final symlink followed inside the container).
+    pub async fn container_extract(
+        &self,
+        key: &str,
+        path: &str,
+        archive: File,
+        no_overwrite_dir_non_dir: bool,
+        copy_uid_gid: bool,
+    ) -> Result<()> {
+        let (k, p) = (key.to_string(), path.to_string());
+        self.with_rootfs(key, move |root, c| {
+            let abs = abs_path(&p);
+            let resolved = root.resolve(&abs).map_err(internal("resolving path"))?;
+            let fd = root.open_in(&resolved, libc::O_PATH).map_err(|e| {
+                if is_missing(&e) {
+                    not_found(&p, &k)
+                } else {
+                    EngineError::Internal(format!("stat {p}: {e}"))
+                }
+            })?;
+            let st = fstat(fd.as_raw_fd()).map_err(internal("stat"))?;
+            if !inroot::is_type(&st, libc::S_IFDIR) {
+                return Err(EngineError::InvalidArgument(
+                    "extraction point is not a directory".into(),
+                ));
+            }
+            let rec = c.record();
+            if rec.host_config.readonly_rootfs {
+                return Err(EngineError::Forbidden(
+                    "container rootfs is marked read-only".into(),
+                ));
+            }
+            let owner = if copy_uid_gid {
+                let read = |f: &str| -> String {
+                    root.open_in(f, libc::O_RDONLY)
+                        .ok()
+                        .and_then(|fd| std::io::read_to_string(File::from(fd)).ok())
+                        .unwrap_or_default()
+                };
+                let u = crate::user::resolve(
+                    &rec.config.user,
+                    &read("/etc/passwd"),
+                    &read("/etc/group"),
+                )
+                .map_err(EngineError::InvalidArgument)?;
+                Some((u.uid, u.gid))
+            } else {
+                None
+            };
+            let opts = ExtractOptions {
+                no_overwrite_dir_non_dir,
+                owner,
+            };
+            extract::extract(
+                root,
+                &resolved,
+                BufReader::with_capacity(1 << 16, archive),
+                &opts,
+            )
+            .map_err(|e| match e {
+                ExtractError::Invalid(m) => EngineError::InvalidArgument(m),
+                e @ ExtractError::Io { .. } => EngineError::Internal(e.to_string()),
+            })
+        })
+        .await
+    }
+
+    /// `GET /containers/{id}/export`: the container's flattened root filesystem as a tar.
+    pub async fn container_export(&self, key: &str) -> Result<File> {
+        let out = self.spool_file()?;
+        self.with_rootfs(key, move |root, _| write_tar(root, "/", "", out))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_modes() {
+        assert_eq!(go_file_mode(libc::S_IFDIR | 0o755), (1 << 31) | 0o755);
+        assert_eq!(go_file_mode(libc::S_IFLNK | 0o777), (1 << 27) | 0o777);
+        assert_eq!(go_file_mode(libc::S_IFREG | 0o4644), (1 << 23) | 0o644);
+        assert_eq!(
+            go_file_mode(libc::S_IFCHR | 0o666),
+            (1 << 26) | (1 << 21) | 0o666
+        );
+    }
+
+    #[test]
+    fn stat_json_shape() {
+        let s = PathStat {
+            name: "f".into(),
+            size: 3,
+            mode: 0o644,
+            mtime: rfc3339(0, 0),
+            link_target: String::new(),
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"name":"f","size":3,"mode":420,"mtime":"1970-01-01T00:00:00Z","linkTarget":""})
+        );
+    }
+
+    #[test]
+    fn locate_follows_directory_links_not_the_last() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path().join("r");
+        std::fs::create_dir_all(r.join("real/sub")).unwrap();
+        std::fs::write(r.join("real/sub/f"), "abc").unwrap();
+        std::os::unix::fs::symlink("/real", r.join("link")).unwrap();
+        std::os::unix::fs::symlink("../../../..", r.join("up")).unwrap();
+        let root = Root::open(&r).unwrap();
+        let l = locate(&root, "/link/sub/f", "c").unwrap();
+        assert_eq!((l.stat.name.as_str(), l.stat.size), ("f", 3));
+        assert_eq!(l.resolved, "/real/sub/f");
+        let l = locate(&root, "/link", "c").unwrap();
+        assert_eq!(l.stat.link_target, "/real");
+        assert_eq!(l.stat.mode & (1 << 27), 1 << 27);
+        let l = locate(&root, "/up", "c").unwrap();
+        assert_eq!(l.stat.link_target, "/");
+        let l = locate(&root, "/link/.", "c").unwrap();
+        assert_eq!((l.stat.name.as_str(), l.resolved.as_str()), (".", "/real"));
+        match locate(&root, "/nope", "c") {
+            Err(EngineError::NotFound(m)) => {
+                assert_eq!(m, "Could not find the file /nope in container c")
+            }
+            other => panic!("{:?}", other.map(|l| l.stat)),
+        }
+        assert_eq!(parent_and_name("/"), ("/".into(), ".".into()));
+        assert_eq!(parent_and_name("/a"), ("/".into(), "a".into()));
+        assert_eq!(parent_and_name("/a/b"), ("/a".into(), "b".into()));
+    }
+}

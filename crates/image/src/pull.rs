@@ -1,0 +1,392 @@
+//! The store side of registry pulls and pushes.
+//!
+//! Pull: each layer blob is unpacked as it streams (gzip, zstd or plain) into a temp dir with
+//! its uncompressed tar staged in the content store; nothing is visible until
+//! [`ImageStore::commit_pulled_image`] moves every layer, the config, the tag and the repo
+//! digest into place together. A failed pull leaves only temp files, removed on drop (or at the
+//! next start). Push: the compressed blob of a layer is made from its uncompressed tar with
+//! deterministic gzip (no name, no mtime, fixed level), and the mapping diff ID → compressed
+//! digest is remembered under `distribution/`, so repeated pushes give the same digests.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Seek, Write};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::content::{atomic_write, digest_hex};
+use crate::reference::{valid_digest, Reference};
+use crate::snapshot::{next_chain, PreparedLayer};
+use crate::store::parse_config;
+use crate::{io_err, ImageError, ImageStore, Result};
+
+/// How a pulled layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// A layer unpacked from a registry blob, invisible until committed with its image.
+pub struct PulledLayer {
+    prepared: PreparedLayer,
+}
+
+/// The registry form of a layer: its compressed blob's digest, size and media type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompressedLayer {
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    /// A repository known to hold the blob (`registry/path`), for cross-repository mounts.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+}
+
+/// What an image is made of, for a push.
+#[derive(Debug, Clone)]
+pub struct ImageParts {
+    /// `sha256:` of the config.
+    pub id: String,
+    pub config: Vec<u8>,
+    /// The uncompressed layer digests, bottom first.
+    pub diff_ids: Vec<String>,
+    pub os: String,
+    pub architecture: String,
+}
+
+/// A gzip'd layer ready to upload: a temp file (deleted when dropped) and its descriptor.
+pub struct CompressedFile {
+    pub file: File,
+    pub layer: CompressedLayer,
+}
+
+/// The gzip media type of Docker's schema2 layers.
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
+
+impl ImageStore {
+    fn distribution_dir(&self) -> PathBuf {
+        self.root().join("distribution")
+    }
+
+    /// Whether the layer `diff_id` on top of `parent` (a chain ID) is already unpacked with its
+    /// tar stored, so that a pull need not download it.
+    pub fn has_layer(&self, parent: Option<&str>, diff_id: &str) -> bool {
+        valid_digest(diff_id)
+            && self.layer_exists(&next_chain(parent, diff_id))
+            && self.content.exists(diff_id)
+    }
+
+    /// Unpacks a (compressed) layer stream on top of `parent`; it must have `diff_id`.
+    pub fn unpack_pulled_layer(
+        &self,
+        src: &mut dyn Read,
+        compression: LayerCompression,
+        parent: Option<&str>,
+        diff_id: &str,
+    ) -> Result<PulledLayer> {
+        let prepared = match compression {
+            LayerCompression::Zstd => {
+                let mut dec = ruzstd::decoding::StreamingDecoder::new(BufReader::new(src))
+                    .map_err(|e| ImageError::InvalidArgument(format!("invalid zstd layer: {e}")))?;
+                self.prepare_layer(&mut dec, parent, Some(diff_id))?
+            }
+            LayerCompression::Gzip | LayerCompression::None => {
+                self.prepare_layer(src, parent, Some(diff_id))?
+            }
+        };
+        Ok(PulledLayer { prepared })
+    }
+
+    /// Commits a pulled image: its new layers, its config, `tag` and `repo_digest`
+    /// (`name@sha256:…`), and the compressed forms of its layers. Returns the image ID and
+    /// whether the tag or digest changed (Docker's "Downloaded newer image").
+    pub fn commit_pulled_image(
+        &self,
+        layers: Vec<PulledLayer>,
+        config: &[u8],
+        tag: Option<&Reference>,
+        repo_digest: Option<&Reference>,
+        compressed: &[(String, CompressedLayer)],
+    ) -> Result<(String, bool)> {
+        let cfg = parse_config(config)?;
+        let _w = self.write_lock();
+        let mut st = self.lock();
+        for l in layers {
+            self.commit_layer(l.prepared)?;
+        }
+        let mut parent: Option<String> = None;
+        for d in &cfg.rootfs.diff_ids {
+            let chain = next_chain(parent.as_deref(), d);
+            if !self.layer_exists(&chain) {
+                return Err(ImageError::NotFound(format!(
+                    "layer {d} is missing after the pull"
+                )));
+            }
+            parent = Some(chain);
+        }
+        let id = crate::content::digest_bytes(config);
+        let mut changed = !st.images.contains_key(&id);
+        for r in tag.iter().chain(repo_digest.iter()) {
+            if st.refs.get(&r.full()) != Some(&id) {
+                changed = true;
+            }
+        }
+        let refs: Vec<Reference> = tag
+            .iter()
+            .chain(repo_digest.iter())
+            .map(|r| (*r).clone())
+            .collect();
+        let id = self.commit_image(&mut st, config, &refs)?;
+        drop(st);
+        for (diff_id, c) in compressed {
+            self.record_compressed(diff_id, c)?;
+        }
+        Ok((id, changed))
+    }
+
+    /// Adds `repo_digest` (`name@sha256:…`) to image `id` (after a push).
+    pub fn add_repo_digest(&self, id: &str, repo_digest: &Reference) -> Result<()> {
+        let _w = self.write_lock();
+        let mut st = self.lock();
+        if !st.images.contains_key(id) {
+            return Err(ImageError::NotFound(format!("No such image: {id}")));
+        }
+        let config = self.content.read(id)?;
+        self.commit_image(&mut st, &config, std::slice::from_ref(repo_digest))?;
+        Ok(())
+    }
+
+    /// The config and layer list of the image `name` designates.
+    pub fn image_parts(&self, name: &str) -> Result<ImageParts> {
+        let st = self.lock();
+        let (id, _) = st.lookup(name)?;
+        let img = &st.images[&id];
+        let config = self.content.read(&id)?;
+        Ok(ImageParts {
+            id: id.clone(),
+            config,
+            diff_ids: img.config.rootfs.diff_ids.clone(),
+            os: img.config.os.clone(),
+            architecture: img.config.architecture.clone(),
+        })
+    }
+
+    /// The full references (`localhost:5000/a:t`) of the images in repository `repo_full`
+    /// (`localhost:5000/a`), with their image IDs: `push -a`.
+    pub fn tags_in_repository(&self, repo_full: &str) -> Vec<(Reference, String)> {
+        let st = self.lock();
+        st.refs
+            .iter()
+            .filter_map(|(r, id)| Reference::parse(r).ok().map(|p| (p, id.clone())))
+            .filter(|(r, _)| !r.is_digest() && r.repo_full() == repo_full)
+            .collect()
+    }
+
+    /// The remembered compressed form of layer `diff_id`.
+    pub fn compressed_layer(&self, diff_id: &str) -> Option<CompressedLayer> {
+        if !valid_digest(diff_id) {
+            return None;
+        }
+        let p = self.distribution_dir().join(digest_hex(diff_id));
+        fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    }
+
+    /// Remembers the compressed form of layer `diff_id`.
+    pub fn record_compressed(&self, diff_id: &str, c: &CompressedLayer) -> Result<()> {
+        if !valid_digest(diff_id) || !valid_digest(&c.digest) {
+            return Err(ImageError::InvalidArgument(format!(
+                "invalid digest {diff_id} / {}",
+                c.digest
+            )));
+        }
+        let dir = self.distribution_dir();
+        fs::create_dir_all(&dir).map_err(|e| io_err(format!("mkdir {}", dir.display()), e))?;
+        let bytes = serde_json::to_vec(c).map_err(|e| io_err("encode", e.into()))?;
+        atomic_write(&dir.join(digest_hex(diff_id)), &bytes)
+    }
+
+    /// The layer `diff_id` as a deterministic gzip stream (compressed as it is read), and its
+    /// uncompressed size.
+    pub fn gzip_layer_stream(&self, diff_id: &str) -> Result<(Box<dyn Read + Send>, u64)> {
+        let src = self.content.open_blob(diff_id)?;
+        let size = self.content.size(diff_id).unwrap_or(0);
+        let gz = flate2::GzBuilder::new()
+            .mtime(0)
+            .operating_system(255)
+            .read(
+                BufReader::with_capacity(1 << 16, src),
+                flate2::Compression::fast(),
+            );
+        Ok((Box::new(gz), size))
+    }
+
+    /// Compresses layer `diff_id` with deterministic gzip into a temp file, counting input bytes
+    /// through `progress`, and remembers the result.
+    pub fn gzip_layer(
+        &self,
+        diff_id: &str,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<CompressedFile> {
+        let mut src = self.content.open_blob(diff_id)?;
+        let tmp =
+            tempfile::tempfile_in(self.tmp_dir()).map_err(|e| io_err("create a temp file", e))?;
+        let mut hashing = HashingWriter {
+            inner: io::BufWriter::with_capacity(1 << 16, tmp),
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            size: 0,
+        };
+        {
+            let mut gz = flate2::GzBuilder::new()
+                .mtime(0)
+                .operating_system(255)
+                .write(&mut hashing, flate2::Compression::fast());
+            let mut buf = vec![0u8; 1 << 16];
+            let mut done = 0u64;
+            loop {
+                let n = src
+                    .read(&mut buf)
+                    .map_err(|e| io_err(format!("read layer {diff_id}"), e))?;
+                if n == 0 {
+                    break;
+                }
+                gz.write_all(&buf[..n]).map_err(|e| io_err("compress", e))?;
+                done += n as u64;
+                progress(done);
+            }
+            gz.finish().map_err(|e| io_err("compress", e))?;
+        }
+        let digest = format!(
+            "sha256:{}",
+            hex::encode(sha2::Digest::finalize(hashing.hasher))
+        );
+        let size = hashing.size;
+        let mut file = hashing
+            .inner
+            .into_inner()
+            .map_err(|e| io_err("flush", e.into_error()))?;
+        file.rewind().map_err(|e| io_err("rewind", e))?;
+        let layer = CompressedLayer {
+            digest,
+            size,
+            media_type: DOCKER_LAYER_GZIP.into(),
+            source: String::new(),
+        };
+        self.record_compressed(diff_id, &layer)?;
+        Ok(CompressedFile { file, layer })
+    }
+}
+
+struct HashingWriter<W> {
+    inner: W,
+    hasher: sha2::Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hasher, &buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layer_tar::tests::TarBuilder;
+
+    fn config_for(diff_ids: &[&str]) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn pull_commit_is_atomic_and_push_gzip_is_deterministic() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let tar = TarBuilder::new().file("hello.txt", b"hi").build();
+        let diff_id = crate::content::digest_bytes(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+
+        assert!(!store.has_layer(None, &diff_id));
+        // A wrong diff ID is refused and leaves nothing.
+        let wrong = crate::content::digest_bytes(b"x");
+        assert!(store
+            .unpack_pulled_layer(&mut gz.as_slice(), LayerCompression::Gzip, None, &wrong)
+            .is_err());
+        let layer = store
+            .unpack_pulled_layer(&mut gz.as_slice(), LayerCompression::Gzip, None, &diff_id)
+            .unwrap();
+        // Not visible before the commit.
+        assert!(!store.has_layer(None, &diff_id));
+        assert_eq!(store.count(), 0);
+        let cfg = config_for(&[&diff_id]);
+        let tag = Reference::parse("localhost:5000/t:1").unwrap();
+        let rd = Reference::parse(&format!(
+            "localhost:5000/t@{}",
+            crate::content::digest_bytes(b"manifest")
+        ))
+        .unwrap();
+        let (id, changed) = store
+            .commit_pulled_image(vec![layer], &cfg, Some(&tag), Some(&rd), &[])
+            .unwrap();
+        assert!(changed);
+        assert!(store.has_layer(None, &diff_id));
+        let inspect = store.inspect("localhost:5000/t:1").unwrap();
+        assert_eq!(inspect.repo_digests, vec![rd.familiar()]);
+        let (_, changed) = store
+            .commit_pulled_image(vec![], &cfg, Some(&tag), Some(&rd), &[])
+            .unwrap();
+        assert!(!changed);
+
+        let parts = store.image_parts("localhost:5000/t:1").unwrap();
+        assert_eq!(parts.id, id);
+        assert_eq!(parts.diff_ids, vec![diff_id.clone()]);
+        let a = store.gzip_layer(&diff_id, &mut |_| {}).unwrap();
+        let b = store.gzip_layer(&diff_id, &mut |_| {}).unwrap();
+        assert_eq!(a.layer, b.layer);
+        assert_eq!(store.compressed_layer(&diff_id), Some(a.layer.clone()));
+        let mut data = Vec::new();
+        { a.file }.read_to_end(&mut data).unwrap();
+        assert_eq!(crate::content::digest_bytes(&data), a.layer.digest);
+        assert_eq!(store.tags_in_repository("localhost:5000/t").len(), 1);
+    }
+
+    #[test]
+    fn zstd_layers_unpack() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(dir.path()).unwrap();
+        let tar = TarBuilder::new().file("z.txt", b"zstd").build();
+        let diff_id = crate::content::digest_bytes(&tar);
+        let compressed = ruzstd::encoding::compress_to_vec(
+            tar.as_slice(),
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let layer = store
+            .unpack_pulled_layer(
+                &mut compressed.as_slice(),
+                LayerCompression::Zstd,
+                None,
+                &diff_id,
+            )
+            .unwrap();
+        store
+            .commit_pulled_image(vec![layer], &config_for(&[&diff_id]), None, None, &[])
+            .unwrap();
+        assert!(store.has_layer(None, &diff_id));
+    }
+}

@@ -1,0 +1,329 @@
+"""Copying and observing containers: `cp` (both ways, symlink confinement, stopped containers),
+`export`, `diff`, `top` and `stats`, through the real docker CLI, the Python SDK and `berth`.
+None of these tests needs the bridge network."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import tarfile
+import tempfile
+import uuid
+
+import pytest
+
+from conftest import IMAGE, describe
+
+
+def name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def running(berth):
+    """A running busybox container (removed afterwards)."""
+    made = []
+
+    def make(*flags, cmd=("sleep", "1000")):
+        n = name("cp")
+        berth.docker_ok("run", "-d", "--name", n, *flags, IMAGE, *cmd)
+        made.append(n)
+        return n
+
+    yield make
+    for n in made:
+        berth.docker("rm", "-f", n)
+
+
+def make_tree(root: str) -> str:
+    src = os.path.join(root, "tree")
+    os.makedirs(os.path.join(src, "sub", "deeper"))
+    with open(os.path.join(src, "sub", "exec.sh"), "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    os.chmod(os.path.join(src, "sub", "exec.sh"), 0o741)
+    with open(os.path.join(src, "sub", "deeper", "data.txt"), "w") as f:
+        f.write("payload\n")
+    os.chmod(os.path.join(src, "sub", "deeper"), 0o750)
+    os.symlink("sub/exec.sh", os.path.join(src, "rel-link"))
+    os.symlink("/etc/passwd", os.path.join(src, "abs-link"))
+    return src
+
+
+def test_docker_cp_round_trips_a_tree_with_modes_and_symlinks(berth, running):
+    c = running()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_tree(tmp)
+        berth.docker_ok("cp", src, f"{c}:/copied")
+        out = berth.docker_ok("exec", c, "sh", "-c",
+                              "stat -c '%a %n' /copied/sub/exec.sh /copied/sub/deeper; "
+                              "readlink /copied/rel-link; readlink /copied/abs-link; "
+                              "cat /copied/sub/deeper/data.txt")
+        assert "741 /copied/sub/exec.sh" in out, out
+        assert "750 /copied/sub/deeper" in out, out
+        assert "sub/exec.sh\n/etc/passwd\n" in out, out
+        assert "payload" in out
+        # Contents only (`SRC/.`) into an existing directory.
+        berth.docker_ok("exec", c, "mkdir", "/contents")
+        berth.docker_ok("cp", src + "/.", f"{c}:/contents")
+        assert berth.docker_ok("exec", c, "cat", "/contents/sub/deeper/data.txt") == "payload\n"
+        # And back.
+        back = os.path.join(tmp, "back")
+        berth.docker_ok("cp", f"{c}:/copied", back)
+        assert stat.S_IMODE(os.stat(os.path.join(back, "sub", "exec.sh")).st_mode) == 0o741
+        assert stat.S_IMODE(os.stat(os.path.join(back, "sub", "deeper")).st_mode) == 0o750
+        assert os.readlink(os.path.join(back, "rel-link")) == "sub/exec.sh"
+        assert os.readlink(os.path.join(back, "abs-link")) == "/etc/passwd"
+        with open(os.path.join(back, "sub", "deeper", "data.txt")) as f:
+            assert f.read() == "payload\n"
+        # A single file to a new name, and a file from the image.
+        berth.docker_ok("cp", f"{c}:/etc/passwd", os.path.join(tmp, "pw"))
+        with open(os.path.join(tmp, "pw")) as f:
+            assert f.read().startswith("root:")
+
+
+def test_docker_cp_path_rules_and_errors(berth, running):
+    c = running()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_tree(tmp)
+        p = berth.docker("cp", f"{c}:/does/not/exist", tmp)
+        assert p.returncode != 0
+        assert f"Could not find the file /does/not/exist in container {c}" in p.stderr, p.stderr
+        # A directory onto an existing file.
+        p = berth.docker("cp", src, f"{c}:/etc/passwd")
+        assert p.returncode != 0, describe(p)
+        assert "cannot copy directory" in p.stderr, p.stderr
+        # A missing parent.
+        p = berth.docker("cp", src, f"{c}:/no/such/parent/x")
+        assert p.returncode != 0, describe(p)
+        p = berth.docker("cp", f"nosuch-{uuid.uuid4().hex[:6]}:/etc", tmp)
+        assert p.returncode != 0
+        assert "No such container" in p.stderr, p.stderr
+    status, headers, _ = berth.request("HEAD", f"/containers/{c}/archive?path=/etc/passwd")
+    assert status == 200
+    lower = {k.lower(): v for k, v in headers.items()}
+    import base64
+    st = json.loads(base64.b64decode(lower["x-docker-container-path-stat"]))
+    assert st["name"] == "passwd" and st["size"] > 0 and st["linkTarget"] == ""
+    assert set(st) == {"name", "size", "mode", "mtime", "linkTarget"}
+
+
+def test_symlinks_in_the_container_cannot_escape_its_root(berth, running):
+    with tempfile.TemporaryDirectory(dir="/tmp") as host_dir:
+        canary = os.path.join(host_dir, "canary")
+        with open(canary, "w") as f:
+            f.write("untouched\n")
+        c = running(cmd=("sh", "-c",
+                         f"ln -s / /escape; ln -s ../../../../.. /up; mkdir -p {host_dir}; "
+                         f"mkdir -p /box; ln -s {host_dir} /box/hostdir; sleep 1000"))
+        berth.docker_ok("exec", c, "ls", "/up")  # the links exist
+        local = os.path.join(host_dir, "..", f"payload-{uuid.uuid4().hex[:6]}")
+        with open(local, "w") as f:
+            f.write("evil\n")
+        try:
+            for cli in (berth.docker, berth.berth_cli):
+                for dest in (f"/escape{host_dir}/canary", f"/up{host_dir}/canary",
+                             f"/box/hostdir/canary"):
+                    p = cli("cp", local, f"{c}:{dest}")
+                    assert p.returncode == 0, describe(p)
+                # A tar stream that plants its own link to the host directory, then writes
+                # through it.
+                buf = io.BytesIO()
+                with tarfile.open(fileobj=buf, mode="w") as t:
+                    ln = tarfile.TarInfo("planted")
+                    ln.type = tarfile.SYMTYPE
+                    ln.linkname = host_dir
+                    t.addfile(ln)
+                    f = tarfile.TarInfo("planted/pwned")
+                    data = b"pwned\n"
+                    f.size = len(data)
+                    t.addfile(f, io.BytesIO(data))
+                p = cli("cp", "-", f"{c}:/tmp", input=buf.getvalue(), text=False)
+                assert p.returncode == 0, p.stderr
+                with open(canary) as f:
+                    assert f.read() == "untouched\n"
+                assert sorted(os.listdir(host_dir)) == ["canary"], os.listdir(host_dir)
+            # Whatever landed, landed inside the container.
+            out = berth.docker_ok("exec", c, "sh", "-c", f"cat {host_dir}/canary {host_dir}/pwned")
+            assert "evil" in out and "pwned" in out, out
+            # Reading through the links never reads the host file.
+            for path in (f"/up{host_dir}/canary", f"/escape{host_dir}/canary"):
+                p = berth.docker("cp", f"{c}:{path}", "-", text=False)
+                assert p.returncode == 0
+                assert b"untouched" not in p.stdout and b"evil" in p.stdout
+        finally:
+            os.unlink(local)
+
+
+def test_docker_cp_on_stopped_containers(berth):
+    c = name("cpstop")
+    berth.docker_ok("create", "--name", c, IMAGE, "cat", "/hello.txt")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            f = os.path.join(tmp, "hello.txt")
+            with open(f, "w") as fh:
+                fh.write("from the host\n")
+            berth.docker_ok("cp", f, f"{c}:/hello.txt")
+            berth.docker_ok("start", "-a", c)
+            assert berth.docker_ok("logs", c) == "from the host\n"
+            # Exited now: copy out.
+            out = os.path.join(tmp, "out.txt")
+            berth.docker_ok("cp", f"{c}:/hello.txt", out)
+            with open(out) as fh:
+                assert fh.read() == "from the host\n"
+        # The temporary mounts are gone.
+        with open("/proc/self/mountinfo") as mi:
+            assert not [l for l in mi if "/cp-" in l and berth.data_root in l]
+    finally:
+        berth.docker("rm", "-f", c)
+
+
+def test_docker_export_lists_the_root_filesystem(berth, running):
+    c = running(cmd=("sh", "-c", "echo x > /exported-marker; sleep 1000"))
+    berth.docker_ok("exec", c, "ls", "/exported-marker")
+    p = subprocess.run(f"{berth.env.get('DOCKER_BIN', '/usr/local/bin/docker')} export {c} | tar t",
+                       shell=True, env=berth.env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    names = p.stdout.split()
+    assert "exported-marker" in names
+    assert "bin/busybox" in names or "bin/sh" in names, names[:20]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "c.tar")
+        p = berth.berth_cli("export", "-o", out, c)
+        assert p.returncode == 0, describe(p)
+        with tarfile.open(out) as t:
+            assert "exported-marker" in t.getnames()
+
+
+def test_docker_diff_shows_changes(berth):
+    c = name("diff")
+    berth.docker_ok("run", "--name", c, IMAGE, "sh", "-c",
+                    "echo x >> /etc/passwd; mkdir /newdir; touch /newdir/f; rm /etc/group")
+    try:
+        lines = berth.docker_ok("diff", c).splitlines()
+        for want in ("C /etc", "C /etc/passwd", "A /newdir", "A /newdir/f", "D /etc/group"):
+            assert want in lines, lines
+        assert not [l for l in lines if l.endswith("/etc/hosts") or l.endswith("/etc/resolv.conf")]
+        assert berth.berth_cli("diff", c).stdout.splitlines() == lines
+        p = berth.docker("diff", "nosuchcontainer-x")
+        assert p.returncode != 0 and "No such container" in p.stderr
+    finally:
+        berth.docker("rm", "-f", c)
+
+
+def test_docker_top(berth, running):
+    c = running()
+    out = berth.docker_ok("top", c)
+    header, *rows = out.splitlines()
+    assert "PID" in header.split() and "CMD" in header.split(), out
+    assert len(rows) == 1 and rows[0].endswith("sleep 1000"), out
+    out = berth.docker_ok("top", c, "-o", "pid,comm")
+    assert out.split()[:2] == ["PID", "COMMAND"], out
+    assert "sleep" in out
+    assert berth.berth_cli("top", c).stdout.splitlines()[0].split() == header.split()
+    stopped = name("top")
+    berth.docker_ok("create", "--name", stopped, IMAGE, "true")
+    try:
+        p = berth.docker("top", stopped)
+        assert p.returncode != 0 and "is not running" in p.stderr, p.stderr
+    finally:
+        berth.docker("rm", "-f", stopped)
+
+
+def test_docker_stats_no_stream_shows_the_memory_limit(berth, running):
+    c = running("-m", "64m")
+    out = berth.docker_ok("stats", "--no-stream", c)
+    header, row = out.splitlines()[:2]
+    for col in ("CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %", "NET I/O",
+                "BLOCK I/O", "PIDS"):
+        assert col in header, header
+    assert "/ 64MiB" in row, row
+    assert c in row
+    mem = berth.docker_ok("stats", "--no-stream", "--format", "{{.MemUsage}}", c).strip()
+    assert mem.endswith("/ 64MiB"), mem
+    for cli in (berth.berth_cli,):
+        p = cli("stats", "--no-stream", c)
+        assert p.returncode == 0, describe(p)
+        assert p.stdout.splitlines()[0].split() == header.split(), p.stdout
+        assert "/ 64MiB" in p.stdout, p.stdout
+        p = cli("stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", c)
+        assert p.stdout.strip().startswith(c + " ") and p.stdout.strip().endswith("/ 64MiB")
+
+
+def test_sdk_stats_has_dockerd_keys(berth, running):
+    c = running()
+    s = berth.client.containers.get(c).stats(stream=False)
+    for k in ("read", "preread", "pids_stats", "cpu_stats", "precpu_stats", "memory_stats",
+              "blkio_stats"):
+        assert k in s, s.keys()
+    for k in ("total_usage", "usage_in_kernelmode", "usage_in_usermode"):
+        assert k in s["cpu_stats"]["cpu_usage"]
+    assert "system_cpu_usage" in s["cpu_stats"] and s["cpu_stats"]["online_cpus"] >= 1
+    assert "throttling_data" in s["cpu_stats"]
+    assert s["memory_stats"]["usage"] > 0 and s["memory_stats"]["limit"] > 0
+    assert "stats" in s["memory_stats"]
+    assert s["pids_stats"]["current"] >= 1
+    assert s["precpu_stats"]["cpu_usage"]["total_usage"] > 0  # two samples
+    if berth.bridge:
+        assert "eth0" in s["networks"] and "rx_bytes" in s["networks"]["eth0"]
+    # Streaming: one object per second.
+    stream = berth.client.api.stats(c, stream=True, decode=True)
+    first, second = next(stream), next(stream)
+    assert second["preread"] == first["read"]
+    status, _, body = berth.request("GET", "/containers/nosuch-xyz/stats?stream=false")
+    assert status == 404 and json.loads(body)["message"] == "No such container: nosuch-xyz"
+    for path in ("top", "changes", "export", "archive?path=/"):
+        status, _, body = berth.request("GET", f"/containers/nosuch-xyz/{path}")
+        assert status == 404, (path, body)
+
+
+def test_berth_cp_follows_docker_rules(berth, running):
+    c = running()
+    with tempfile.TemporaryDirectory() as tmp:
+        src = make_tree(tmp)
+        p = berth.berth_cli("cp", src, f"{c}:/viaberth")
+        assert p.returncode == 0, describe(p)
+        out = berth.docker_ok("exec", c, "sh", "-c",
+                              "stat -c '%a' /viaberth/sub/exec.sh; readlink /viaberth/rel-link")
+        assert out.split() == ["741", "sub/exec.sh"], out
+        back = os.path.join(tmp, "back")
+        p = berth.berth_cli("cp", f"{c}:/viaberth", back)
+        assert p.returncode == 0, describe(p)
+        assert stat.S_IMODE(os.stat(os.path.join(back, "sub", "deeper")).st_mode) == 0o750
+        assert os.readlink(os.path.join(back, "abs-link")) == "/etc/passwd"
+        # Contents only into an existing local directory.
+        os.mkdir(os.path.join(tmp, "contents"))
+        p = berth.berth_cli("cp", f"{c}:/viaberth/sub/.", os.path.join(tmp, "contents"))
+        assert p.returncode == 0, describe(p)
+        assert sorted(os.listdir(os.path.join(tmp, "contents"))) == ["deeper", "exec.sh"]
+        # A tar stream out.
+        p = berth.berth_cli("cp", f"{c}:/etc/passwd", "-", text=False)
+        assert p.returncode == 0
+        with tarfile.open(fileobj=io.BytesIO(p.stdout)) as t:
+            assert t.getnames() == ["passwd"]
+        p = berth.berth_cli("cp", f"{c}:/nonexistent", tmp)
+        assert p.returncode == 1
+        assert p.stderr.strip() == (
+            f"Error response from daemon: Could not find the file /nonexistent in container {c}")
+        p = berth.berth_cli("cp", src, f"{c}:/etc/passwd")
+        assert p.returncode == 1 and "cannot copy directory" in p.stderr
+        p = berth.berth_cli("cp", src, os.path.join(tmp, "x"))
+        assert p.returncode == 1 and "must specify at least one container source" in p.stderr
+
+
+def test_stats_stream_redraws_each_second(berth, running):
+    c = running()
+    for argv in ([berth.env.get("DOCKER_BIN", "/usr/local/bin/docker")],
+                 [str(__import__("conftest").BERTH)]):
+        proc = subprocess.Popen(argv + ["stats", c], env=berth.env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            out, _ = proc.communicate(timeout=3.5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        headers = [line for line in out.splitlines() if "CONTAINER ID" in line]
+        assert len(headers) >= 2, (argv, out)
+        assert c[:12] in out or c in out
