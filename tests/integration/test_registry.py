@@ -124,6 +124,10 @@ def test_berth_push_rmi_pull_run(daemon, registry):
     assert p.returncode == 0 and "pulled-ok" in p.stdout, describe(p)
     out = berth_ok(daemon, "pull", name)
     assert f"Status: Image is up to date for {name}" in out, out
+    # pull and push are image events.
+    ev = daemon.docker_ok("events", "--since", "10m", "--until", f"{time.time() + 1:.3f}", "--filter", "type=image",
+                          "--format", "{{.Action}} {{.Actor.ID}}")
+    assert f"push {name}" in ev and f"pull {name}" in ev, ev
 
 
 def test_pull_into_empty_store_and_by_digest(daemon_factory, registry):

@@ -285,7 +285,8 @@ impl Engine {
     pub async fn image_pull_run(&self, plans: PullPlans, progress: Progress) -> Result<()> {
         let store = self.store();
         let n = plans.0.len();
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        let pulled: Vec<String> = plans.0.iter().map(|p| p.reference.familiar()).collect();
+        let r = tokio::task::spawn_blocking(move || -> Result<()> {
             let s = settings();
             let mut last = None;
             for plan in plans.0 {
@@ -309,7 +310,14 @@ impl Engine {
             Ok(())
         })
         .await
-        .map_err(internal)?
+        .map_err(internal)?;
+        if r.is_ok() {
+            for name in pulled {
+                let repo = name.rsplit_once(':').map(|(r, _)| r.to_string());
+                self.event("image", "pull", &name, &[("name", repo.unwrap_or(name.clone()))]);
+            }
+        }
+        r
     }
 
     /// Checks that the image exists before a push stream starts, and resolves the tags to push.
@@ -355,7 +363,8 @@ impl Engine {
     ) -> Result<()> {
         let store = self.store();
         let creds = auth.and_then(|a| a.credentials());
-        tokio::task::spawn_blocking(move || -> Result<()> {
+        let pushed: Vec<String> = refs.iter().map(|r| r.familiar()).collect();
+        let r = tokio::task::spawn_blocking(move || -> Result<()> {
             let s = settings();
             let Some(first) = refs.first() else {
                 return Ok(());
@@ -380,7 +389,14 @@ impl Engine {
             Ok(())
         })
         .await
-        .map_err(internal)?
+        .map_err(internal)?;
+        if r.is_ok() {
+            for name in pushed {
+                let repo = name.rsplit_once(':').map(|(r, _)| r.to_string());
+                self.event("image", "push", &name, &[("name", repo.unwrap_or(name.clone()))]);
+            }
+        }
+        r
     }
 
     /// `POST /auth`: checks credentials against the registry.
