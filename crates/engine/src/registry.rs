@@ -314,7 +314,12 @@ impl Engine {
         if r.is_ok() {
             for name in pulled {
                 let repo = name.rsplit_once(':').map(|(r, _)| r.to_string());
-                self.event("image", "pull", &name, &[("name", repo.unwrap_or(name.clone()))]);
+                self.event(
+                    "image",
+                    "pull",
+                    &name,
+                    &[("name", repo.unwrap_or(name.clone()))],
+                );
             }
         }
         r
@@ -393,7 +398,12 @@ impl Engine {
         if r.is_ok() {
             for name in pushed {
                 let repo = name.rsplit_once(':').map(|(r, _)| r.to_string());
-                self.event("image", "push", &name, &[("name", repo.unwrap_or(name.clone()))]);
+                self.event(
+                    "image",
+                    "push",
+                    &name,
+                    &[("name", repo.unwrap_or(name.clone()))],
+                );
             }
         }
         r
