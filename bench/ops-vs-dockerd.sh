@@ -123,6 +123,7 @@ for who in B D; do
     seq $(( total - running )) | xargs -P 8 -I{} "$DOCKER_CLI" -H "unix://$([ $who = B ] && echo "$berth_sock" || echo "$docker_sock")" \
         create --network none busybox true >/dev/null
 done
+log "containers: berth $(B ps -aq | wc -l), dockerd $(D ps -aq | wc -l)"
 log "hyperfine: ps -a / ps -aq / stats --no-stream"
 hyperfine --warmup 2 --runs 10 --style basic --export-markdown "$work/ps.md" \
     -n "berth ps -a" "DOCKER_HOST=unix://$berth_sock $DOCKER_CLI ps -a" \
