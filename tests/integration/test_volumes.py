@@ -247,3 +247,18 @@ def test_named_volume_survives_daemon_restart_and_berth_cli(daemon_factory):
     assert f"{v} a=b" in out, out
     p = d.berth_cli("volume", "rm", v)
     assert p.returncode == 0 and p.stdout.strip() == v, describe(p)
+
+
+def test_cp_reaches_volumes_of_a_running_container(berth, vols, names, tmp_path):
+    v = vols()
+    c = names()
+    berth.docker_ok("run", "-d", "--name", c, "-v", f"{v}:/data", IMAGE, "sleep", "60")
+    src = tmp_path / "in.txt"
+    src.write_text("into-the-volume\n")
+    berth.docker_ok("cp", str(src), f"{c}:/data/in.txt")
+    assert berth.docker_ok("exec", c, "cat", "/data/in.txt") == "into-the-volume\n"
+    mp = json.loads(berth.docker_ok("volume", "inspect", v))[0]["Mountpoint"]
+    assert open(os.path.join(mp, "in.txt")).read() == "into-the-volume\n"
+    berth.docker_ok("exec", c, "sh", "-c", "echo from-inside > /data/out.txt")
+    berth.docker_ok("cp", f"{c}:/data/out.txt", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "from-inside\n"

@@ -6,13 +6,15 @@
 //! mounted on a private directory that is detached at once (only our descriptor keeps it), while
 //! the container's operation lock keeps it from starting meanwhile. Every path goes through
 //! [`crate::inroot::Root`], so nothing outside the container's root is ever read or written.
-//! Volumes and bind mounts inside the container are not followed: what is copied is the
+//! For `cp`, a running container is seen through `/proc/<pid>/root`, so its volumes and bind
+//! mounts are there as its processes see them; a stopped container shows only its own layers
+//! (dockerd mounts the volumes of a stopped container for `cp`; berth does not yet). `export` is always the
 //! container's own filesystem (image layers and writable layer).
 
 use std::fs::File;
 use std::io::{BufReader, Seek};
 use std::os::fd::AsRawFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -190,15 +192,33 @@ impl Engine {
         root.map_err(internal("opening the container root"))
     }
 
-    /// Runs `f` on the container's root (blocking), holding its operation lock.
+    /// A running container's root as its own processes see it, with its volumes and bind
+    /// mounts (`/proc/<pid>/root`: lookups from there walk the container's mount namespace).
+    fn open_mounted_view(&self, c: &Container) -> Option<Root> {
+        let pid = c.rec.lock().unwrap().state.pid;
+        if pid <= 0 || !c.running() {
+            return None;
+        }
+        let root = Root::open(Path::new(&format!("/proc/{pid}/root"))).ok()?;
+        // The pid must still be the container's after the open.
+        (c.running() && c.rec.lock().unwrap().state.pid == pid).then_some(root)
+    }
+
+    /// Runs `f` on the container's root (blocking), holding its operation lock. With
+    /// `with_mounts`, a running container is seen with its volumes and bind mounts, as
+    /// `docker cp` sees it.
     async fn with_rootfs<T: Send + 'static>(
         &self,
         key: &str,
+        with_mounts: bool,
         f: impl FnOnce(&Root, &Container) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let c: Arc<Container> = self.lookup(key)?;
         let _op = c.op.lock().await;
-        let root = self.open_rootfs(&c)?;
+        let root = match with_mounts.then(|| self.open_mounted_view(&c)).flatten() {
+            Some(r) => r,
+            None => self.open_rootfs(&c)?,
+        };
         let c2 = c.clone();
         blocking(move || f(&root, &c2)).await
     }
@@ -206,7 +226,7 @@ impl Engine {
     /// `HEAD /containers/{id}/archive?path=`.
     pub async fn container_stat_path(&self, key: &str, path: &str) -> Result<PathStat> {
         let (k, p) = (key.to_string(), path.to_string());
-        self.with_rootfs(key, move |root, _| Ok(locate(root, &p, &k)?.stat))
+        self.with_rootfs(key, true, move |root, _| Ok(locate(root, &p, &k)?.stat))
             .await
     }
 
@@ -215,7 +235,7 @@ impl Engine {
     pub async fn container_archive(&self, key: &str, path: &str) -> Result<(PathStat, File)> {
         let (k, p) = (key.to_string(), path.to_string());
         let out = self.spool_file()?;
-        self.with_rootfs(key, move |root, _| {
+        self.with_rootfs(key, true, move |root, _| {
             let loc = locate(root, &p, &k)?;
             let tar_name = if loc.stat.name == "/" {
                 ".".to_string()
@@ -239,7 +259,7 @@ impl Engine {
         copy_uid_gid: bool,
     ) -> Result<()> {
         let (k, p) = (key.to_string(), path.to_string());
-        self.with_rootfs(key, move |root, c| {
+        self.with_rootfs(key, true, move |root, c| {
             let abs = abs_path(&p);
             let resolved = root.resolve(&abs).map_err(internal("resolving path"))?;
             let fd = root.open_in(&resolved, libc::O_PATH).map_err(|e| {
@@ -299,7 +319,7 @@ impl Engine {
     /// `GET /containers/{id}/export`: the container's flattened root filesystem as a tar.
     pub async fn container_export(&self, key: &str) -> Result<File> {
         let out = self.spool_file()?;
-        self.with_rootfs(key, move |root, _| write_tar(root, "/", "", out))
+        self.with_rootfs(key, false, move |root, _| write_tar(root, "/", "", out))
             .await
     }
 }
