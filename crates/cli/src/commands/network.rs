@@ -101,7 +101,8 @@ pub struct PruneArgs {
     pub filter: Vec<String>,
 }
 
-fn kv(list: &[String]) -> std::collections::BTreeMap<String, String> {
+/// `KEY=VALUE` flags (`--label`, `--opt`) as a map; a bare `KEY` has an empty value.
+pub(crate) fn kv(list: &[String]) -> std::collections::BTreeMap<String, String> {
     list.iter()
         .map(|l| {
             let (k, v) = l.split_once('=').unwrap_or((l, ""));

@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::inspect::{self, Kind, TypedInspectArgs};
+use super::network::kv;
 use super::ps::filters_json;
 use crate::client::{read_json, seg, Client};
 use crate::format::{headers, Format};
@@ -66,15 +67,6 @@ pub struct PruneArgs {
     pub force: bool,
     #[arg(long = "filter")]
     pub filter: Vec<String>,
-}
-
-fn kv(list: &[String]) -> std::collections::BTreeMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
 }
 
 pub async fn run(c: &Client, cmd: VolumeCmd) -> Result<i32> {
