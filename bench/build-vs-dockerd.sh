@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # berth vs dockerd's classic builder: the 7-step Dockerfile of issue 6 (FROM busybox, RUN mkdir,
-# COPY of a 1 MB file, ENV, WORKDIR, EXPOSE, CMD), without cache and fully cached, side by side
+# COPY of a 1 MB file, ENV, WORKDIR, EXPOSE, CMD), and the 20-step multi-stage Dockerfile in
+# bench/fixtures/build-debian20 on a Debian image, without cache and fully cached, side by side
 # on the same context. OPT-IN: it installs and starts Docker.
 #
-#   sudo bash bench/build-vs-dockerd.sh --yes [--runs N] [--out DIR]
+#   sudo bash bench/build-vs-dockerd.sh --yes [--runs N] [--out DIR] [--debian-rootfs-tar TAR]
+#
+# The Debian image is `docker import` of a rootfs tarball: TAR when given, else one made with
+# `debootstrap --variant=minbase bookworm` (needs a Debian mirror; skipped when it fails).
 #
 # What it does:
 #   1. installs Debian's docker.io if dockerd is missing (service start-up disabled);
@@ -11,7 +15,8 @@
 #      berth daemon (--bridge none), each on its own socket / data root below $work;
 #   3. loads the same busybox docker-archive into both;
 #   4. hyperfine: `DOCKER_BUILDKIT=0 docker build --network none --no-cache -q CTX` and the same
-#      build with a warm cache, for each daemon;
+#      build with a warm cache, for each daemon, plus `berth build` (berth's own CLI) against
+#      berth: the docker CLI alone costs about 11 ms per run, more than a cached berth build;
 #   5. stops both daemons and removes their state. Results: $out/build.md (+ hyperfine JSON).
 set -euo pipefail
 
@@ -20,19 +25,21 @@ cd "$repo"
 
 yes=0
 runs=20
+debian_tar=
 out=/tmp/berth-bench
 while [ $# -gt 0 ]; do
     case "$1" in
         --yes|-y) yes=1 ;;
         --runs) runs=$2; shift ;;
         --out) out=$2; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        --debian-rootfs-tar) debian_tar=$2; shift ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
 done
 if [ "$yes" != 1 ]; then
-    sed -n '2,17p' "$0"
+    sed -n '2,22p' "$0"
     echo
     echo "This installs/starts Docker on this machine. Re-run with --yes to go ahead." >&2
     exit 2
@@ -116,26 +123,34 @@ EXPOSE 8080
 CMD ["sh", "-c", "ls /app/data"]
 DOCKERFILE
 
-build() { # $1: socket, rest: extra flags
-    local sock=$1; shift
-    echo "DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$sock $DOCKER_CLI build --network none -q $* $ctx"
+build() { # $1: socket, $2: context, rest: extra flags
+    local sock=$1 dir=$2; shift 2
+    echo "DOCKER_BUILDKIT=0 DOCKER_HOST=unix://$sock $DOCKER_CLI build --network none -q $* $dir"
+}
+berth_build() { # $1: context, rest: extra flags
+    local dir=$1; shift
+    echo "$berth -H unix://$berth_sock build --network none -q $* $dir"
+}
+compare() { # $1: name, $2: context, $3: runs, rest: extra build flags
+    local name=$1 dir=$2 n=$3; shift 3
+    hyperfine --warmup 2 --runs "$n" --style basic \
+        --export-json "$out/$name.json" --export-markdown "$out/$name.md" \
+        -n "berth (berth build)" "$(berth_build "$dir" "$@")" \
+        -n "berth (docker build)" "$(build "$berth_sock" "$dir" "$@")" \
+        -n "dockerd (docker build)" "$(build "$docker_sock" "$dir" "$@")"
 }
 {
-    echo "# berth vs dockerd (classic builder): 7-step build — $(date -u +%Y-%m-%dT%H:%MZ)"
+    echo "# berth vs dockerd (classic builder): 7-step and 20-step builds — $(date -u +%Y-%m-%dT%H:%MZ)"
     echo
     echo "Machine: $(nproc) cores, kernel $(uname -r); dockerd: $(dockerd --version)"
     echo "berth: $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     echo
 } >"$results"
 
-log "hyperfine: build without cache ($runs runs each)"
-hyperfine --warmup 2 --runs "$runs" --style basic \
-    --export-json "$out/build-nocache.json" --export-markdown "$out/build-nocache.md" \
-    -n berth "$(build "$berth_sock" --no-cache)" -n dockerd "$(build "$docker_sock" --no-cache)"
-log "hyperfine: fully cached build ($runs runs each)"
-hyperfine --warmup 2 --runs "$runs" --style basic \
-    --export-json "$out/build-cached.json" --export-markdown "$out/build-cached.md" \
-    -n berth "$(build "$berth_sock")" -n dockerd "$(build "$docker_sock")"
+log "hyperfine: 7-step build without cache ($runs runs each)"
+compare build-nocache "$ctx" "$runs" --no-cache
+log "hyperfine: 7-step build fully cached ($runs runs each)"
+compare build-cached "$ctx" "$runs"
 {
     echo "## 7-step build, --no-cache"
     echo
@@ -146,5 +161,44 @@ hyperfine --warmup 2 --runs "$runs" --style basic \
     cat "$out/build-cached.md"
     echo
 } >>"$results"
+
+# The 20-step multi-stage build on a Debian image.
+if [ -z "$debian_tar" ]; then
+    debian_tar=$work/debian-rootfs.tar
+    command -v debootstrap >/dev/null 2>&1 ||
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null || true
+    log "debootstrap --variant=minbase bookworm"
+    if debootstrap --variant=minbase bookworm "$work/debian" http://deb.debian.org/debian \
+        >"$work/debootstrap.log" 2>&1; then
+        tar -C "$work/debian" -cf "$debian_tar" .
+    else
+        log "debootstrap failed (see $work/debootstrap.log): skipping the Debian build"
+        debian_tar=
+    fi
+fi
+if [ -n "$debian_tar" ]; then
+    for sock in "$berth_sock" "$docker_sock"; do
+        DOCKER_HOST=unix://$sock "$DOCKER_CLI" import "$debian_tar" debian:bookworm >/dev/null
+    done
+    dctx=$work/dctx
+    cp -r "$repo/bench/fixtures/build-debian20" "$dctx"
+    mkdir -p "$dctx/assets"
+    for i in $(seq 1 50); do head -c 20000 /dev/urandom | base64 >"$dctx/assets/file$i.txt"; done
+    druns=$(( runs < 5 ? runs : 5 ))
+    log "hyperfine: 20-step Debian build without cache ($druns runs each)"
+    compare debian20-nocache "$dctx" "$druns" --no-cache
+    log "hyperfine: 20-step Debian build fully cached ($runs runs each)"
+    compare debian20-cached "$dctx" "$runs"
+    {
+        echo "## 20-step multi-stage build on Debian bookworm (bench/fixtures/build-debian20), --no-cache"
+        echo
+        cat "$out/debian20-nocache.md"
+        echo
+        echo "## 20-step multi-stage build on Debian bookworm, fully cached"
+        echo
+        cat "$out/debian20-cached.md"
+        echo
+    } >>"$results"
+fi
 log "results: $results"
 cat "$results"

@@ -10,6 +10,7 @@ pub mod exec;
 pub mod image;
 pub mod network;
 pub mod system;
+pub mod taglog;
 pub mod volume;
 
 pub use container::*;
@@ -18,6 +19,7 @@ pub use exec::*;
 pub use image::*;
 pub use network::*;
 pub use system::*;
+pub use taglog::*;
 pub use volume::*;
 
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,8 @@
 //! - [`backend`]: the [`backend::BuildBackend`] trait the engine implements (resolve images,
 //!   run a command and commit, copy files as a layer, commit metadata, cache entries);
 //! - [`driver`]: runs a Dockerfile over a backend as dockerd's classic builder does: image
-//!   config changes, history entries, cache keys, ONBUILD triggers and progress messages.
+//!   config changes, history entries, cache keys, ONBUILD triggers and progress messages;
+//! - [`secrets`]: `--secret` specs and the header that carries secret values to the daemon.
 
 pub mod backend;
 pub mod dockerfile;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod gofmt;
 pub mod ignore;
 pub mod mounts;
+pub mod secrets;
 pub mod shell;
 pub mod stages;
 

@@ -202,6 +202,10 @@ enum ImageCmd {
     Pull(commands::pull::PullArgs),
     Push(commands::pull::PushArgs),
     Build(commands::build::BuildArgs),
+    /// Show the images a tag pointed to, newest first (berth only)
+    Log(commands::taglog::TagLogArgs),
+    /// Point a tag back at its previous image (berth only)
+    Rollback(commands::taglog::RollbackArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -302,6 +306,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Save(a) => save::run(&c, a).await,
             ImageCmd::Import(a) => import::run(&c, a).await,
             ImageCmd::Build(a) => commands::build::build(&c, a).await,
+            ImageCmd::Log(a) => commands::taglog::log(&c, a).await,
+            ImageCmd::Rollback(a) => commands::taglog::rollback(&c, a).await,
         },
         Cmd::Daemon(_) | Cmd::Runtime(_) => unreachable!(),
     }

@@ -1,6 +1,8 @@
 //! daemon.json's registry keys: `insecure-registries`, `registry-mirrors`,
 //! `max-concurrent-downloads` (default 3), `max-concurrent-uploads` (default 5); and the certs.d
-//! directory (`/etc/berth/certs.d`, or `$BERTH_CERTS_D` for tests).
+//! directory (`/etc/berth/certs.d`, or `$BERTH_CERTS_D` for tests); and, for tests, the sizes
+//! of chunked blob uploads (`$BERTH_REGISTRY_CHUNKED_THRESHOLD`, `$BERTH_REGISTRY_CHUNK_SIZE`,
+//! in bytes).
 
 use std::path::PathBuf;
 
@@ -41,6 +43,23 @@ pub fn parse(file: &Map<String, Value>) -> Result<RegistrySettings, String> {
     s.max_concurrent_uploads = count("max-concurrent-uploads", 5)?;
     if let Some(d) = std::env::var_os("BERTH_CERTS_D").filter(|d| !d.is_empty()) {
         s.options.certs_dir = PathBuf::from(d);
+    }
+    let bytes_from_env = |k: &str| -> Result<Option<u64>, String> {
+        match std::env::var(k) {
+            Ok(v) if !v.is_empty() => match v.parse::<u64>() {
+                Ok(n) if n >= 1 => Ok(Some(n)),
+                _ => Err(format!(
+                    "invalid ${k}: {v:?} (want a positive number of bytes)"
+                )),
+            },
+            _ => Ok(None),
+        }
+    };
+    if let Some(n) = bytes_from_env("BERTH_REGISTRY_CHUNKED_THRESHOLD")? {
+        s.options.upload.chunked_threshold = n;
+    }
+    if let Some(n) = bytes_from_env("BERTH_REGISTRY_CHUNK_SIZE")? {
+        s.options.upload.chunk_size = n;
     }
     Ok(s)
 }

@@ -97,6 +97,10 @@ pub enum Route {
     ImageRemove(String),
     /// `POST /images/{name}/push`.
     ImagePush(String),
+    /// `GET /images/{name}/log` (berth's own: the tag's past images).
+    ImageTagLog(String),
+    /// `POST /images/{name}/rollback` (berth's own: the tag back to its previous image).
+    ImageRollback(String),
     /// `POST /auth`.
     Auth,
     /// `GET /distribution/{name}/json`.
@@ -243,6 +247,8 @@ fn route_image(m: &str, rest: &str) -> Result<Route, EngineError> {
         ("GET", "history") => Ok(ImageHistory(name)),
         ("POST", "tag") => Ok(ImageTag(name)),
         ("POST", "push") => Ok(ImagePush(name)),
+        ("GET", "log") => Ok(ImageTagLog(name)),
+        ("POST", "rollback") => Ok(ImageRollback(name)),
         ("GET", "get") => Ok(ImageSave(Some(name))),
         _ => Err(page_not_found()),
     }
@@ -429,6 +435,15 @@ mod tests {
             route(&g, "/images/busybox/get").unwrap(),
             Route::ImageSave(Some("busybox".into()))
         );
+        assert_eq!(
+            route(&g, "/images/localhost:5000/a:t/log").unwrap(),
+            Route::ImageTagLog("localhost:5000/a:t".into())
+        );
+        assert_eq!(
+            route(&p, "/images/busybox/rollback").unwrap(),
+            Route::ImageRollback("busybox".into())
+        );
+        assert!(route(&p, "/images/busybox/log").is_err());
         assert!(route(&g, "/containers/abc/start").is_err());
         assert!(route(&g, "/nope").is_err());
         assert!(route(&p, "/containers//start").is_err());

@@ -34,6 +34,7 @@ mod observe;
 mod restart;
 mod shim_client;
 mod sys;
+mod taglog;
 mod tarwrite;
 pub mod update;
 mod volumes;

@@ -117,7 +117,9 @@ pub fn registry_error(e: RegistryError) -> EngineError {
         e @ (RegistryError::InvalidArgument(_)
         | RegistryError::NoMatchingPlatform(_)
         | RegistryError::DigestMismatch { .. }) => EngineError::InvalidArgument(e.to_string()),
-        e @ RegistryError::Transport(_) => EngineError::Internal(e.to_string()),
+        e @ (RegistryError::Transport(_) | RegistryError::RangeNotSatisfiable(_)) => {
+            EngineError::Internal(e.to_string())
+        }
     }
 }
 

@@ -336,7 +336,8 @@ impl ImageStore {
         }
         let mut loaded: Vec<LoadedImage> = Vec::new();
         for c in &candidates {
-            let id = self.commit_image(&mut st, &c.config, &c.tags)?;
+            let id =
+                self.commit_image(&mut st, &c.config, &c.tags, crate::taglog::TagMove::Load)?;
             let tags: Vec<String> = c.tags.iter().map(|t| t.familiar()).collect();
             match loaded.iter_mut().find(|l| l.id == id) {
                 Some(l) => l.tags.extend(tags),

@@ -145,7 +145,7 @@ impl ImageStore {
         if let Some(l) = layer {
             self.commit_layer(l)?;
         }
-        self.commit_image(&mut st, &bytes, tags)
+        self.commit_image(&mut st, &bytes, tags, crate::taglog::TagMove::Commit)
     }
 
     /// The chain id of the top layer of image `id` (`None` for an image without layers).

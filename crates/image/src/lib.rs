@@ -10,7 +10,8 @@
 //! On-disk layout under the store root: `blobs/sha256/<hex>` (configs, uncompressed layer tars),
 //! `ingest/` (in-flight blob writes), `tmp/` (spooled archives, layers being unpacked),
 //! `layers/<chainid-hex>/diff` (unpacked read-only layers), `l/` (short links to layer dirs),
-//! `images/<id-hex>.json` (per-image metadata), `repositories.json` (tags), and
+//! `images/<id-hex>.json` (per-image metadata), `repositories.json` (tags), `taglog.json` (the
+//! images each tag pointed to, for `image log`/`image rollback`), and
 //! `rw/<container-id>/{upper,work}` (writable layers).
 
 use std::io::{Read, Write};
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use berth_api::{
     ContainerConfig, HistoryItem, ImageDeleteItem, ImageInspect, ImagePruneResponse, ImageSummary,
+    TagLogItem, TagRollback,
 };
 
 mod archive;
@@ -25,15 +27,19 @@ mod commit;
 pub mod content;
 pub mod layer_diff;
 pub mod layer_tar;
+pub mod pgzip;
 pub mod pull;
 pub mod reference;
+mod rollback;
 mod snapshot;
 mod store;
+pub mod taglog;
 
 pub use commit::ChildImage;
 pub use pull::{CompressedFile, CompressedLayer, ImageParts, LayerCompression, PulledLayer};
 pub use reference::Reference;
 pub use snapshot::chain_ids;
+pub use taglog::TagMove;
 
 /// Errors of the image store. The engine maps the kinds to API status codes.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +138,25 @@ impl ImageStore {
 
     /// `POST /images/{name}/tag`: `target` is a reference such as `repo:tag`.
     pub fn tag(&self, name: &str, target: &str) -> Result<()> {
-        self.tag_impl(name, target)
+        self.tag_impl(name, target, TagMove::Tag)
+    }
+
+    /// [`ImageStore::tag`], logging the move as `how` (a build's `-t` is [`TagMove::Build`]).
+    pub fn tag_as(&self, name: &str, target: &str, how: TagMove) -> Result<()> {
+        self.tag_impl(name, target, how)
+    }
+
+    /// `GET /images/{name}/log` (berth's own): the moves of tag `name`, newest first.
+    /// `NotFound` ("No such image: …") when the tag does not exist.
+    pub fn tag_log(&self, name: &str) -> Result<Vec<TagLogItem>> {
+        self.tag_log_impl(name)
+    }
+
+    /// `POST /images/{name}/rollback` (berth's own): points tag `name` back at the image it
+    /// had before its latest move, walking back one version per call. `Conflict` when there is
+    /// no earlier image or it was removed; nothing changes then.
+    pub fn rollback(&self, name: &str) -> Result<TagRollback> {
+        self.rollback_impl(name)
     }
 
     /// `DELETE /images/{name}`. `in_use(id)` says whether a container uses that image; such an

@@ -138,7 +138,7 @@ impl ImageStore {
             .chain(repo_digest.iter())
             .map(|r| (*r).clone())
             .collect();
-        let id = self.commit_image(&mut st, config, &refs)?;
+        let id = self.commit_image(&mut st, config, &refs, crate::taglog::TagMove::Pull)?;
         drop(st);
         for (diff_id, c) in compressed {
             self.record_compressed(diff_id, c)?;
@@ -154,7 +154,12 @@ impl ImageStore {
             return Err(ImageError::NotFound(format!("No such image: {id}")));
         }
         let config = self.content.read(id)?;
-        self.commit_image(&mut st, &config, std::slice::from_ref(repo_digest))?;
+        self.commit_image(
+            &mut st,
+            &config,
+            std::slice::from_ref(repo_digest),
+            crate::taglog::TagMove::Pull,
+        )?;
         Ok(())
     }
 
@@ -209,18 +214,17 @@ impl ImageStore {
         atomic_write(&dir.join(digest_hex(diff_id)), &bytes)
     }
 
-    /// The layer `diff_id` as a deterministic gzip stream (compressed as it is read), and its
-    /// uncompressed size.
+    /// The layer `diff_id` as a deterministic gzip stream (compressed as it is read, in
+    /// parallel: [`crate::pgzip`]), and its uncompressed size.
     pub fn gzip_layer_stream(&self, diff_id: &str) -> Result<(Box<dyn Read + Send>, u64)> {
         let src = self.content.open_blob(diff_id)?;
         let size = self.content.size(diff_id).unwrap_or(0);
-        let gz = flate2::GzBuilder::new()
-            .mtime(0)
-            .operating_system(255)
-            .read(
-                BufReader::with_capacity(1 << 16, src),
-                flate2::Compression::fast(),
-            );
+        let gz = crate::pgzip::ParallelGzipReader::new(
+            src,
+            flate2::Compression::fast(),
+            crate::pgzip::default_threads(),
+            crate::pgzip::DEFAULT_BLOCK_SIZE,
+        );
         Ok((Box::new(gz), size))
     }
 
@@ -364,6 +368,22 @@ mod tests {
         { a.file }.read_to_end(&mut data).unwrap();
         assert_eq!(crate::content::digest_bytes(&data), a.layer.digest);
         assert_eq!(store.tags_in_repository("localhost:5000/t").len(), 1);
+
+        // The push stream: parallel gzip, the same bytes every time, decoding to the layer.
+        let streamed = || {
+            let (mut r, size) = store.gzip_layer_stream(&diff_id).unwrap();
+            assert_eq!(size, tar.len() as u64);
+            let mut out = Vec::new();
+            r.read_to_end(&mut out).unwrap();
+            out
+        };
+        let s1 = streamed();
+        assert_eq!(streamed(), s1);
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(s1.as_slice())
+            .read_to_end(&mut plain)
+            .unwrap();
+        assert_eq!(plain, tar);
     }
 
     #[test]

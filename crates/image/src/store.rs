@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::{atomic_write, digest_hex, ContentStore};
 use crate::reference::{familiar, is_hex, Reference};
 use crate::snapshot::{chain_ids, PreparedLayer};
+use crate::taglog::{TagLog, TagMove};
 use crate::{io_err, ImageError, ImageStore, ResolvedImage, Result};
 
 /// The parts of an OCI/Docker image config this crate reads.
@@ -85,11 +86,13 @@ pub(crate) struct Image {
     pub meta: ImageMeta,
 }
 
-/// The in-memory records: images by ID and full references (`docker.io/library/x:t`) to IDs.
+/// The in-memory records: images by ID, full references (`docker.io/library/x:t`) to IDs, and
+/// the tags' logs.
 #[derive(Debug, Default)]
 pub(crate) struct State {
     pub images: BTreeMap<String, Image>,
     pub refs: BTreeMap<String, String>,
+    pub taglog: TagLog,
 }
 
 fn short_id(id: &str) -> String {
@@ -155,6 +158,12 @@ impl State {
         }
     }
 
+    /// Removes reference `full` and, with the tag, its log.
+    pub fn remove_ref(&mut self, full: &str) {
+        self.refs.remove(full);
+        self.taglog.forget(full);
+    }
+
     /// Full references to `id`, sorted.
     pub fn refs_of(&self, id: &str) -> Vec<String> {
         self.refs
@@ -185,6 +194,9 @@ struct Repositories {
     #[serde(rename = "Repositories", default)]
     repositories: BTreeMap<String, BTreeMap<String, String>>,
 }
+
+/// The tags' logs, under the store root.
+const TAGLOG_FILE: &str = "taglog.json";
 
 pub(crate) fn open(root: &Path) -> Result<ImageStore> {
     for d in ["layers", "images", "rw", "tmp", "l"] {
@@ -244,6 +256,9 @@ pub(crate) fn open(root: &Path) -> Result<ImageStore> {
             }
         }
     }
+    st.taglog = TagLog::load(&root.join(TAGLOG_FILE));
+    let refs = st.refs.clone();
+    st.taglog.reconcile(&|tag| refs.get(tag).cloned());
     *store.lock() = st;
     Ok(store)
 }
@@ -274,7 +289,7 @@ impl ImageStore {
         }
     }
 
-    fn persist_refs(&self, st: &State) -> Result<()> {
+    pub(crate) fn persist_refs(&self, st: &State) -> Result<()> {
         let mut repos = Repositories::default();
         for (r, id) in &st.refs {
             let Ok(parsed) = Reference::parse(r) else {
@@ -288,7 +303,8 @@ impl ImageStore {
         }
         let bytes =
             serde_json::to_vec(&repos).map_err(|e| io_err("encode repositories", e.into()))?;
-        atomic_write(&self.root().join("repositories.json"), &bytes)
+        atomic_write(&self.root().join("repositories.json"), &bytes)?;
+        st.taglog.save(&self.root().join(TAGLOG_FILE))
     }
 
     fn persist_meta(&self, img: &Image) -> Result<()> {
@@ -303,9 +319,21 @@ impl ImageStore {
         )
     }
 
-    /// Points `r` at `id` (the caller holds the state lock and persists the refs).
-    pub(crate) fn set_ref(&self, st: &mut State, r: &Reference, id: &str) -> Result<()> {
-        st.refs.insert(r.full(), id.to_string());
+    /// Points `r` at `id`, logging the move of a tag to another image as `how` (the caller
+    /// holds the state lock and persists the refs). Every path that moves a reference comes here.
+    pub(crate) fn set_ref(
+        &self,
+        st: &mut State,
+        r: &Reference,
+        id: &str,
+        how: TagMove,
+    ) -> Result<()> {
+        let full = r.full();
+        let previous = st.refs.insert(full.clone(), id.to_string());
+        if !r.is_digest() {
+            st.taglog
+                .record(&full, previous.as_deref(), id, how, &now_rfc3339());
+        }
         if let Some(img) = st.images.get_mut(id) {
             img.meta.last_tag_time = Some(now_rfc3339());
             let img = img.clone();
@@ -321,6 +349,7 @@ impl ImageStore {
         st: &mut State,
         config_bytes: &[u8],
         tags: &[Reference],
+        how: TagMove,
     ) -> Result<String> {
         let config = parse_config(config_bytes)?;
         let id = self.content.write_blob(config_bytes, None)?;
@@ -330,7 +359,7 @@ impl ImageStore {
             st.images.insert(id.clone(), img);
         }
         for t in tags {
-            self.set_ref(st, t, &id)?;
+            self.set_ref(st, t, &id, how)?;
         }
         self.persist_refs(st)?;
         Ok(id)
@@ -341,7 +370,7 @@ impl ImageStore {
     fn delete_image(&self, st: &mut State, id: &str) -> Result<(Vec<ImageDeleteItem>, u64)> {
         let refs = st.refs_of(id);
         for r in refs {
-            st.refs.remove(&r);
+            st.remove_ref(&r);
         }
         self.persist_refs(st)?;
         let Some(img) = st.images.remove(id) else {
@@ -540,7 +569,7 @@ impl ImageStore {
         Ok(items)
     }
 
-    pub(crate) fn tag_impl(&self, name: &str, target: &str) -> Result<()> {
+    pub(crate) fn tag_impl(&self, name: &str, target: &str, how: TagMove) -> Result<()> {
         let r = Reference::parse(target)?;
         if r.is_digest() {
             return Err(ImageError::InvalidArgument(
@@ -557,7 +586,7 @@ impl ImageStore {
         let _w = self.write_lock();
         let mut st = self.lock();
         let (id, _) = st.lookup(name)?;
-        self.set_ref(&mut st, &r, &id)?;
+        self.set_ref(&mut st, &r, &id, how)?;
         self.persist_refs(&st)
     }
 
@@ -582,7 +611,7 @@ impl ImageStore {
                         r.familiar()
                     )));
                 }
-                st.refs.remove(&r.full());
+                st.remove_ref(&r.full());
                 self.persist_refs(&st)?;
                 items.push(ImageDeleteItem {
                     untagged: Some(r.familiar()),
@@ -605,7 +634,7 @@ impl ImageStore {
                     )));
                 }
                 for r in &refs {
-                    st.refs.remove(r);
+                    st.remove_ref(r);
                     items.push(ImageDeleteItem {
                         untagged: Some(familiar(r)),
                         deleted: None,
@@ -629,10 +658,12 @@ impl ImageStore {
     ) -> Result<ImagePruneResponse> {
         let _w = self.write_lock();
         let mut st = self.lock();
+        // Images a tag's log names stay: they are what `image rollback` goes back to.
+        let logged = st.taglog.protected_ids();
         let candidates: Vec<String> = st
             .images
             .keys()
-            .filter(|id| !in_use(id))
+            .filter(|id| !in_use(id) && !logged.contains(*id))
             .filter(|id| !dangling_only || st.refs_of(id).is_empty())
             .cloned()
             .collect();
@@ -694,7 +725,7 @@ impl ImageStore {
         let bytes = serde_json::to_vec(&cfg).map_err(|e| io_err("encode config", e.into()))?;
         let mut st = self.lock();
         self.commit_layer(layer)?;
-        self.commit_image(&mut st, &bytes, &tags)
+        self.commit_image(&mut st, &bytes, &tags, TagMove::Import)
     }
 }
 

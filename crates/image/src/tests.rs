@@ -560,7 +560,13 @@ fn tag_move_makes_dangling_and_prune() {
     assert!(r.images_deleted.is_none());
     assert_eq!(r.space_reclaimed, 0);
 
+    // busybox:latest's log names `old` (berth's tag log, for `image rollback`): kept.
     let never = |_: &str| false;
+    let r = s.prune(true, &never).unwrap();
+    assert!(r.images_deleted.is_none());
+    // Without the tag its log goes, and `old` is an ordinary dangling image.
+    s.tag(&new, "keep:1").unwrap();
+    s.remove("busybox:latest", false, &never).unwrap();
     let r = s.prune(true, &never).unwrap();
     let deleted = r.images_deleted.unwrap();
     assert_eq!(deleted[0].deleted.as_deref(), Some(old.as_str()));
@@ -570,7 +576,7 @@ fn tag_move_makes_dangling_and_prune() {
     // Not dangling-only: tagged unused images go too.
     let r = s.prune(false, &never).unwrap();
     let deleted = r.images_deleted.unwrap();
-    assert_eq!(deleted[0].untagged.as_deref(), Some("busybox:latest"));
+    assert_eq!(deleted[0].untagged.as_deref(), Some("keep:1"));
     assert_eq!(s.count(), 0);
     assert_eq!(dir_entries(&s.root().join("layers")), 0);
 }

@@ -6,7 +6,7 @@
 //!   networks, `--internal`, `icc`; stale veths and rules are cleaned at [`NetworkManager::open`].
 //! - [`dns`]: the embedded DNS server (container names and aliases on user networks, the rest
 //!   forwarded upstream) and [`dns::bind_in_netns`] to serve it at 127.0.0.11 in a container.
-//! - Privileged operations sit behind [`Netlink`] (iproute2 commands) and [`Firewall`]
+//! - Privileged operations sit behind [`Netlink`] (rtnetlink, in-process) and [`Firewall`]
 //!   (iptables commands), each with a recording fake.
 #![forbid(unsafe_code)]
 
@@ -18,6 +18,7 @@ pub mod ipnet;
 mod manager;
 pub mod netlink;
 pub mod ports;
+mod rtnl;
 
 pub use error::{NetworkError, Result};
 pub use firewall::{FakeFirewall, Firewall, IptablesCmd, Rule};
@@ -27,8 +28,9 @@ pub use manager::{
     ConfigFrom, ContainerResolver, CreateNetwork, Endpoint, EndpointRequest, Ipam, IpamConfig,
     ManagerConfig, NetworkContainer, NetworkInfo, NetworkManager, OPT_BRIDGE_NAME, OPT_ENABLE_ICC,
 };
-pub use netlink::{FakeNetlink, IpCommand, Netlink, PeerConfig};
+pub use netlink::{FakeNetlink, Netlink, PeerConfig};
 pub use ports::{parse_publish, PortBinding, Proto};
+pub use rtnl::KernelNetlink;
 
 #[cfg(test)]
 mod manager_tests;

@@ -19,8 +19,9 @@ use crate::dns::Resolver;
 use crate::firewall::{self, Chains, Firewall, IptablesCmd, Rule};
 use crate::ipam::{self, AddressPool};
 use crate::ipnet::Ipv4Net;
-use crate::netlink::{IpCommand, Netlink, PeerConfig};
+use crate::netlink::{Netlink, PeerConfig};
 use crate::ports::PortBinding;
+use crate::rtnl::KernelNetlink;
 use crate::NetworkError;
 
 /// Option key naming a network's bridge.
@@ -579,7 +580,7 @@ impl NetworkManager {
         } else {
             None
         };
-        Self::open_with(state_dir, cfg, Arc::new(IpCommand), fw, live)
+        Self::open_with(state_dir, cfg, Arc::new(KernelNetlink), fw, live)
     }
 
     /// [`NetworkManager::open`] with explicit backends (fakes in tests). `fw` `None` disables

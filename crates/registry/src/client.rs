@@ -5,12 +5,13 @@
 
 use std::io::Read;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::auth::{parse_challenge, repository_scope, token_from_response, token_url, Challenge};
 use crate::error::{describe_error_body, RegistryError, Result};
 use crate::manifest::MANIFEST_ACCEPT;
-use crate::options::{endpoint_host, RegistryOptions};
+use crate::options::{endpoint_host, RegistryOptions, UploadPolicy};
+use crate::token::{token_lifetime, Authorization};
 use crate::verify::sha256_digest;
 use crate::Credentials;
 
@@ -26,7 +27,9 @@ pub struct RegistryClient {
     creds: Option<Credentials>,
     actions: Vec<&'static str>,
     challenge: Mutex<Option<Challenge>>,
-    authorization: Mutex<Option<String>>,
+    authorization: Mutex<Option<Authorization>>,
+    /// When blobs go up in chunks.
+    pub(crate) upload: UploadPolicy,
 }
 
 /// A fetched manifest.
@@ -38,7 +41,7 @@ pub struct FetchedManifest {
     pub digest: String,
 }
 
-fn transport(e: impl std::fmt::Display) -> RegistryError {
+pub(crate) fn transport(e: impl std::fmt::Display) -> RegistryError {
     RegistryError::Transport(e.to_string())
 }
 
@@ -57,6 +60,10 @@ fn status_error(code: u16, resp: ureq::Response) -> RegistryError {
             text.unwrap_or_else(|| "denied: requested access to the resource is denied".into()),
         ),
         404 => RegistryError::NotFound(text.unwrap_or_else(|| "not found".into())),
+        416 => RegistryError::RangeNotSatisfiable(match text {
+            Some(t) => format!("{code} {status_text}: {t}"),
+            None => format!("{code} {status_text}"),
+        }),
         _ => RegistryError::Transport(match text {
             Some(t) => format!("received unexpected HTTP status: {code} {status_text}: {t}"),
             None => format!("received unexpected HTTP status: {code} {status_text}"),
@@ -83,18 +90,17 @@ pub fn error_code(e: &RegistryError) -> Option<&'static str> {
 }
 
 /// The request body of [`RegistryClient::send`].
-enum Body<'a> {
+pub(crate) enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
     Reader(Box<dyn Read + Send + 'a>, u64),
-    /// A body of unknown length, sent with chunked transfer encoding.
-    Stream(Box<dyn Read + Send + 'a>),
 }
 
 impl RegistryClient {
     /// Finds the endpoint of `domain` (the reference's registry) and learns how it wants to be
     /// authenticated. `actions` are the scope's actions (`pull`, `push`). With `pull_only`,
-    /// Docker Hub's mirrors are tried first.
+    /// Docker Hub's mirrors are tried first, in order; a mirror that does not answer falls
+    /// through to the next one. Mirrors are never sent the credentials given for docker.io.
     pub fn connect(
         opts: &RegistryOptions,
         domain: &str,
@@ -104,20 +110,21 @@ impl RegistryClient {
         pull_only: bool,
     ) -> Result<RegistryClient> {
         let host = endpoint_host(domain);
-        let mut bases: Vec<String> = Vec::new();
+        // (endpoint, whether it is a mirror)
+        let mut bases: Vec<(String, bool)> = Vec::new();
         if pull_only && host == "registry-1.docker.io" {
             bases.extend(
                 opts.mirrors
                     .iter()
-                    .map(|m| m.trim_end_matches('/').to_string()),
+                    .map(|m| (m.trim_end_matches('/').to_string(), true)),
             );
         }
-        bases.push(format!("https://{host}"));
+        bases.push((format!("https://{host}"), false));
         if opts.is_insecure(host) {
-            bases.push(format!("http://{host}"));
+            bases.push((format!("http://{host}"), false));
         }
         let mut last_err = None;
-        for base in bases {
+        for (base, is_mirror) in bases {
             let base_host = base
                 .split_once("://")
                 .map(|(_, h)| h.split('/').next().unwrap_or(h))
@@ -134,10 +141,11 @@ impl RegistryClient {
                 agent,
                 base: base.clone(),
                 repository: repository.to_string(),
-                creds: creds.clone().filter(|c| !c.is_empty()),
+                creds: creds.clone().filter(|c| !c.is_empty() && !is_mirror),
                 actions: actions.to_vec(),
                 challenge: Mutex::new(None),
                 authorization: Mutex::new(None),
+                upload: opts.upload,
             };
             match client.ping() {
                 Ok(()) => return Ok(client),
@@ -177,11 +185,11 @@ impl RegistryClient {
         let Some(challenge) = challenge else {
             return Ok(());
         };
-        let header = self.authorize(&challenge, &[])?;
+        let authorization = self.authorize(&challenge, &[])?;
         let url = format!("{}/v2/", self.base);
         let mut req = self.agent.get(&url);
-        if let Some(h) = &header {
-            req = req.set("Authorization", h);
+        if let Some(a) = &authorization {
+            req = req.set("Authorization", &a.header);
         }
         match req.call() {
             Ok(_) => Ok(()),
@@ -190,10 +198,13 @@ impl RegistryClient {
         }
     }
 
-    /// The Authorization header answering `challenge` for `scopes`.
-    fn authorize(&self, challenge: &Challenge, scopes: &[String]) -> Result<Option<String>> {
+    /// The Authorization header answering `challenge` for `scopes`, with its lifetime.
+    fn authorize(&self, challenge: &Challenge, scopes: &[String]) -> Result<Option<Authorization>> {
         match challenge {
-            Challenge::Basic { .. } => Ok(self.creds.as_ref().map(Credentials::basic_header)),
+            Challenge::Basic { .. } => Ok(self
+                .creds
+                .as_ref()
+                .map(|c| Authorization::lasting(c.basic_header()))),
             Challenge::Bearer {
                 realm,
                 service,
@@ -208,6 +219,7 @@ impl RegistryClient {
                 if let Some(c) = &self.creds {
                     req = req.set("Authorization", &c.basic_header());
                 }
+                let received = Instant::now();
                 let resp = match req.call() {
                     Ok(r) => r,
                     Err(ureq::Error::Status(code @ (401 | 403), resp)) => {
@@ -237,7 +249,11 @@ impl RegistryClient {
                     .map_err(transport)?;
                 let token = token_from_response(&body)
                     .ok_or_else(|| transport("the token server answered no token"))?;
-                Ok(Some(format!("Bearer {token}")))
+                Ok(Some(Authorization::bearer(
+                    &token,
+                    received,
+                    token_lifetime(&body),
+                )))
             }
         }
     }
@@ -246,7 +262,7 @@ impl RegistryClient {
         vec![repository_scope(&self.repository, &self.actions)]
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         if path.starts_with("http://") || path.starts_with("https://") {
             path.to_string()
         } else if path.starts_with('/') {
@@ -256,9 +272,10 @@ impl RegistryClient {
         }
     }
 
-    /// Sends a request, authorising first when the registry asked for it and once more when
-    /// a 401 names a new challenge (bodiless requests only).
-    fn send(
+    /// Sends a request, authorising first when the registry asked for it or the token in use
+    /// is about to expire, and once more when a 401 answers (a token expired or revoked
+    /// mid-operation; requests whose body can be sent again only).
+    pub(crate) fn send(
         &self,
         method: &str,
         path: &str,
@@ -267,12 +284,13 @@ impl RegistryClient {
     ) -> Result<ureq::Response> {
         let url = self.url(path);
         for attempt in 0..2 {
-            if self
+            let stale = self
                 .authorization
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .is_none()
-            {
+                .as_ref()
+                .is_none_or(|a| !a.is_fresh(Instant::now()));
+            if stale {
                 let ch = self
                     .challenge
                     .lock()
@@ -293,7 +311,7 @@ impl RegistryClient {
                 .unwrap_or_else(|e| e.into_inner())
                 .clone()
             {
-                req = req.set("Authorization", &a);
+                req = req.set("Authorization", &a.header);
             }
             let has_body = !matches!(body, Body::Empty);
             let res = match std::mem::replace(&mut body, Body::Empty) {
@@ -303,7 +321,6 @@ impl RegistryClient {
                     req.send_bytes(b)
                 }
                 Body::Reader(r, len) => req.set("Content-Length", &len.to_string()).send(r),
-                Body::Stream(r) => req.send(r),
             };
             match res {
                 Ok(r) => return Ok(r),
@@ -438,41 +455,6 @@ impl RegistryClient {
         Ok(())
     }
 
-    /// Streamed upload of a blob whose digest is known only at the end: `POST`, one `PATCH`
-    /// with the whole body (chunked), then `PUT <location>?digest=` with the digest `finish`
-    /// returns once the body was sent.
-    pub fn upload_blob_streamed(
-        &self,
-        data: Box<dyn Read + Send + '_>,
-        finish: &mut dyn FnMut() -> Result<String>,
-    ) -> Result<String> {
-        let resp = self.send("POST", "blobs/uploads/", &[], Body::Bytes(b""))?;
-        let location = resp
-            .header("location")
-            .ok_or_else(|| transport("the registry answered an upload without a Location"))?
-            .to_string();
-        let resp = self.send(
-            "PATCH",
-            &self.url(&location),
-            &[("Content-Type", "application/octet-stream")],
-            Body::Stream(data),
-        )?;
-        let location = resp
-            .header("location")
-            .map(str::to_string)
-            .unwrap_or(location);
-        let digest = finish()?;
-        let location = self.url(&location);
-        let sep = if location.contains('?') { '&' } else { '?' };
-        self.send(
-            "PUT",
-            &format!("{location}{sep}digest={digest}"),
-            &[],
-            Body::Bytes(b""),
-        )?;
-        Ok(digest)
-    }
-
     /// `PUT /v2/<name>/manifests/<reference>`; returns the manifest's digest.
     pub fn put_manifest(&self, reference: &str, media_type: &str, body: &[u8]) -> Result<String> {
         self.send(
@@ -507,6 +489,7 @@ mod tests {
             actions: vec!["pull"],
             challenge: Mutex::new(None),
             authorization: Mutex::new(None),
+            upload: UploadPolicy::default(),
         };
         assert_eq!(
             c.url("manifests/latest"),

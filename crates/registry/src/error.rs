@@ -21,6 +21,9 @@ pub enum RegistryError {
     /// No manifest in an index matched the requested platform.
     #[error("no matching manifest for {0} in the manifest list entries")]
     NoMatchingPlatform(String),
+    /// The registry refused an upload chunk's range (HTTP 416).
+    #[error("{0}")]
+    RangeNotSatisfiable(String),
     /// Connecting, TLS, or an unexpected answer.
     #[error("{0}")]
     Transport(String),

@@ -1,5 +1,6 @@
 //! Which registries may be spoken to over plain HTTP, where per-registry certificates live,
-//! mirrors of Docker Hub, and the mapping of a reference's domain to its endpoint.
+//! mirrors of Docker Hub, when blobs are uploaded in chunks, and the mapping of a reference's
+//! domain to its endpoint.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -14,6 +15,25 @@ pub struct RegistryOptions {
     /// Mirrors of docker.io, tried in order before it (`https://mirror.example`).
     pub mirrors: Vec<String>,
     pub user_agent: String,
+    /// When uploads go in chunks rather than in one request.
+    pub upload: UploadPolicy,
+}
+
+/// Blobs larger than `chunked_threshold` bytes are uploaded in `PATCH`es of `chunk_size`
+/// bytes (the distribution spec's chunked upload); smaller ones in one `PUT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadPolicy {
+    pub chunked_threshold: u64,
+    pub chunk_size: u64,
+}
+
+impl Default for UploadPolicy {
+    fn default() -> Self {
+        UploadPolicy {
+            chunked_threshold: 32 << 20,
+            chunk_size: 16 << 20,
+        }
+    }
 }
 
 impl Default for RegistryOptions {
@@ -23,6 +43,7 @@ impl Default for RegistryOptions {
             certs_dir: PathBuf::from("/etc/berth/certs.d"),
             mirrors: Vec::new(),
             user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")).into(),
+            upload: UploadPolicy::default(),
         }
     }
 }

@@ -2,8 +2,11 @@
 //! container's cgroup, writing its resources, joining it, freezing and removing it.
 //!
 //! All paths come from the [`Layout`], so tests point a [`Manager`] at a temporary directory.
-//! Gap: device control on pure v2 (an eBPF program) is not implemented; on v1 the devices
-//! controller gets `linux.resources.devices` (deny all, then the rules in order).
+//! Device rules (`linux.resources.devices`, then [`allowed_devices`]): on v1 (hybrid included)
+//! the devices controller gets them (deny all, then the rules in order); on pure v2 they
+//! become a `BPF_PROG_TYPE_CGROUP_DEVICE` program attached to the container's cgroup
+//! ([`crate::devicefilter`], [`crate::cgroup_devices`]), and a kernel that refuses it fails
+//! the create rather than running the container without device control.
 
 use crate::{Error, Result};
 use oci_spec::runtime::LinuxResources;
@@ -513,6 +516,12 @@ impl Manager {
         {
             write(d, "io.weight", &blkio_to_io_weight(w).to_string())?;
         }
+        if let Some(devs) = r.devices() {
+            // no devices controller on v2: the same rules, with the defaults after them, as
+            // an eBPF program (default deny, the last matching rule decides)
+            let rules: Vec<_> = devs.iter().cloned().chain(allowed_devices()).collect();
+            crate::cgroup_devices::apply(d, &rules)?;
+        }
         Ok(())
     }
 
@@ -735,7 +744,9 @@ mod tests {
             Path::new("berth/c2"),
             &parse_proc_cgroup("0::/user.slice\n"),
         );
-        m.create(Some(&res())).unwrap();
+        let mut without_devices = res();
+        without_devices.set_devices(None);
+        m.create(Some(&without_devices)).unwrap();
         let d = t.path().join("user.slice/berth/c2");
         assert_eq!(read(&d.join("memory.max")), "67108864");
         assert_eq!(read(&d.join("cpu.weight")), "20");
@@ -761,5 +772,20 @@ mod tests {
             "{e}"
         );
         assert!(!t.path().join("mem/x").exists());
+    }
+
+    #[test]
+    fn v2_devices_without_a_device_filter_fail_the_create() {
+        // a plain directory is no cgroup: the program cannot be attached (or, unprivileged,
+        // not even loaded), so the create fails and leaves nothing
+        let t = tempfile::tempdir().unwrap();
+        let m = Manager::new(&Layout::V2(t.path().into()), Path::new("/berth/c3"), &[]);
+        let only_devices = LinuxResourcesBuilder::default()
+            .devices(res().devices().clone().unwrap())
+            .build()
+            .unwrap();
+        let e = m.create(Some(&only_devices)).unwrap_err();
+        assert!(e.to_string().contains("device filter"), "{e}");
+        assert!(!t.path().join("berth").exists());
     }
 }

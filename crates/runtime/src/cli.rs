@@ -231,6 +231,13 @@ pub fn run(args: Vec<String>) -> i32 {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT));
     let cmd = g.pos[0].clone();
     let rest = &g.pos[1..];
+    if crate::sealed_exe::needs_sealed_exe(&cmd) {
+        // Returns only when the re-exec failed (or this already is the sealed copy).
+        if let Err(e) = crate::sealed_exe::reexec_sealed() {
+            log.error(&e.to_string());
+            return 1;
+        }
+    }
     match dispatch(&root, &cmd, rest) {
         Ok(code) => code,
         Err(e) => {

@@ -10,6 +10,7 @@ use crate::init::{self, ExecCtx, InitCtx};
 use crate::msg::{Chan, Msg};
 use crate::spec::{self, Bundle};
 use crate::state::{self, Saved, Status};
+use crate::timens;
 use crate::{hooks, sys, Error, Result};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
@@ -126,6 +127,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
     let mut new_cgroupns = false;
     let mut userns = false;
     let mut pidns_path = None;
+    let mut new_timens = false;
     for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
         let t = ns.typ();
         if t == LinuxNamespaceType::Mount {
@@ -142,11 +144,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             }
             _ => match t {
                 LinuxNamespaceType::Cgroup => new_cgroupns = true,
-                LinuxNamespaceType::Time => {
-                    return Err(Error::invalid(format!(
-                        "linux.namespaces[{i}]: time namespaces are not supported"
-                    )))
-                }
+                LinuxNamespaceType::Time => new_timens = true,
                 _ => {
                     if t == LinuxNamespaceType::User {
                         userns = true;
@@ -156,6 +154,12 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             },
         }
     }
+    let timens_offsets = match new_timens {
+        true => Some(timens::offsets_file(
+            &linux.time_offsets().clone().unwrap_or_default(),
+        )?),
+        false => None,
+    };
     if !has_mnt {
         return Err(Error::invalid(
             "linux.namespaces: a mount namespace is required",
@@ -166,6 +170,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             "process.terminal is true: --console-socket is required",
         ));
     }
+    let seccomp = compile_seccomp(root, &spec)?;
     let console = match &o.console_socket {
         Some(p) if process.terminal() == Some(true) => Some(
             UnixStream::connect(p)
@@ -238,7 +243,19 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
         nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::sys("setns pid", e))?;
     }
-    let pid = sys::clone_fork(flags).map_err(|e| Error::sys("clone the container init", e))?;
+    let own_timens = match &timens_offsets {
+        Some(offsets) => Some(timens::new_for_children(offsets)?),
+        None => None,
+    };
+    let pid = sys::clone_fork(flags).map_err(|e| Error::sys("clone the container init", e));
+    if !matches!(pid, Ok(0)) {
+        if let Some(own) = &own_timens {
+            // (the parent only) hooks and anything else the runtime starts later stay in the
+            // host's time namespace
+            timens::restore_for_children(own)?;
+        }
+    }
+    let pid = pid?;
     if pid == 0 {
         drop(chan);
         let ctx = InitCtx {
@@ -258,6 +275,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             preserve_fds: o.preserve_fds,
             cgroup_paths: mgr.paths(),
             runtime_hooks,
+            seccomp,
         };
         init::run(ctx);
     }
@@ -503,6 +521,16 @@ pub struct ExecOpts {
     pub preserve_fds: i32,
 }
 
+/// The container's seccomp filter, generated once per distinct profile and then taken from
+/// the cache under `root` (in `@seccomp-cache`: `@` is not allowed in container ids, so the
+/// directory can never be taken for a container's).
+fn compile_seccomp(root: &Path, spec: &Spec) -> Result<Option<crate::seccomp::CompiledFilter>> {
+    let profile = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    profile
+        .map(|s| crate::seccomp::compile_cached(&root.join("@seccomp-cache"), s))
+        .transpose()
+}
+
 /// `exec`: runs a process in a created or running container. Returns its exit code (0 when
 /// detached).
 pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
@@ -531,13 +559,11 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         _ => None,
     };
     let linux = saved.config.linux().clone().unwrap_or_default();
+    let seccomp = compile_seccomp(root, &saved.config)?;
     let mut join = Vec::new();
     let mut pidns = None;
     for ns in linux.namespaces().iter().flatten() {
         let t = ns.typ();
-        if t == LinuxNamespaceType::Time {
-            continue;
-        }
         let p = PathBuf::from(format!("/proc/{}/ns/{}", saved.pid, spec::ns_file(t)));
         let fd = open_ns(&p, "join the container")?;
         if t == LinuxNamespaceType::Pid {
@@ -558,7 +584,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         drop(chan);
         let ctx = ExecCtx {
             process,
-            seccomp: linux.seccomp().clone(),
+            seccomp,
             chan: match Chan::new(child_sock) {
                 Ok(c) => c,
                 Err(_) => sys::exit_now(1),

@@ -7,13 +7,14 @@
 use crate::caps::{self, CapSets};
 use crate::msg::{Chan, Msg};
 use crate::rootfs;
+use crate::seccomp::CompiledFilter;
 use crate::state::OciState;
 use crate::{spec, sys};
 use crate::{Error, Result};
 use nix::fcntl::{fcntl, open, FcntlArg, FdFlag, OFlag};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
-use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Process, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, Process, Spec};
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
@@ -48,6 +49,8 @@ pub struct InitCtx {
     pub cgroup_paths: Vec<PathBuf>,
     /// Whether the runtime has prestart/createRuntime hooks to run.
     pub runtime_hooks: bool,
+    /// The container's seccomp filter, compiled by the runtime before the clone.
+    pub seccomp: Option<CompiledFilter>,
 }
 
 /// Runs the init; never returns.
@@ -140,8 +143,7 @@ fn init(ctx: &mut InitCtx) -> Result<std::convert::Infallible> {
         console(&sock, &process, true)?;
     }
     rootfs::finalize(&ctx.spec)?;
-    let seccomp = ctx.spec.linux().as_ref().and_then(|l| l.seccomp().clone());
-    let prepared = prepare_process(&process, seccomp.as_ref())?;
+    let prepared = prepare_process(&process, ctx.seccomp.as_ref())?;
     ctx.chan.send(&Msg::Ready)?;
     // wait for `start`: opening the FIFO for writing blocks until it is opened for reading
     let path = format!("/proc/self/fd/{}", ctx.fifo.as_raw_fd());
@@ -168,7 +170,7 @@ pub struct Prepared {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
-    seccomp_late: Option<LinuxSeccomp>,
+    seccomp_late: Option<CompiledFilter>,
 }
 
 fn cstr(s: &str, what: &str) -> Result<CString> {
@@ -216,7 +218,7 @@ fn os_msg(e: &std::io::Error) -> String {
 
 /// Sets up the process's credentials, limits and seccomp (all but the late seccomp), and
 /// resolves its executable. Runs inside the container, after pivot_root / setns.
-pub fn prepare_process(p: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Prepared> {
+pub fn prepare_process(p: &Process, seccomp: Option<&CompiledFilter>) -> Result<Prepared> {
     for rl in p.rlimits().iter().flatten() {
         let name = serde_json::to_value(rl.typ())
             .ok()
@@ -241,7 +243,7 @@ pub fn prepare_process(p: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Pr
     let path = lookup(arg0, &env)?;
     let nnp = p.no_new_privileges() == Some(true);
     if let Some(s) = seccomp.filter(|_| !nnp) {
-        crate::seccomp::load(s)?;
+        s.load()?;
     }
     let sets = CapSets::from_oci(p.capabilities().as_ref());
     caps::drop_bounding(sets.bounding)?;
@@ -299,7 +301,7 @@ pub fn prepare_process(p: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Pr
 /// Loads the late seccomp filter, marks every fd above the kept ones close-on-exec and execs.
 pub fn exec(p: Prepared, preserve_fds: i32, keep: &[RawFd]) -> Result<std::convert::Infallible> {
     if let Some(s) = &p.seccomp_late {
-        crate::seccomp::load(s)?;
+        s.load()?;
     }
     cloexec_from(3 + preserve_fds.max(0), keep)?;
     let e = nix::unistd::execve(&p.path, &p.args, &p.env).unwrap_err();
@@ -382,8 +384,8 @@ pub fn console(sock: &UnixStream, p: &Process, mount_console: bool) -> Result<()
 pub struct ExecCtx {
     /// The process to run.
     pub process: Process,
-    /// The container's seccomp profile.
-    pub seccomp: Option<LinuxSeccomp>,
+    /// The container's seccomp filter, compiled before the fork.
+    pub seccomp: Option<CompiledFilter>,
     /// Sync socket.
     pub chan: Chan,
     /// Namespaces to join.

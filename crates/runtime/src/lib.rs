@@ -9,25 +9,32 @@
 //! - [`init`]: what the container's init does between clone and execve;
 //! - [`rootfs`]: mounts, `/dev`, pivot_root, masked/read-only paths;
 //! - [`cgroups`]: v1, v2 and hybrid hierarchies, resources, freezer;
-//! - [`seccomp`]: the OCI seccomp profile compiled with libseccomp;
+//! - [`devicefilter`], [`cgroup_devices`]: device rules as a cgroup v2 eBPF program;
+//! - [`seccomp`]: the OCI seccomp profile compiled with libseccomp (programs cached);
+//! - [`sealed_exe`]: re-execution from a sealed memfd copy of the binary (CVE-2019-5736);
 //! - [`caps`]: capability names and the five capability sets;
 //! - [`state`]: `state.json` and the container's status;
-//! - [`sys`]: the only module with `unsafe` (clone, capset, ioctls, prctl).
+//! - [`timens`]: time namespaces and `linux.timeOffsets`;
+//! - [`sys`]: the only module with `unsafe` (clone, capset, ioctls, prctl, bpf).
 #![deny(unsafe_code)]
 
 pub mod caps;
+pub mod cgroup_devices;
 pub mod cgroups;
 pub mod cli;
 pub mod container;
+pub mod devicefilter;
 pub mod error;
 pub mod hooks;
 pub mod init;
 pub mod msg;
 pub mod rootfs;
+pub mod sealed_exe;
 pub mod seccomp;
 pub mod spec;
 pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod timens;
 
 pub use error::{Error, Result};

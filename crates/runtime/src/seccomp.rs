@@ -1,6 +1,16 @@
 //! The OCI seccomp profile compiled with libseccomp: default action, per-syscall actions with
 //! argument conditions, architectures and flags. Unknown syscall names are skipped (as runc
 //! does: profiles list syscalls newer or older than the host's libseccomp).
+//!
+//! Generating the BPF program is the slow part (milliseconds for Docker's default profile,
+//! on every container start), so [`compile_cached`] keeps each generated program under the
+//! runtime's root, named by a SHA-256 of the profile and the libseccomp version, and later
+//! containers with the same profile load it directly ([`CompiledFilter::load`]).
+
+use std::io::{Read, Seek};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 use libseccomp::{
@@ -123,9 +133,101 @@ pub fn build(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
-/// Builds and loads the filter into the calling process.
-pub fn load(s: &LinuxSeccomp) -> Result<()> {
-    build(s)?.load().map_err(|x| e("load filter", x))
+/// A filter ready to load: the BPF program libseccomp generated for a profile and the
+/// `seccomp(2)` flags the profile asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompiledFilter {
+    program: Vec<u8>,
+    flags: libc::c_uint,
+}
+
+impl CompiledFilter {
+    /// Installs the filter on the calling process.
+    pub fn load(&self) -> Result<()> {
+        crate::sys::seccomp_set_filter(&self.program, self.flags).map_err(|x| e("load filter", x))
+    }
+}
+
+/// The `seccomp(2)` flags for the profile's `flags`.
+fn load_flags(s: &LinuxSeccomp) -> libc::c_uint {
+    let mut flags = 0;
+    for f in s.flags().iter().flatten() {
+        flags |= match f {
+            LinuxSeccompFilterFlag::SeccompFilterFlagLog => libc::SECCOMP_FILTER_FLAG_LOG,
+            LinuxSeccompFilterFlag::SeccompFilterFlagTsync => libc::SECCOMP_FILTER_FLAG_TSYNC,
+            LinuxSeccompFilterFlag::SeccompFilterFlagSpecAllow => {
+                libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW
+            }
+        };
+    }
+    flags as libc::c_uint
+}
+
+/// Generates the BPF program for a profile (no cache).
+pub fn compile(s: &LinuxSeccomp) -> Result<CompiledFilter> {
+    let ctx = build(s)?;
+    let fd = nix::sys::memfd::memfd_create(
+        c"berth-seccomp",
+        nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC,
+    )
+    .map_err(|x| e("memfd_create", x))?;
+    let mut file = std::fs::File::from(fd);
+    ctx.export_bpf(&mut file)
+        .map_err(|x| e("export filter", x))?;
+    let mut program = Vec::new();
+    file.rewind()
+        .and_then(|_| file.read_to_end(&mut program))
+        .map_err(|x| e("read the exported filter", x))?;
+    Ok(CompiledFilter {
+        program,
+        flags: load_flags(s),
+    })
+}
+
+/// The cache file name for a profile: SHA-256 over the libseccomp version, the kernel release
+/// (libseccomp adapts the program to what the running kernel supports) and the profile.
+fn cache_key(s: &LinuxSeccomp) -> Result<String> {
+    let json = serde_json::to_vec(s).map_err(|x| e("serialize profile", x))?;
+    let v = libseccomp::ScmpVersion::current().map_err(|x| e("libseccomp version", x))?;
+    let mut h = Sha256::new();
+    h.update(format!("libseccomp {}.{}.{}\n", v.major, v.minor, v.micro));
+    let kernel = nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    h.update(format!("kernel {kernel}\n"));
+    h.update(&json);
+    Ok(format!("{:x}.bpf", h.finalize()))
+}
+
+/// [`compile`], through a cache of generated programs in `dir` (created 0700 when missing).
+/// A cache that cannot be read or written is bypassed, never an error.
+pub fn compile_cached(dir: &Path, s: &LinuxSeccomp) -> Result<CompiledFilter> {
+    let key = cache_key(s)?;
+    let path = dir.join(&key);
+    if let Ok(program) = std::fs::read(&path) {
+        if !program.is_empty() && program.len().is_multiple_of(8) {
+            return Ok(CompiledFilter {
+                program,
+                flags: load_flags(s),
+            });
+        }
+    }
+    let compiled = compile(s)?;
+    let _ = store(dir, &key, &compiled.program);
+    Ok(compiled)
+}
+
+fn store(dir: &Path, key: &str, program: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
+    std::fs::write(&tmp, program)?;
+    std::fs::rename(&tmp, dir.join(key)).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 #[cfg(test)]
@@ -145,8 +247,44 @@ mod tests {
         )
         .unwrap();
         build(&s).unwrap();
+        let c = compile(&s).unwrap();
+        assert!(!c.program.is_empty() && c.program.len().is_multiple_of(8));
         let n: LinuxSeccomp =
             serde_json::from_str(r#"{"defaultAction":"SCMP_ACT_NOTIFY"}"#).unwrap();
         assert!(build(&n).is_err());
+    }
+
+    #[test]
+    fn cache_returns_the_same_program_and_keys_by_profile() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW","flags":["SECCOMP_FILTER_FLAG_LOG"],
+                "syscalls":[{"names":["mount"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        let b: LinuxSeccomp = serde_json::from_str(
+            r#"{"defaultAction":"SCMP_ACT_ALLOW",
+                "syscalls":[{"names":["umount2"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        )
+        .unwrap();
+        let first = compile_cached(dir.path(), &a).unwrap();
+        assert_eq!(first, compile(&a).unwrap());
+        assert_eq!(first.flags, libc::SECCOMP_FILTER_FLAG_LOG as libc::c_uint);
+        let files = || std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files(), 1);
+        // served from the cache: equal to a fresh compile
+        assert_eq!(compile_cached(dir.path(), &a).unwrap(), first);
+        let other = compile_cached(dir.path(), &b).unwrap();
+        assert_ne!(other.program, first.program);
+        assert_eq!(files(), 2);
+        // a damaged cache entry is ignored and rewritten
+        let entry = dir.path().join(cache_key(&a).unwrap());
+        std::fs::write(&entry, b"bad").unwrap();
+        assert_eq!(compile_cached(dir.path(), &a).unwrap(), first);
+        assert_eq!(std::fs::read(&entry).unwrap(), first.program);
+        // an unwritable cache directory is bypassed
+        let file_not_dir = dir.path().join("f");
+        std::fs::write(&file_not_dir, b"").unwrap();
+        assert_eq!(compile_cached(&file_not_dir, &a).unwrap(), first);
     }
 }

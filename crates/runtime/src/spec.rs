@@ -124,9 +124,10 @@ fn precheck(v: &serde_json::Value) -> Result<()> {
 
 /// Parses config.json text into a typed spec.
 pub fn parse(text: &str) -> Result<Spec> {
-    let v: serde_json::Value = serde_json::from_str(text)
+    let mut v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::invalid(format!("malformed config.json: {e}")))?;
     precheck(&v)?;
+    crate::timens::normalize_offsets(&mut v);
     serde_json::from_value(v).map_err(|e| Error::invalid(format!("malformed config.json: {e}")))
 }
 

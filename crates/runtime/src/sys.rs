@@ -1,5 +1,6 @@
 //! The system calls that need `unsafe`: clone/fork, capset, prctl, ioctls on terminals,
-//! rlimits, setdomainname. Everything else goes through `nix`'s safe wrappers.
+//! rlimits, setdomainname, seccomp filter loading, bpf(2) for cgroup device programs.
+//! Everything else goes through `nix`'s safe wrappers.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -196,4 +197,252 @@ pub fn cap_last_cap() -> u32 {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
+}
+
+/// Installs a classic-BPF seccomp filter (`program`: `struct sock_filter` records, 8 bytes
+/// each) on the calling thread with `seccomp(SECCOMP_SET_MODE_FILTER, flags, …)`.
+pub fn seccomp_set_filter(program: &[u8], flags: libc::c_uint) -> io::Result<()> {
+    const FILTER_LEN: usize = std::mem::size_of::<libc::sock_filter>();
+    if program.is_empty()
+        || !program.len().is_multiple_of(FILTER_LEN)
+        || program.len() / FILTER_LEN > 4096
+    {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "seccomp program: not a whole number of BPF instructions (or too long)",
+        ));
+    }
+    // Copy into properly aligned storage: the byte buffer need not be aligned for sock_filter.
+    let filters: Vec<libc::sock_filter> = program
+        .chunks_exact(FILTER_LEN)
+        .map(|c| libc::sock_filter {
+            code: u16::from_ne_bytes([c[0], c[1]]),
+            jt: c[2],
+            jf: c[3],
+            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect();
+    let prog = libc::sock_fprog {
+        len: filters.len() as libc::c_ushort,
+        filter: filters.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at `filters`, which outlives the call; the kernel copies the
+    // program and keeps no pointer into our memory.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
+            flags as libc::c_ulong,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// `bpf(2)` commands, program and attach types and flags used for cgroup device programs
+/// (`include/uapi/linux/bpf.h`).
+pub mod bpf {
+    /// `BPF_PROG_LOAD`.
+    pub const PROG_LOAD: libc::c_int = 5;
+    /// `BPF_PROG_ATTACH`.
+    pub const PROG_ATTACH: libc::c_int = 8;
+    /// `BPF_PROG_DETACH`.
+    pub const PROG_DETACH: libc::c_int = 9;
+    /// `BPF_PROG_GET_FD_BY_ID`.
+    pub const PROG_GET_FD_BY_ID: libc::c_int = 13;
+    /// `BPF_PROG_QUERY`.
+    pub const PROG_QUERY: libc::c_int = 16;
+    /// `BPF_PROG_TYPE_CGROUP_DEVICE`.
+    pub const PROG_TYPE_CGROUP_DEVICE: u32 = 15;
+    /// `BPF_CGROUP_DEVICE` (attach type).
+    pub const CGROUP_DEVICE: u32 = 6;
+    /// `BPF_F_ALLOW_MULTI`.
+    pub const F_ALLOW_MULTI: u32 = 2;
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfAttachAttr {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfQueryAttr {
+    target_fd: u32,
+    attach_type: u32,
+    query_flags: u32,
+    attach_flags: u32,
+    prog_ids: u64,
+    prog_cnt: u32,
+    pad: u32,
+}
+
+#[repr(C)]
+#[derive(Default)]
+struct BpfGetFdAttr {
+    prog_id: u32,
+    next_id: u32,
+    open_flags: u32,
+}
+
+/// bpf(2) with `attr` (a `union bpf_attr` member, zero-padded).
+///
+/// # Safety
+/// `attr` must be the member the kernel reads for `cmd`, and every pointer stored in it must
+/// be valid (for reading, or writing where the kernel writes) for the duration of the call.
+unsafe fn bpf_call<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long> {
+    // SAFETY: the caller upholds the contract above; the size passed is that of `attr`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T,
+            std::mem::size_of::<T>() as libc::c_uint,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn owned_fd(raw: libc::c_long) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `raw` is a descriptor the kernel just returned to us; nothing else owns it.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(raw as RawFd) }
+}
+
+/// `BPF_PROG_LOAD` of a `BPF_PROG_TYPE_CGROUP_DEVICE` program (`insns`: `struct bpf_insn`
+/// each as one u64) named `name` (at most 15 bytes). With `log`, the verifier writes its
+/// log there (NUL-terminated).
+pub fn bpf_load_cgroup_device_prog(
+    insns: &[u64],
+    license: &std::ffi::CStr,
+    name: &str,
+    log: Option<&mut [u8]>,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let mut attr = BpfProgLoadAttr {
+        prog_type: bpf::PROG_TYPE_CGROUP_DEVICE,
+        insn_cnt: u32::try_from(insns.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "program too long"))?,
+        insns: insns.as_ptr() as u64,
+        license: license.as_ptr() as u64,
+        expected_attach_type: bpf::CGROUP_DEVICE,
+        ..Default::default()
+    };
+    let n = name.len().min(attr.prog_name.len() - 1);
+    attr.prog_name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    if let Some(buf) = log {
+        attr.log_level = 1;
+        attr.log_size = u32::try_from(buf.len()).unwrap_or(u32::MAX);
+        attr.log_buf = buf.as_mut_ptr() as u64;
+    }
+    // SAFETY: `insns`, `license` and the log buffer (writable, `log_size` bytes) outlive the
+    // call; the kernel copies the program and writes at most `log_size` bytes of log.
+    let fd = unsafe { bpf_call(bpf::PROG_LOAD, &mut attr) }?;
+    Ok(owned_fd(fd))
+}
+
+/// `BPF_PROG_ATTACH` of `prog` to the cgroup directory `cgroup`.
+pub fn bpf_prog_attach(
+    cgroup: std::os::fd::BorrowedFd<'_>,
+    prog: std::os::fd::BorrowedFd<'_>,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut attr = BpfAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: flags,
+    };
+    // SAFETY: the attach member holds no pointers; both descriptors are borrowed for the call.
+    unsafe { bpf_call(bpf::PROG_ATTACH, &mut attr) }.map(|_| ())
+}
+
+/// `BPF_PROG_DETACH` of `prog` from the cgroup directory `cgroup`.
+pub fn bpf_prog_detach(
+    cgroup: std::os::fd::BorrowedFd<'_>,
+    prog: std::os::fd::BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let mut attr = BpfAttachAttr {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: prog.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: 0,
+    };
+    // SAFETY: the detach member holds no pointers; both descriptors are borrowed for the call.
+    unsafe { bpf_call(bpf::PROG_DETACH, &mut attr) }.map(|_| ())
+}
+
+/// `BPF_PROG_QUERY`: the ids of the programs attached to `cgroup` itself with `attach_type`.
+pub fn bpf_prog_query(
+    cgroup: std::os::fd::BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<Vec<u32>> {
+    use std::os::fd::AsRawFd;
+    let mut ids = vec![0u32; 64];
+    loop {
+        let mut attr = BpfQueryAttr {
+            target_fd: cgroup.as_raw_fd() as u32,
+            attach_type,
+            prog_ids: ids.as_mut_ptr() as u64,
+            prog_cnt: ids.len() as u32,
+            ..Default::default()
+        };
+        // SAFETY: `prog_ids` points at `prog_cnt` writable u32s that outlive the call; the
+        // kernel writes at most that many.
+        match unsafe { bpf_call(bpf::PROG_QUERY, &mut attr) } {
+            Ok(_) => {
+                ids.truncate(attr.prog_cnt as usize);
+                return Ok(ids);
+            }
+            Err(e)
+                if e.raw_os_error() == Some(libc::ENOSPC) && attr.prog_cnt as usize > ids.len() =>
+            {
+                ids = vec![0u32; attr.prog_cnt as usize];
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `BPF_PROG_GET_FD_BY_ID`: a descriptor of the loaded program with this id.
+pub fn bpf_prog_get_fd_by_id(id: u32) -> io::Result<std::os::fd::OwnedFd> {
+    let mut attr = BpfGetFdAttr {
+        prog_id: id,
+        ..Default::default()
+    };
+    // SAFETY: the get-fd member holds no pointers.
+    let fd = unsafe { bpf_call(bpf::PROG_GET_FD_BY_ID, &mut attr) }?;
+    Ok(owned_fd(fd))
 }

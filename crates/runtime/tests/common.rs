@@ -166,11 +166,14 @@ pub fn assert_same(o: &(Output, Output)) {
     assert_eq!(a.status.code(), b.status.code(), "exit codes differ");
 }
 
+/// Entries of a directory; in a runtime root, berth-runtime's seccomp program cache
+/// (`@seccomp-cache`, kept across containers on purpose) is left out.
 pub fn list_dir(p: &Path) -> Vec<String> {
     std::fs::read_dir(p)
         .map(|rd| {
             rd.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "@seccomp-cache")
                 .collect()
         })
         .unwrap_or_default()

@@ -302,7 +302,10 @@ fn fetch(
             ));
         }
         if got != want {
-            return Err(step_err(line, format!("digest mismatch {got}: {want}")));
+            return Err(BuildError::Step {
+                message: format!("digest mismatch {got}: {want}"),
+                exit_code: None,
+            });
         }
     }
     Ok(copy::Matched {

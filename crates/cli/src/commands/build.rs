@@ -55,6 +55,9 @@ pub struct BuildArgs {
     /// Type of progress output (plain, tty); the classic builder prints plain lines
     #[arg(long = "progress")]
     pub progress: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")
+    #[arg(long = "secret")]
+    pub secret: Vec<String>,
     /// Always remove intermediate containers
     #[arg(long = "rm", default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub rm: bool,
@@ -172,6 +175,7 @@ fn stdin_context() -> Result<(Vec<u8>, Option<String>)> {
 
 pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
     let mut q: Vec<(&str, String)> = Vec::new();
+    let secrets = super::build_secrets::secrets_header(&a.secret)?;
     let (body, dockerfile) = if a.context == "-" {
         stdin_context()?
     } else {
@@ -244,12 +248,14 @@ pub async fn build(c: &Client, a: BuildArgs) -> Result<i32> {
     if let Some(s) = a.shm_size {
         q.push(("shmsize", s.to_string()));
     }
+    let headers: Vec<(&str, String)> = secrets.into_iter().collect();
     let resp = c
-        .request(
+        .request_with_headers(
             Method::POST,
             "/build",
             &q,
             Some((body, "application/x-tar")),
+            &headers,
         )
         .await?;
     let mut image_id: Option<String> = None;

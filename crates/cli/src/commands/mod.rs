@@ -2,6 +2,7 @@
 
 pub mod attach;
 pub mod build;
+pub mod build_secrets;
 pub mod cp;
 pub mod credentials;
 pub mod diff;
@@ -34,6 +35,7 @@ pub mod stats;
 pub mod stop;
 pub mod system;
 pub mod tag;
+pub mod taglog;
 pub mod top;
 pub mod update;
 pub mod version;

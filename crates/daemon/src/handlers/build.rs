@@ -54,13 +54,32 @@ fn build_request(q: &Query) -> Result<BuildRequest, berth_engine::EngineError> {
         network_mode: q.get("networkmode").unwrap_or("").to_string(),
         shm_size: q.int("shmsize")?.unwrap_or(0),
         platform,
+        secrets: Default::default(),
     })
+}
+
+/// The secrets of berth's `X-Berth-Build-Secrets` header (none without it). A bad header is
+/// a 400 whose message never quotes the value.
+fn build_secrets(
+    req: &Request<Incoming>,
+) -> Result<berth_engine::build::SecretValues, berth_engine::EngineError> {
+    let Some(raw) = req.headers().get(berth_engine::build::SECRETS_HEADER) else {
+        return Ok(Default::default());
+    };
+    let text = raw.to_str().map_err(|_| {
+        bad_request(format!(
+            "invalid {} header",
+            berth_engine::build::SECRETS_HEADER
+        ))
+    })?;
+    berth_engine::build::SecretValues::from_header(text).map_err(|e| bad_request(e.to_string()))
 }
 
 /// `POST /build`.
 pub async fn build(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     let engine = ctx.engine_arc()?;
-    let request = build_request(q)?;
+    let mut request = build_request(q)?;
+    request.secrets = build_secrets(&req)?;
     for t in &request.tags {
         if !berth_engine::build::valid_tag(t) {
             return Err(bad_request(format!("invalid reference format: {t}")));

@@ -10,6 +10,7 @@ mod networks;
 mod observe;
 mod registry;
 mod system;
+mod taglog;
 mod volumes;
 
 use std::path::PathBuf;
@@ -126,6 +127,8 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ImageTag(name) => images::tag(ctx, &name, &q).await,
         ImageRemove(name) => images::remove(ctx, &name, &q).await,
         ImagePush(name) => registry::push(ctx, &name, &q, req).await,
+        ImageTagLog(name) => taglog::log(ctx, &name).await,
+        ImageRollback(name) => taglog::rollback(ctx, &name).await,
         Auth => registry::auth(ctx, req).await,
         DistributionInspect(name) => registry::distribution(ctx, &name, req).await,
         Events => events::events(ctx, &q).await,

@@ -201,7 +201,17 @@ impl EngineBackend {
                     host.tmpfs.insert(m.target.clone(), opts);
                 }
                 MountKind::Secret => match &m.secret_file {
-                    Some(f) => host.binds.push(format!("{}:{}:ro", f.display(), m.target)),
+                    Some(f) => {
+                        let mode = m.mode.unwrap_or(0o400);
+                        let f = super::secrets::file_for_mount(
+                            f,
+                            mode,
+                            m.uid.unwrap_or(0),
+                            m.gid.unwrap_or(0),
+                        )
+                        .map_err(|e| other(format!("secret {}: {e}", m.id)))?;
+                        host.binds.push(format!("{}:{}:ro", f.display(), m.target));
+                    }
                     None if m.required => {
                         return Err(other(format!("secret {} not found", m.id)));
                     }
@@ -497,10 +507,9 @@ impl BuildBackend for EngineBackend {
         }
     }
 
-    fn fetch_url(&self, url: &str, _dest: &Path) -> Result<(), BackendError> {
-        Err(other(format!(
-            "ADD from a URL is not supported by berth yet: {url}"
-        )))
+    fn fetch_url(&self, url: &str, dest: &Path) -> Result<(), BackendError> {
+        self.check_cancelled()?;
+        super::fetch::fetch_url(url, dest).map_err(other)
     }
 
     fn cache_get(&self, key: &str) -> Result<Option<String>, BackendError> {
@@ -517,7 +526,7 @@ impl BuildBackend for EngineBackend {
     fn tag(&self, image_id: &str, reference: &str) -> Result<(), BackendError> {
         self.engine
             .images
-            .tag(image_id, reference)
+            .tag_as(image_id, reference, berth_image::TagMove::Build)
             .map_err(from_image)?;
         self.engine
             .event("image", "tag", image_id, &[("name", reference.to_string())]);

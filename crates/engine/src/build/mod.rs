@@ -6,7 +6,9 @@
 mod backend;
 mod cache;
 mod copy_layer;
+mod fetch;
 mod image_fs;
+mod secrets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,6 +22,7 @@ use crate::{Engine, EngineError, Result};
 
 pub use backend::EngineBackend;
 pub use berth_build::Progress;
+pub use secrets::{SecretError, SecretValues, HEADER as SECRETS_HEADER};
 
 /// Whether `t` is a valid `-t` reference (`name[:tag]`, no digest).
 pub fn valid_tag(t: &str) -> bool {
@@ -40,6 +43,8 @@ pub struct BuildRequest {
     pub network_mode: String,
     pub shm_size: i64,
     pub platform: Option<String>,
+    /// Secrets for `RUN --mount=type=secret` (berth's `X-Berth-Build-Secrets` header).
+    pub secrets: SecretValues,
 }
 
 /// The cache index of each data root, shared by the builds of this process.
@@ -166,16 +171,22 @@ impl Engine {
         req: BuildRequest,
         progress: UnboundedSender<Progress>,
     ) -> std::result::Result<BuildResult, BuildFailure> {
-        let root = self
-            .config()
-            .data_root
-            .join("tmp")
-            .join(format!("build-{}", crate::util::new_id()));
+        let build_name = format!("build-{}", crate::util::new_id());
+        let root = self.config().data_root.join("tmp").join(&build_name);
         let tmp = self.config().data_root.join("tmp");
         let scratch = ScratchDir::new(root.clone());
-        tokio::task::spawn_blocking(move || sweep_stale_scratch(&tmp))
-            .await
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let exec_root = self.config().exec_root.clone();
+        let secret_dir = tokio::task::spawn_blocking(move || {
+            sweep_stale_scratch(&tmp);
+            secrets::sweep_stale(&exec_root);
+            secrets::SecretDir::create(&exec_root, &build_name, &req.secrets).map(|d| (d, req))
+        })
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let (secret_dir, req) = secret_dir.map_err(|e| BuildFailure {
+            message: format!("failed to prepare the build secrets: {e}"),
+            code: None,
+        })?;
         let context_dir = root.join("context");
         std::fs::create_dir_all(&context_dir).map_err(EngineError::from)?;
         let unpack_dir = context_dir.clone();
@@ -216,7 +227,7 @@ impl Engine {
             no_cache: req.no_cache,
             pull: req.pull,
             platform: req.platform,
-            secrets: BTreeMap::new(),
+            secrets: secret_dir.files.clone(),
             scratch_dir: root.join("downloads"),
             parallel: true,
         };
@@ -231,6 +242,7 @@ impl Engine {
         .await
         .map_err(|e| EngineError::Internal(format!("build task failed: {e}")))?;
         drop(scratch);
+        drop(secret_dir);
         Ok(result?)
     }
 
