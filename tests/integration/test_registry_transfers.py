@@ -266,7 +266,7 @@ def test_token_revoked_mid_push_and_pull_is_fetched_again(daemon_factory, monkey
 def test_token_renewed_before_expires_in(daemon_factory, monkeypatch, registry):
     """Tokens live 1.5 s (taken until 2.5 s): renewed in time, no request is refused."""
     src = chunked_daemon(daemon_factory, monkeypatch, 256 << 10)
-    proxy = RegistryProxy(registry.port, token_expires_in=1.5, token_valid_for=2.5, delay=0.12)
+    proxy = RegistryProxy(registry.port, token_expires_in=1.5, token_valid_for=2.5, delay=0.25)
     try:
         name = f"{proxy.host}/tok2/big:v1"
         p = src.docker("import", "-", name, input=random_layer_tar(3 << 20), text=False,

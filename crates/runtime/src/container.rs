@@ -17,7 +17,7 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 use oci_spec::runtime::{LinuxNamespaceType, LinuxResources, Process, Spec};
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -247,7 +247,14 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
         Some(offsets) => Some(timens::new_for_children(offsets)?),
         None => None,
     };
-    let pid = sys::clone_fork(flags).map_err(|e| Error::sys("clone the container init", e));
+    // Without a new user namespace the init joins its cgroups itself: the v2 one at birth
+    // (clone3 into it) and the v1 ones by moving its single thread (see cgroups::join_self_v1);
+    // both avoid the slow migration of a pid written by the parent. In a new user namespace
+    // the init has no rights on the host's cgroup files, so the parent moves it.
+    let self_join = !userns;
+    let (v1_dirs, v2_dir) = cgroups::split_v1_v2(&mgr.paths());
+    let (pid, born_in_v2) = clone_init(flags, self_join.then_some(v2_dir.as_deref()).flatten());
+    let pid = pid.map_err(|e| Error::sys("clone the container init", e));
     if !matches!(pid, Ok(0)) {
         if let Some(own) = &own_timens {
             // (the parent only) hooks and anything else the runtime starts later stay in the
@@ -276,6 +283,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             cgroup_paths: mgr.paths(),
             runtime_hooks,
             seccomp,
+            join_cgroups_v1: if self_join { v1_dirs } else { Vec::new() },
         };
         init::run(ctx);
     }
@@ -295,7 +303,11 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             linux.gid_mappings().as_deref().unwrap_or(&[]),
         )?;
     }
-    mgr.add(pid)?;
+    if !self_join {
+        mgr.add(pid)?;
+    } else if let (Some(v2), false) = (&v2_dir, born_in_v2) {
+        cgroups::join(std::slice::from_ref(v2), pid)?;
+    }
     if let Some(adj) = process.oom_score_adj() {
         std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
             .map_err(|e| Error::invalid(format!("process.oomScoreAdj: {e}")))?;
@@ -521,6 +533,32 @@ pub struct ExecOpts {
     pub preserve_fds: i32,
 }
 
+/// Clones the container's first process (fork semantics, namespace `flags`), straight into the
+/// cgroup v2 directory `v2` when given and the kernel can (clone3 `CLONE_INTO_CGROUP`, Linux
+/// 5.7+). Returns the clone's result and whether the child was born in `v2`.
+fn clone_init(flags: libc::c_int, v2: Option<&Path>) -> (std::io::Result<libc::pid_t>, bool) {
+    let dir = v2.and_then(|d| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(d)
+            .ok()
+    });
+    if let Some(dir) = &dir {
+        match sys::clone_into_cgroup(flags, dir.as_raw_fd()) {
+            Ok(pid) => return (Ok(pid), true),
+            // an older kernel (no clone3 / CLONE_INTO_CGROUP): fork, then migrate
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOSYS) | Some(libc::EINVAL) | Some(libc::E2BIG)
+                ) => {}
+            Err(e) => return (Err(e), false),
+        }
+    }
+    (sys::clone_fork(flags), false)
+}
+
 /// The container's seccomp filter, generated once per distinct profile and then taken from
 /// the cache under `root` (in `@seccomp-cache`: `@` is not allowed in container ids, so the
 /// directory can never be taken for a container's).
@@ -579,10 +617,14 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWPID)
             .map_err(|e| Error::sys("setns pid", e))?;
     }
-    let pid = sys::clone_fork(0).map_err(|e| Error::sys("fork", e))?;
+    let (v1_dirs, v2_dir) = cgroups::split_v1_v2(&saved.cgroup_paths);
+    let v2_dir = v2_dir.filter(|d| d.exists());
+    let (pid, born_in_v2) = clone_init(0, v2_dir.as_deref());
+    let pid = pid.map_err(|e| Error::sys("fork", e))?;
     if pid == 0 {
         drop(chan);
         let ctx = ExecCtx {
+            join_cgroups_v1: v1_dirs.into_iter().filter(|d| d.exists()).collect(),
             process,
             seccomp,
             chan: match Chan::new(child_sock) {
@@ -602,8 +644,10 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
         let _ = waitpid(Pid::from_raw(pid), None);
         e
     };
-    if let Err(e) = cgroups::join(&saved.cgroup_paths, pid) {
-        return Err(fail(e));
+    if let (Some(v2), false) = (&v2_dir, born_in_v2) {
+        if let Err(e) = cgroups::join(std::slice::from_ref(v2), pid) {
+            return Err(fail(e));
+        }
     }
     if let Err(e) = chan.send(&Msg::Go) {
         return Err(fail(e));

@@ -51,6 +51,8 @@ pub struct InitCtx {
     pub runtime_hooks: bool,
     /// The container's seccomp filter, compiled by the runtime before the clone.
     pub seccomp: Option<CompiledFilter>,
+    /// The cgroup v1 directories the init moves itself into first thing.
+    pub join_cgroups_v1: Vec<PathBuf>,
 }
 
 /// Runs the init; never returns.
@@ -85,6 +87,7 @@ fn setns_all(join: &[(LinuxNamespaceType, OwnedFd)]) -> Result<()> {
 }
 
 fn init(ctx: &mut InitCtx) -> Result<std::convert::Infallible> {
+    crate::cgroups::join_self_v1(&ctx.join_cgroups_v1)?;
     match ctx.chan.recv()? {
         Some(Msg::Go) => {}
         other => return Err(Error::invalid(format!("unexpected sync message {other:?}"))),
@@ -386,6 +389,8 @@ pub struct ExecCtx {
     pub process: Process,
     /// The container's seccomp filter, compiled before the fork.
     pub seccomp: Option<CompiledFilter>,
+    /// The container's cgroup v1 directories, joined first thing (before any setns).
+    pub join_cgroups_v1: Vec<PathBuf>,
     /// Sync socket.
     pub chan: Chan,
     /// Namespaces to join.
@@ -399,6 +404,7 @@ pub struct ExecCtx {
 /// The `exec` child: joins the namespaces, sets the process up and execs; never returns.
 pub fn run_exec(mut ctx: ExecCtx) -> ! {
     let r = (|| -> Result<std::convert::Infallible> {
+        crate::cgroups::join_self_v1(&ctx.join_cgroups_v1)?;
         match ctx.chan.recv()? {
             Some(Msg::Go) => {}
             other => return Err(Error::invalid(format!("unexpected sync message {other:?}"))),

@@ -446,3 +446,50 @@ pub fn bpf_prog_get_fd_by_id(id: u32) -> io::Result<std::os::fd::OwnedFd> {
     let fd = unsafe { bpf_call(bpf::PROG_GET_FD_BY_ID, &mut attr) }?;
     Ok(owned_fd(fd))
 }
+
+/// `CLONE_INTO_CGROUP` (Linux 5.7+).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// [`clone_fork`] through clone3(2) with `CLONE_INTO_CGROUP`: the child starts inside the cgroup
+/// v2 directory open at `cgroup_dir`, so it never has to be migrated there (a migration takes
+/// the kernel's global threadgroup lock for writing, which waits for an RCU grace period).
+pub fn clone_into_cgroup(flags: libc::c_int, cgroup_dir: RawFd) -> io::Result<libc::pid_t> {
+    let args = CloneArgs {
+        flags: u64::from(flags as u32) | CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_dir as u64,
+        ..Default::default()
+    };
+    // SAFETY: clone3 with a zero stack and stack_size duplicates the calling thread like
+    // fork(2); `args` is a valid clone_args of the size passed, none of its pointer fields are
+    // set (no CLONE_PIDFD/SETTLS/*_SETTID flags), and the kernel only reads it during the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as libc::pid_t)
+    }
+}
