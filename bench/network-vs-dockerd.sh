@@ -76,6 +76,7 @@ log "FORWARD policy now: $(iptables -S FORWARD | head -1)"
 
 log "1+2. run --rm busybox true, bridge and none ($runs runs each)"
 hyperfine -N --warmup 3 --runs "$runs" --style basic --export-markdown "$work/run.md" \
+    -n "berth bridge (berth run)" "$berth -H unix://$bsock run --rm busybox true" \
     -n "berth bridge" "env DOCKER_HOST=unix://$bsock $DOCKER_CLI run --rm busybox true" \
     -n "berth none" "env DOCKER_HOST=unix://$bsock $DOCKER_CLI run --rm --network none busybox true" \
     -n "dockerd bridge" "env DOCKER_HOST=unix://$dsock $DOCKER_CLI run --rm busybox true" \

@@ -159,8 +159,10 @@ rm_all() { # $1: B or D
 log "hyperfine: run --rm --network none busybox true ($runs runs each)"
 hyperfine --warmup 3 --runs "$runs" --style basic \
     --export-json "$out/run-latency.json" --export-markdown "$out/run-latency.md" \
-    -n berth "DOCKER_HOST=unix://$berth_sock $DOCKER_CLI run --rm --network none busybox true" \
-    -n dockerd "DOCKER_HOST=unix://$docker_sock $DOCKER_CLI run --rm --network none busybox true"
+    -n "berth (berth run)" "$berth -H unix://$berth_sock run --rm --network none busybox true" \
+    -n "berth (docker run)" "DOCKER_HOST=unix://$berth_sock $DOCKER_CLI run --rm --network none busybox true" \
+    -n "dockerd (docker run)" "DOCKER_HOST=unix://$docker_sock $DOCKER_CLI run --rm --network none busybox true" \
+    -n "docker CLI alone (docker version, berth)" "DOCKER_HOST=unix://$berth_sock $DOCKER_CLI version"
 {
     echo "## docker run --rm --network none busybox true"
     echo

@@ -258,6 +258,46 @@ fn is_bind(m: &Mount) -> bool {
             .any(|o| o == "bind" || o == "rbind")
 }
 
+/// A mount target pinned by an `O_PATH` descriptor opened with openat2(`RESOLVE_IN_ROOT`)
+/// below the rootfs: mounts go to `/proc/self/fd/N`, the very inode that was resolved inside the
+/// rootfs, so a symlink swapped in after [`secure_join`] (by another container sharing a
+/// volume: CVE-2021-30465) cannot redirect them. Kernels without openat2 (before 5.6) mount by
+/// the resolved path, as before.
+struct PinnedTarget {
+    _fd: Option<std::os::fd::OwnedFd>,
+    path: PathBuf,
+}
+
+fn pin_target(rootfs: &Path, dest: &Path) -> Result<PinnedTarget> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let rel = match dest.strip_prefix(rootfs) {
+        Ok(r) if r.as_os_str().is_empty() => Path::new("."),
+        Ok(r) => r,
+        Err(_) => {
+            return Err(Error::invalid(format!(
+                "mount target {} is not inside the rootfs {}",
+                dest.display(),
+                rootfs.display()
+            )))
+        }
+    };
+    let root = std::fs::File::open(rootfs).map_err(|e| Error::io(rootfs, e))?;
+    let rel = std::ffi::CString::new(rel.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("mount target {}: NUL byte", dest.display())))?;
+    match crate::sys::openat2_in_root(root.as_raw_fd(), &rel, libc::O_PATH) {
+        Ok(fd) => Ok(PinnedTarget {
+            path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            _fd: Some(fd),
+        }),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(PinnedTarget {
+            _fd: None,
+            path: dest.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(dest, e)),
+    }
+}
+
 fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
     let opts = parse_options(m.options().as_deref().unwrap_or(&[]));
     let dest = secure_join(c.rootfs, m.destination())?;
@@ -281,13 +321,16 @@ fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
         } else {
             touch(&dest)?;
         }
+        let target = pin_target(c.rootfs, &dest)?;
         let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        mnt(Some(&src), &dest, None, base, None)?;
+        mnt(Some(&src), &target.path, None, base, None)?;
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
+            // pinned again: now the root of the new mount, not the directory under it
+            let mounted = pin_target(c.rootfs, &dest)?;
             mnt(
                 None,
-                &dest,
+                &mounted.path,
                 None,
                 extra | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (opts.flags & MsFlags::MS_REC),
                 None,
@@ -295,15 +338,16 @@ fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
         }
     } else {
         mkdir_all(&dest)?;
+        let target = pin_target(c.rootfs, &dest)?;
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        match mnt(Some(&src), &dest, Some(typ), opts.flags, data) {
+        match mnt(Some(&src), &target.path, Some(typ), opts.flags, data) {
             Ok(()) => {}
             // sysfs can't be mounted in a user namespace without a new net namespace: bind it
             Err(_) if typ == "sysfs" && c.userns => {
                 mnt(
                     Some(Path::new("/sys")),
-                    &dest,
+                    &target.path,
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
@@ -312,8 +356,11 @@ fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
             Err(e) => return Err(e),
         }
     }
-    for p in &opts.propagation {
-        mnt(None, &dest, None, *p, None)?;
+    if !opts.propagation.is_empty() {
+        let mounted = pin_target(c.rootfs, &dest)?;
+        for p in &opts.propagation {
+            mnt(None, &mounted.path, None, *p, None)?;
+        }
     }
     Ok(())
 }
