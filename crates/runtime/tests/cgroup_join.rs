@@ -22,25 +22,7 @@ fn init_and_exec_join_every_hierarchy() {
         let id = format!("join-{}", if bin == "runc" { "runc" } else { "berth" });
         let cg = format!("/berth-test/{id}");
         b.write(&cg);
-        let pidf = r.path().join("pid");
-        let o = rt(
-            bin,
-            r.path(),
-            &[
-                "create",
-                "--bundle",
-                b.path().to_str().unwrap(),
-                "--pid-file",
-                pidf.to_str().unwrap(),
-                &id,
-            ],
-        );
-        assert!(
-            o.status.success(),
-            "{bin} create: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let pid = std::fs::read_to_string(&pidf).unwrap().trim().to_string();
+        let pid = create_with_pid(bin, r.path(), &b, &id);
         let init_outside = outside(&pid, &cg);
         let s = rt(bin, r.path(), &["start", &id]);
         assert!(s.status.success(), "{bin} start");

@@ -194,3 +194,27 @@ pub fn cgroup_exists(path: &str) -> bool {
 pub fn tmp_path(d: &tempfile::TempDir, name: &str) -> PathBuf {
     d.path().join(name)
 }
+
+/// `<bin> --root R create --bundle B --pid-file R/pid ID`, asserted to succeed; returns the
+/// init's pid as text.
+pub fn create_with_pid(bin: &str, root: &Path, b: &Bundle, id: &str) -> String {
+    let pidf = root.join("pid");
+    let o = rt(
+        bin,
+        root,
+        &[
+            "create",
+            "--bundle",
+            b.path().to_str().unwrap(),
+            "--pid-file",
+            pidf.to_str().unwrap(),
+            id,
+        ],
+    );
+    assert!(
+        o.status.success(),
+        "{bin} create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::read_to_string(&pidf).unwrap().trim().to_string()
+}

@@ -11,21 +11,7 @@ fn container_init_runs_from_a_sealed_copy_of_the_runtime() {
     let r = root();
     let id = "sealed-exe";
     b.write(&format!("/berth-test/{id}"));
-    let pidf = r.path().join("pid");
-    let o = rt(
-        BERTH,
-        r.path(),
-        &[
-            "create",
-            "--bundle",
-            b.path().to_str().unwrap(),
-            "--pid-file",
-            pidf.to_str().unwrap(),
-            id,
-        ],
-    );
-    assert!(o.status.success(), "create: {}", text(&o));
-    let pid = std::fs::read_to_string(&pidf).unwrap().trim().to_string();
+    let pid = create_with_pid(BERTH, r.path(), &b, id);
     // The init waits for `start` still running the runtime's image: its exe is the copy.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     let host = std::fs::canonicalize(BERTH).unwrap();
