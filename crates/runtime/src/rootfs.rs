@@ -168,12 +168,25 @@ fn mnt(
     flags: MsFlags,
     data: Option<&str>,
 ) -> Result<()> {
+    mnt_shown(src, target, target, fstype, flags, data)
+}
+
+/// [`mnt`] onto `target`, naming `shown` in the error (the destination behind a
+/// `/proc/self/fd/N` target).
+fn mnt_shown(
+    src: Option<&Path>,
+    target: &Path,
+    shown: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
     mount(src, target, fstype, flags, data).map_err(|e| {
         Error::sys(
             format!(
                 "mount {} to {} (type {}, flags {:#x})",
                 src.map(|s| s.display().to_string()).unwrap_or_default(),
-                target.display(),
+                shown.display(),
                 fstype.unwrap_or(""),
                 flags.bits()
             ),
@@ -266,6 +279,20 @@ fn is_bind(m: &Mount) -> bool {
 struct PinnedTarget {
     _fd: Option<std::os::fd::OwnedFd>,
     path: PathBuf,
+    dest: PathBuf,
+}
+
+impl PinnedTarget {
+    /// Mounts onto the pinned target; errors name the destination.
+    fn mount(
+        &self,
+        src: Option<&Path>,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> Result<()> {
+        mnt_shown(src, &self.path, &self.dest, fstype, flags, data)
+    }
 }
 
 fn pin_target(rootfs: &Path, dest: &Path) -> Result<PinnedTarget> {
@@ -288,11 +315,13 @@ fn pin_target(rootfs: &Path, dest: &Path) -> Result<PinnedTarget> {
     match crate::sys::openat2_in_root(root.as_raw_fd(), &rel, libc::O_PATH) {
         Ok(fd) => Ok(PinnedTarget {
             path: PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd())),
+            dest: dest.to_path_buf(),
             _fd: Some(fd),
         }),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => Ok(PinnedTarget {
             _fd: None,
             path: dest.to_path_buf(),
+            dest: dest.to_path_buf(),
         }),
         Err(e) => Err(Error::io(dest, e)),
     }
@@ -323,14 +352,13 @@ fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
         }
         let target = pin_target(c.rootfs, &dest)?;
         let base = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-        mnt(Some(&src), &target.path, None, base, None)?;
+        target.mount(Some(&src), None, base, None)?;
         let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT);
         if !extra.is_empty() {
             // pinned again: now the root of the new mount, not the directory under it
             let mounted = pin_target(c.rootfs, &dest)?;
-            mnt(
+            mounted.mount(
                 None,
-                &mounted.path,
                 None,
                 extra | MsFlags::MS_BIND | MsFlags::MS_REMOUNT | (opts.flags & MsFlags::MS_REC),
                 None,
@@ -341,13 +369,12 @@ fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
         let target = pin_target(c.rootfs, &dest)?;
         let src = m.source().clone().unwrap_or_else(|| PathBuf::from(typ));
         let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
-        match mnt(Some(&src), &target.path, Some(typ), opts.flags, data) {
+        match target.mount(Some(&src), Some(typ), opts.flags, data) {
             Ok(()) => {}
             // sysfs can't be mounted in a user namespace without a new net namespace: bind it
             Err(_) if typ == "sysfs" && c.userns => {
-                mnt(
+                target.mount(
                     Some(Path::new("/sys")),
-                    &target.path,
                     None,
                     MsFlags::MS_BIND | MsFlags::MS_REC,
                     None,
@@ -359,7 +386,7 @@ fn mount_one(m: &Mount, c: &Ctx) -> Result<()> {
     if !opts.propagation.is_empty() {
         let mounted = pin_target(c.rootfs, &dest)?;
         for p in &opts.propagation {
-            mnt(None, &mounted.path, None, *p, None)?;
+            mounted.mount(None, None, *p, None)?;
         }
     }
     Ok(())

@@ -431,3 +431,29 @@ fn console_socket_for_create_and_exec() {
     assert!(seen[1].0.contains("/dev/pts/0\n33 111\n"), "{:?}", seen[1]);
     assert!(seen[1].1.contains("10 20"), "{:?}", seen[1]);
 }
+
+#[test]
+fn a_failed_mount_names_its_destination() {
+    let mut b = Bundle::new("true");
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"destination": "/data/x", "type": "nosuchfs", "source": "none"}));
+    let r = root();
+    b.write("/berth-test/badmount");
+    let o = rt(
+        BERTH,
+        r.path(),
+        &["run", "--bundle", b.path().to_str().unwrap(), "badmount"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("rootfs/data/x"), "{err}");
+    assert!(!err.contains("/proc/self/fd"), "{err}");
+    assert!(
+        list_dir(r.path()).is_empty(),
+        "left behind: {:?}",
+        list_dir(r.path())
+    );
+    assert!(!cgroup_exists("/berth-test/badmount"));
+}
