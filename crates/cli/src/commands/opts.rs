@@ -76,36 +76,8 @@ pub struct ContainerOpts {
     /// IPv4 address (e.g., 172.30.100.104)
     #[arg(long = "ip")]
     pub ip: Option<String>,
-    /// Memory limit
-    #[arg(short = 'm', long = "memory")]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
-    /// Number of CPUs
-    #[arg(long = "cpus")]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// Limit CPU CFS period
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS quota
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     /// Ulimit options
     #[arg(long = "ulimit")]
     pub ulimit: Vec<String>,
@@ -626,29 +598,20 @@ impl ContainerOpts {
             networking = Some(nc);
         }
         h.auto_remove = self.rm;
+        let r = &self.resources;
         let mem = |v: &Option<String>, flag: &str| -> Result<i64> {
-            match v {
-                None => Ok(0),
-                Some(s) if s == "-1" => Ok(-1),
-                Some(s) => ram_in_bytes(s)
-                    .map_err(|e| anyhow!("invalid argument \"{s}\" for \"{flag}\" flag: {e}")),
-            }
+            v.as_deref().map_or(Ok(0), |s| memory_bytes(s, flag))
         };
-        h.memory = mem(&self.memory, "-m, --memory")?;
-        h.memory_swap = mem(&self.memory_swap, "--memory-swap")?;
-        h.memory_reservation = mem(&self.memory_reservation, "--memory-reservation")?;
-        if let Some(cpus) = &self.cpus {
-            let f: f64 = cpus
-                .parse()
-                .map_err(|_| anyhow!("invalid argument \"{cpus}\" for \"--cpus\" flag: failed to parse {cpus} as a rational number"))?;
-            h.nano_cpus = (f * 1e9).round() as i64;
-        }
-        h.cpu_shares = self.cpu_shares.unwrap_or(0);
-        h.cpu_period = self.cpu_period.unwrap_or(0);
-        h.cpu_quota = self.cpu_quota.unwrap_or(0);
-        h.cpuset_cpus = self.cpuset_cpus.clone().unwrap_or_default();
-        h.cpuset_mems = self.cpuset_mems.clone().unwrap_or_default();
-        h.pids_limit = self.pids_limit;
+        h.memory = mem(&r.memory, "-m, --memory")?;
+        h.memory_swap = mem(&r.memory_swap, "--memory-swap")?;
+        h.memory_reservation = mem(&r.memory_reservation, "--memory-reservation")?;
+        h.nano_cpus = r.nano_cpus()?.unwrap_or(0);
+        h.cpu_shares = r.cpu_shares.unwrap_or(0);
+        h.cpu_period = r.cpu_period.unwrap_or(0);
+        h.cpu_quota = r.cpu_quota.unwrap_or(0);
+        h.cpuset_cpus = r.cpuset_cpus.clone().unwrap_or_default();
+        h.cpuset_mems = r.cpuset_mems.clone().unwrap_or_default();
+        h.pids_limit = r.pids_limit;
         h.ulimits = self
             .ulimit
             .iter()
@@ -708,6 +671,65 @@ impl ContainerOpts {
         req.networking_config = networking;
         Ok(req)
     }
+}
+
+/// The resource flags `create`/`run` and `update` share.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ResourceFlags {
+    /// Memory limit
+    #[arg(short = 'm', long = "memory")]
+    pub memory: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Number of CPUs
+    #[arg(long = "cpus")]
+    pub cpus: Option<String>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS quota
+    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+}
+
+impl ResourceFlags {
+    /// `--cpus` as NanoCpus (rounded to the nanosecond, as Docker's exact rational parse).
+    pub fn nano_cpus(&self) -> Result<Option<i64>> {
+        self.cpus
+            .as_deref()
+            .map(|c| {
+                let f: f64 = c.parse().map_err(|_| {
+                    anyhow!("invalid argument \"{c}\" for \"--cpus\" flag: failed to parse {c} as a rational number")
+                })?;
+                Ok((f * 1e9).round() as i64)
+            })
+            .transpose()
+    }
+}
+
+/// A memory size flag's value in bytes: `-1` (unlimited) or a size with a unit; `flag` names
+/// the flag in the error, as Docker does.
+pub fn memory_bytes(v: &str, flag: &str) -> Result<i64> {
+    if v == "-1" {
+        return Ok(-1);
+    }
+    ram_in_bytes(v).map_err(|e| anyhow!("invalid argument \"{v}\" for \"{flag}\" flag: {e}"))
 }
 
 #[cfg(test)]

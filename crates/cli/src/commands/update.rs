@@ -1,45 +1,16 @@
 //! `update` (limits and restart policy of containers) and `rename`.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::{json, Map, Value};
 
-use super::opts::parse_restart;
+use super::opts::{memory_bytes, parse_restart, ResourceFlags};
 use crate::client::{seg, Client};
-use crate::human::ram_in_bytes;
 
 #[derive(Args, Debug)]
 pub struct UpdateArgs {
-    /// Memory limit
-    #[arg(short = 'm', long = "memory")]
-    pub memory: Option<String>,
-    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
-    #[arg(long = "memory-swap", allow_hyphen_values = true)]
-    pub memory_swap: Option<String>,
-    /// Memory soft limit
-    #[arg(long = "memory-reservation")]
-    pub memory_reservation: Option<String>,
-    /// Number of CPUs
-    #[arg(long = "cpus")]
-    pub cpus: Option<String>,
-    /// CPU shares (relative weight)
-    #[arg(short = 'c', long = "cpu-shares")]
-    pub cpu_shares: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) period
-    #[arg(long = "cpu-period")]
-    pub cpu_period: Option<i64>,
-    /// Limit CPU CFS (Completely Fair Scheduler) quota
-    #[arg(long = "cpu-quota", allow_hyphen_values = true)]
-    pub cpu_quota: Option<i64>,
-    /// CPUs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-cpus")]
-    pub cpuset_cpus: Option<String>,
-    /// MEMs in which to allow execution (0-3, 0,1)
-    #[arg(long = "cpuset-mems")]
-    pub cpuset_mems: Option<String>,
-    /// Tune container pids limit (set -1 for unlimited)
-    #[arg(long = "pids-limit", allow_hyphen_values = true)]
-    pub pids_limit: Option<i64>,
+    #[command(flatten)]
+    pub resources: ResourceFlags,
     /// Block IO (relative weight), between 10 and 1000, or 0 to disable
     #[arg(long = "blkio-weight")]
     pub blkio_weight: Option<u16>,
@@ -57,45 +28,38 @@ pub struct RenameArgs {
 }
 
 fn body(a: &UpdateArgs) -> Result<Value> {
+    let r = &a.resources;
     let mut m = Map::new();
-    let size = |flag: &str, v: &str| -> Result<i64> {
-        if v == "-1" {
-            return Ok(-1);
+    for (key, flag, v) in [
+        ("Memory", "memory", &r.memory),
+        ("MemorySwap", "memory-swap", &r.memory_swap),
+        (
+            "MemoryReservation",
+            "memory-reservation",
+            &r.memory_reservation,
+        ),
+    ] {
+        if let Some(v) = v {
+            m.insert(key.into(), json!(memory_bytes(v, &format!("--{flag}"))?));
         }
-        ram_in_bytes(v).map_err(|e| anyhow!("invalid argument \"{v}\" for \"--{flag}\" flag: {e}"))
-    };
-    if let Some(v) = &a.memory {
-        m.insert("Memory".into(), json!(size("memory", v)?));
     }
-    if let Some(v) = &a.memory_swap {
-        m.insert("MemorySwap".into(), json!(size("memory-swap", v)?));
-    }
-    if let Some(v) = &a.memory_reservation {
-        m.insert(
-            "MemoryReservation".into(),
-            json!(size("memory-reservation", v)?),
-        );
-    }
-    if let Some(c) = &a.cpus {
-        let f: f64 = c.parse().map_err(|_| {
-            anyhow!("invalid argument \"{c}\" for \"--cpus\" flag: failed to parse {c} as a rational number")
-        })?;
-        m.insert("NanoCpus".into(), json!((f * 1e9) as i64));
+    if let Some(n) = r.nano_cpus()? {
+        m.insert("NanoCpus".into(), json!(n));
     }
     for (k, v) in [
-        ("CpuShares", a.cpu_shares),
-        ("CpuPeriod", a.cpu_period),
-        ("CpuQuota", a.cpu_quota),
-        ("PidsLimit", a.pids_limit),
+        ("CpuShares", r.cpu_shares),
+        ("CpuPeriod", r.cpu_period),
+        ("CpuQuota", r.cpu_quota),
+        ("PidsLimit", r.pids_limit),
     ] {
         if let Some(v) = v {
             m.insert(k.into(), json!(v));
         }
     }
-    if let Some(v) = &a.cpuset_cpus {
+    if let Some(v) = &r.cpuset_cpus {
         m.insert("CpusetCpus".into(), json!(v));
     }
-    if let Some(v) = &a.cpuset_mems {
+    if let Some(v) = &r.cpuset_mems {
         m.insert("CpusetMems".into(), json!(v));
     }
     if let Some(w) = a.blkio_weight {
@@ -135,4 +99,42 @@ pub async fn rename(c: &Client, a: RenameArgs) -> Result<i32> {
     )
     .await?;
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(resources: ResourceFlags) -> UpdateArgs {
+        UpdateArgs {
+            resources,
+            blkio_weight: None,
+            restart: None,
+            containers: vec!["c".into()],
+        }
+    }
+
+    #[test]
+    fn cpus_round_like_run_and_memory_errors_name_the_flag() {
+        let b = body(&args(ResourceFlags {
+            cpus: Some("0.3".into()),
+            memory: Some("-1".into()),
+            ..Default::default()
+        }))
+        .unwrap();
+        // 0.3 * 1e9 is 299999999.99999994 as a float: rounded, as `run --cpus` and Docker do
+        assert_eq!(b["NanoCpus"], 300_000_000);
+        assert_eq!(b["Memory"], -1);
+        let e = body(&args(ResourceFlags {
+            memory_swap: Some("lots".into()),
+            ..Default::default()
+        }))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("invalid argument \"lots\" for \"--memory-swap\" flag"),
+            "{e}"
+        );
+        assert!(body(&args(ResourceFlags::default())).is_err());
+    }
 }
