@@ -622,35 +622,57 @@ fn download(store: &ImageStore, plan: &PullPlan, p: &Progress, workers: usize) -
             status(p, Some(&short(&m.layers[i].digest)), "Waiting");
         }
     }
+    let pulled = run_bounded(&todo, workers, |&i| {
+        let parent = (i > 0).then(|| chains[i - 1].as_str());
+        let layer = pull_layer(store, &plan.client, &m.layers[i], parent, &diff_ids[i], p)?;
+        let blob = CompressedLayer {
+            digest: m.layers[i].digest.clone(),
+            size: m.layers[i].size,
+            media_type: m.layers[i].media_type.clone(),
+            source: plan.reference.repo_full(),
+        };
+        Ok((layer, (diff_ids[i].clone(), blob)))
+    })?;
+    let (done, fetched): (Vec<PulledLayer>, Vec<(String, CompressedLayer)>) =
+        pulled.into_iter().unzip();
+    let mut compressed = known;
+    compressed.extend(fetched);
+    let tag = plan.reference.tag.as_ref().map(|_| &plan.reference);
+    let repo_digest = Reference::parse(&format!(
+        "{}@{}",
+        plan.reference.repo_full(),
+        plan.top_digest
+    ))
+    .ok();
+    let (_, changed) = store
+        .commit_pulled_image(done, &config, tag, repo_digest.as_ref(), &compressed)
+        .map_err(EngineError::from)?;
+    Ok(changed)
+}
+
+/// Runs `work` over `items` on at most `workers` threads, taking items in order. After the first
+/// error no new item starts, and that error is returned; otherwise the results, in item order.
+fn run_bounded<T: Sync, R: Send>(
+    items: &[T],
+    workers: usize,
+    work: impl Fn(&T) -> Result<R> + Sync,
+) -> Result<Vec<R>> {
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let first_err: Mutex<Option<EngineError>> = Mutex::new(None);
-    let done: Mutex<Vec<PulledLayer>> = Mutex::new(Vec::new());
-    let compressed: Mutex<Vec<(String, CompressedLayer)>> = Mutex::new(known);
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
     std::thread::scope(|scope| {
-        for _ in 0..workers.max(1).min(todo.len().max(1)) {
+        for _ in 0..workers.max(1).min(items.len().max(1)) {
             scope.spawn(|| loop {
                 if failed.load(Ordering::SeqCst) {
                     return;
                 }
                 let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(&i) = todo.get(k) else {
+                let Some(item) = items.get(k) else {
                     return;
                 };
-                let parent = (i > 0).then(|| chains[i - 1].as_str());
-                match pull_layer(store, &plan.client, &m.layers[i], parent, &diff_ids[i], p) {
-                    Ok(l) => {
-                        done.lock().unwrap_or_else(|e| e.into_inner()).push(l);
-                        compressed.lock().unwrap_or_else(|e| e.into_inner()).push((
-                            diff_ids[i].clone(),
-                            CompressedLayer {
-                                digest: m.layers[i].digest.clone(),
-                                size: m.layers[i].size,
-                                media_type: m.layers[i].media_type.clone(),
-                                source: plan.reference.repo_full(),
-                            },
-                        ));
-                    }
+                match work(item) {
+                    Ok(r) => results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(r),
                     Err(e) => {
                         failed.store(true, Ordering::SeqCst);
                         first_err
@@ -666,23 +688,12 @@ fn download(store: &ImageStore, plan: &PullPlan, p: &Progress, workers: usize) -
     if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
         return Err(e);
     }
-    let tag = plan.reference.tag.as_ref().map(|_| &plan.reference);
-    let repo_digest = Reference::parse(&format!(
-        "{}@{}",
-        plan.reference.repo_full(),
-        plan.top_digest
-    ))
-    .ok();
-    let (_, changed) = store
-        .commit_pulled_image(
-            done.into_inner().unwrap_or_else(|e| e.into_inner()),
-            &config,
-            tag,
-            repo_digest.as_ref(),
-            &compressed.into_inner().unwrap_or_else(|e| e.into_inner()),
-        )
-        .map_err(EngineError::from)?;
-    Ok(changed)
+    Ok(results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect())
 }
 
 fn pull_layer(
@@ -756,43 +767,11 @@ fn push_one(
             status(p, Some(&short(d)), "Waiting");
         }
     }
-    let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let first_err: Mutex<Option<EngineError>> = Mutex::new(None);
-    let descriptors: Mutex<BTreeMap<String, CompressedLayer>> = Mutex::new(BTreeMap::new());
-    std::thread::scope(|scope| {
-        for _ in 0..workers.max(1).min(unique.len().max(1)) {
-            scope.spawn(|| loop {
-                if failed.load(Ordering::SeqCst) {
-                    return;
-                }
-                let k = next.fetch_add(1, Ordering::SeqCst);
-                let Some(d) = unique.get(k) else {
-                    return;
-                };
-                match push_layer(store, client, r, d, p) {
-                    Ok(c) => {
-                        descriptors
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .insert(d.clone(), c);
-                    }
-                    Err(e) => {
-                        failed.store(true, Ordering::SeqCst);
-                        first_err
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(e);
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    if let Some(e) = first_err.into_inner().unwrap_or_else(|e| e.into_inner()) {
-        return Err(e);
-    }
-    let descriptors = descriptors.into_inner().unwrap_or_else(|e| e.into_inner());
+    let descriptors: BTreeMap<String, CompressedLayer> = run_bounded(&unique, workers, |d| {
+        push_layer(store, client, r, d, p).map(|c| (d.clone(), c))
+    })?
+    .into_iter()
+    .collect();
     if !client.blob_exists(&parts.id).map_err(registry_error)? {
         client
             .upload_blob(
