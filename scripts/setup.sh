@@ -22,8 +22,9 @@ fi
 # runc: the OCI runtime; busybox-static: the test image; tini: `--init` (/usr/bin/tini-static);
 # iptables/iproute2: networking; hyperfine: bench/; pkg-config + libseccomp-dev: builds;
 # docker-registry, skopeo, apache2-utils (htpasswd), openssl: the registry tests;
-# docker-compose (v1): the compose build test.
-apt_pkgs=(runc busybox-static tini iptables iproute2 hyperfine pkg-config libseccomp-dev docker-registry skopeo apache2-utils openssl docker-compose)
+# docker-compose (v1): the compose build test; libc6-dev + libgcc-12-dev: libc.a and libgcc_eh.a
+# for the statically linked berth-shim (crates/shim/build.rs).
+apt_pkgs=(runc busybox-static tini iptables iproute2 hyperfine pkg-config libseccomp-dev docker-registry skopeo apache2-utils openssl docker-compose libc6-dev libgcc-12-dev)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -120,3 +120,81 @@ def test_daemon_help(prerequisites):
     assert p.returncode == 0, describe(p)
     for flag in ("--data-root", "--exec-root", "-H"):
         assert flag in p.stdout, p.stdout
+
+
+def test_a_deep_exec_root_still_runs_execs_and_ttys(daemon_factory):
+    # Shim sockets live under the exec root (shims/exec-<64 hex>/shim.sock); with a deep exec
+    # root their paths pass sun_path's 108 bytes and must still bind and connect.
+    d = daemon_factory(start=False)
+    d.exec_root = os.path.join(d.base, "r" * 40, "run")
+    d.start()
+    d.load_busybox()
+    assert len(os.path.join(d.exec_root, "shims", "exec-" + "0" * 64, "shim.sock")) > 108
+    c = d.docker_ok("run", "-d", IMAGE, "sleep", "300").strip()
+    assert d.docker_ok("exec", c, "echo", "from-exec").strip() == "from-exec"
+    p = d.docker("exec", "-t", c, "echo", "with-tty")
+    assert p.returncode == 0 and "with-tty" in p.stdout, describe(p)
+    p = d.docker("run", "--rm", "-t", IMAGE, "echo", "run-tty")
+    assert p.returncode == 0 and "run-tty" in p.stdout, describe(p)
+    d.docker_ok("rm", "-f", c)
+
+
+def test_rm_containers_that_ended_while_the_daemon_was_down_are_removed(daemon_factory):
+    # dockerd removes an --rm container that is not running when it starts again; one still
+    # running is kept (berth's shims keep containers alive across the restart).
+    d = daemon_factory()
+    ends = d.docker_ok("run", "-d", "--rm", "--name", "ends", IMAGE, "sleep", "1").strip()
+    lives = d.docker_ok("run", "-d", "--rm", "--name", "lives", IMAGE, "sleep", "300").strip()
+    d.kill()
+    time.sleep(2.5)  # `ends` exits while no daemon is listening
+    d.start()
+    wait_for(lambda: "ends" not in d.docker_ok("ps", "-a", "--format", "{{.Names}}"),
+             what="--rm container removed")
+    assert not os.path.exists(os.path.join(d.data_root, "containers", ends))
+    assert not os.path.exists(os.path.join(d.data_root, "image", "rw", ends))
+    assert d.inspect("lives", "{{.State.Status}}") == "running"
+    d.docker_ok("rm", "-f", lives)
+    wait_for(lambda: not os.path.exists(os.path.join(d.data_root, "image", "rw", lives)),
+             what="rw layer of the removed container gone")
+
+
+def test_rm_containers_get_a_volatile_scratch_layer(daemon_factory):
+    # an --rm container's writable layer is thrown away with it: its overlay is volatile (no
+    # sync of the host filesystem at unmount); other containers' layers are not.
+    d = daemon_factory()
+    scratch = d.docker_ok("run", "-d", "--rm", IMAGE, "sleep", "300").strip()
+    kept = d.docker_ok("run", "-d", IMAGE, "sleep", "300").strip()
+    mounts = open("/proc/self/mountinfo").read()
+
+    def options(cid):
+        line = next(l for l in mounts.splitlines()
+                    if f"/containers/{cid}/rootfs " in l)
+        return line.split(" - ")[1]
+    assert "volatile" in options(scratch), options(scratch)
+    assert "volatile" not in options(kept), options(kept)
+    d.docker_ok("rm", "-f", scratch, kept)
+    # `restart` keeps an --rm container (dockerd's HasBeenManuallyRestarted), and its volatile
+    # layer mounts again with what it held (overlayfs leaves work/incompat/volatile behind)
+    c = d.docker_ok("run", "-d", "--rm", IMAGE, "sh", "-c", "echo hi >> /f; sleep 300").strip()
+    wait_for(lambda: d.docker("exec", c, "cat", "/f").stdout == "hi\n", what="first write")
+    d.docker_ok("restart", "-t", "0", c)
+    wait_for(lambda: d.docker("exec", c, "cat", "/f").stdout == "hi\nhi\n", what="kept layer")
+    d.docker_ok("stop", "-t", "0", c)
+    wait_for(lambda: c not in d.docker_ok("ps", "-aq", "--no-trunc"), what="removed after stop")
+
+
+def test_shims_run_the_daemons_sealed_copy_of_the_runtime(daemon_factory):
+    # The daemon seals one copy of berth-runtime at start-up; each shim opens it, so the
+    # runtime need not copy itself (CVE-2019-5736) at every start and exec, and a shim keeps
+    # working after the daemon that started it is gone.
+    d = daemon_factory()
+    c = d.docker_ok("run", "-d", IMAGE, "sleep", "300").strip()
+    shim = int(open(os.path.join(d.exec_root, "shims", c, "shim.pid")).read())
+    fds = [os.readlink(f"/proc/{shim}/fd/{n}") for n in os.listdir(f"/proc/{shim}/fd")]
+    assert any(f.startswith("/memfd:berth-runtime") for f in fds), fds
+    d.kill()
+    d.start()
+    assert d.docker_ok("exec", c, "echo", "after").strip() == "after"
+    d.docker_ok("stop", "-t", "1", c)  # the old shim runs `runtime delete` from its own copy
+    assert d.inspect(c, "{{.State.Status}}") == "exited"
+    d.docker_ok("rm", c)

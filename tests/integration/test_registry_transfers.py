@@ -319,9 +319,11 @@ def test_pull_from_docker_io_goes_through_mirrors_in_order(daemon_factory, regis
                                                        "{{json .RepoDigests}}"))
     assert d.inspect("docker.io/library/busybox:mirrortest", "{{.Id}}") == \
         seed.inspect(on_mirror, "{{.Id}}")
-    # What no mirror has fails as docker.io would (it cannot be reached here).
+    # What no mirror has is asked of docker.io last, and its answer is the error (it cannot be
+    # reached here), as dockerd reports the last endpoint's failure.
     p = d.berth_cli("pull", "busybox:nowhere", timeout=120)
-    assert p.returncode != 0, describe(p)
+    assert p.returncode == 1, describe(p)
+    assert "registry-1.docker.io" in p.stderr, describe(p)
     # Without mirrors docker.io is the only endpoint: the same pull fails.
     plain = daemon_factory(load=False)
     p = plain.berth_cli("pull", "busybox:mirrortest", timeout=120)
@@ -358,3 +360,81 @@ def test_docker_io_credentials_are_not_sent_to_mirrors(daemon_factory, registry)
         assert any(r["auth"] == sent for r in proxy.records), proxy.records
     finally:
         proxy.stop()
+
+
+@pytest.fixture
+def second_registry():
+    r = Registry()
+    yield r
+    r.stop()
+
+
+def test_mirror_lacking_the_image_falls_through_to_the_next(daemon_factory, registry,
+                                                            second_registry):
+    """The first mirror is a real registry that answers but lacks the image: the pull goes on
+    to the second mirror (by tag and by digest), as dockerd's does."""
+    seed = daemon_factory()
+    # The first mirror answers /v2/ and holds another repository only.
+    berth_ok(seed, "tag", IMAGE, f"{registry.host}/library/other:x")
+    berth_ok(seed, "push", f"{registry.host}/library/other:x")
+    on_second = f"{second_registry.host}/library/busybox:fallthrough"
+    berth_ok(seed, "tag", IMAGE, on_second)
+    digest = push_digest(berth_ok(seed, "push", on_second), "fallthrough")
+    d = mirrored_daemon(daemon_factory,
+                        [f"http://{registry.host}", f"http://{second_registry.host}"])
+    out = berth_ok(d, "pull", "busybox:fallthrough")
+    assert f"Digest: {digest}" in out, out
+    assert "Status: Downloaded newer image for busybox:fallthrough" in out, out
+    assert d.inspect("busybox:fallthrough", "{{.Id}}") == seed.inspect(on_second, "{{.Id}}")
+    assert f"busybox@{digest}" in json.loads(d.inspect("busybox:fallthrough",
+                                                       "{{json .RepoDigests}}"))
+    # By digest, with the docker CLI.
+    d.docker_ok("rmi", "busybox:fallthrough")
+    out = d.docker_ok("pull", f"busybox@{digest}", timeout=120)
+    assert f"Digest: {digest}" in out, out
+    # The distribution inspect falls through as well.
+    status, _, body = d.request("GET", "/distribution/busybox:fallthrough/json", timeout=120)
+    assert status == 200, body
+    assert json.loads(body)["Descriptor"]["digest"] == digest
+    # What the first mirror does hold still comes from it.
+    out = berth_ok(d, "pull", "other:x")
+    assert "Status: Downloaded newer image for other:x" in out, out
+
+
+def test_pull_that_no_endpoint_has_fails_with_the_last_answer(daemon_factory, registry,
+                                                              second_registry, monkeypatch):
+    """Two mirrors that lack the image, then docker.io (stood in for by a third local registry
+    through $BERTH_DOCKER_IO_ENDPOINT, since Docker Hub cannot be reached here): an image only
+    docker.io has is pulled from it; one nobody has fails with its answer, Docker's "manifest
+    unknown" wording, exit code 1, and leaves nothing behind."""
+    upstream = Registry()
+    try:
+        seed = daemon_factory()
+        on_upstream = f"{upstream.host}/library/busybox:upstream"
+        berth_ok(seed, "tag", IMAGE, on_upstream)
+        digest = push_digest(berth_ok(seed, "push", on_upstream), "upstream")
+        monkeypatch.setenv("BERTH_DOCKER_IO_ENDPOINT", f"http://{upstream.host}")
+        d = mirrored_daemon(daemon_factory,
+                            [f"http://{registry.host}", f"http://{second_registry.host}"])
+        monkeypatch.delenv("BERTH_DOCKER_IO_ENDPOINT")
+        out = berth_ok(d, "pull", "busybox:upstream")
+        assert f"Digest: {digest}" in out, out
+        assert "Status: Downloaded newer image for busybox:upstream" in out, out
+        before = d.image_ids()
+        for cli in (d.berth_cli, d.docker):
+            p = cli("pull", "busybox:nowhere", timeout=120)
+            assert p.returncode == 1, describe(p)
+            assert p.stderr.strip() == ("Error response from daemon: manifest for "
+                                        "busybox:nowhere not found: manifest unknown: "
+                                        "manifest unknown"), describe(p)
+        missing = "sha256:" + "0" * 64
+        p = d.docker("pull", f"busybox@{missing}", timeout=120)
+        assert p.returncode == 1, describe(p)
+        assert f"manifest for busybox@{missing} not found: manifest unknown" in p.stderr, \
+            describe(p)
+        status, _, body = d.request("POST", "/images/create?fromImage=busybox&tag=nowhere",
+                                    timeout=120)
+        assert status == 404, body
+        assert d.image_ids() == before
+    finally:
+        upstream.stop()

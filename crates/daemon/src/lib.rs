@@ -11,6 +11,7 @@ pub mod error;
 pub mod handlers;
 pub mod registry_config;
 pub mod router;
+pub mod sealed_runtime;
 pub mod server;
 pub mod stream;
 

@@ -2,7 +2,8 @@
 //! `max-concurrent-downloads` (default 3), `max-concurrent-uploads` (default 5); and the certs.d
 //! directory (`/etc/berth/certs.d`, or `$BERTH_CERTS_D` for tests); and, for tests, the sizes
 //! of chunked blob uploads (`$BERTH_REGISTRY_CHUNKED_THRESHOLD`, `$BERTH_REGISTRY_CHUNK_SIZE`,
-//! in bytes).
+//! in bytes); and, for tests, which cannot reach Docker Hub, where docker.io is reached
+//! (`$BERTH_DOCKER_IO_ENDPOINT`, `scheme://host[:port]`).
 
 use std::path::PathBuf;
 
@@ -55,6 +56,16 @@ pub fn parse(file: &Map<String, Value>) -> Result<RegistrySettings, String> {
             _ => Ok(None),
         }
     };
+    if let Ok(e) = std::env::var("BERTH_DOCKER_IO_ENDPOINT") {
+        if !e.is_empty() {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                return Err(format!(
+                    "invalid $BERTH_DOCKER_IO_ENDPOINT: {e:?} (want http:// or https://)"
+                ));
+            }
+            s.options.docker_io_endpoint = Some(e);
+        }
+    }
     if let Some(n) = bytes_from_env("BERTH_REGISTRY_CHUNKED_THRESHOLD")? {
         s.options.upload.chunked_threshold = n;
     }

@@ -128,7 +128,10 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), String> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
 
     berth_engine::registry::configure(cfg.registry.clone());
-    let engine = match Engine::open(cfg.engine.clone()).await {
+    let mut engine_cfg = cfg.engine.clone();
+    // Held for the daemon's life: shims open the copies through /proc/<daemon>/fd/<n>.
+    let _sealed = crate::sealed_runtime::seal_own_runtime(&mut engine_cfg);
+    let engine = match Engine::open(engine_cfg).await {
         Ok(e) => e,
         Err(e) => {
             let _ = std::fs::remove_file(&pid_file);

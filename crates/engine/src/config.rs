@@ -32,6 +32,10 @@ pub struct EngineConfig {
     pub iptables: bool,
     /// Inter-container communication on the default bridge.
     pub icc: bool,
+    /// The path shims are given for a runtime, where it differs from the runtime's own path:
+    /// berth-runtime's sealed copy held by the daemon (`/proc/<pid>/fd/<n>`), which spares the
+    /// runtime a copy of itself at every container start and exec.
+    pub shim_runtime_paths: BTreeMap<PathBuf, PathBuf>,
 }
 
 impl EngineConfig {
@@ -54,6 +58,7 @@ impl EngineConfig {
             bip: None,
             iptables: true,
             icc: true,
+            shim_runtime_paths: BTreeMap::new(),
         }
     }
 }

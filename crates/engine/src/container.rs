@@ -71,6 +71,9 @@ pub struct Container {
     /// Set while an exit is being recorded: the container still reads as running until its
     /// networks and rootfs are released, so whoever waits for the exit sees them released.
     pub finishing: std::sync::atomic::AtomicBool,
+    /// Set while `restart` stops the container: the exit does not remove an `--rm` container
+    /// (dockerd's HasBeenManuallyRestarted).
+    pub restarting: std::sync::atomic::AtomicBool,
     /// The restart policy's current back-off.
     pub restart_delay: Mutex<std::time::Duration>,
     /// Serialises writes of the record, so the last write holds the newest state.
@@ -92,6 +95,7 @@ impl Container {
             start_reply: Mutex::new(None),
             removed: std::sync::atomic::AtomicBool::new(false),
             finishing: std::sync::atomic::AtomicBool::new(false),
+            restarting: std::sync::atomic::AtomicBool::new(false),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
             persisting: Mutex::new(()),
         })

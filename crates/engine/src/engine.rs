@@ -167,8 +167,19 @@ impl Engine {
         let _serial = c.persisting.lock().unwrap();
         let rec = c.record();
         let data = serde_json::to_vec(&rec).map_err(|e| EngineError::Internal(e.to_string()))?;
-        util::write_atomic(&self.container_dir(&c.id).join("config.v2.json"), &data)
-            .map_err(internal("writing container record"))
+        // An `--rm` container does not outlive a host crash (restore removes it), so its record
+        // need not be durable, only atomic.
+        let durability = if rec.host_config.auto_remove {
+            util::Durability::Atomic
+        } else {
+            util::Durability::Durable
+        };
+        util::write_atomic(
+            &self.container_dir(&c.id).join("config.v2.json"),
+            &data,
+            durability,
+        )
+        .map_err(internal("writing container record"))
     }
 
     /// Loads container records and reconciles them with what the shims say.
@@ -177,10 +188,12 @@ impl Engine {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
         };
+        let mut gone_auto_remove = Vec::new();
         for e in entries.flatten() {
             let path = e.path().join("config.v2.json");
-            let Ok(data) = std::fs::read(&path) else {
-                // A directory without a record is a create that never finished.
+            // A directory without a record (or with an empty one: an `--rm` container's record
+            // is not fsynced) is a create that never finished.
+            let Some(data) = std::fs::read(&path).ok().filter(|d| !d.is_empty()) else {
                 let _ = sys::unmount(&e.path().join("rootfs"));
                 let _ = std::fs::remove_dir_all(e.path());
                 continue;
@@ -218,6 +231,27 @@ impl Engine {
                 }
             } else if sys::is_mounted(&self.rootfs(&c.id)) {
                 let _ = sys::unmount(&self.rootfs(&c.id));
+            }
+            if !c.running() && c.rec.lock().unwrap().host_config.auto_remove {
+                gone_auto_remove.push(c.id.clone());
+            }
+        }
+        // As dockerd does: an `--rm` container that is not running when the daemon starts
+        // (it exited, or was never started, while the daemon was down) is removed.
+        for id in gone_auto_remove {
+            tracing::info!("removing --rm container {id}, not running at start-up");
+            let removed = self
+                .container_remove(
+                    &id,
+                    RemoveOptions {
+                        force: true,
+                        volumes: true,
+                        ..Default::default()
+                    },
+                )
+                .await;
+            if let Err(e) = removed {
+                tracing::warn!("removing --rm container {id}: {e}");
             }
         }
     }
@@ -575,6 +609,15 @@ impl Engine {
         Err(EngineError::NotFound(format!("No such container: {key}")))
     }
 
+    /// The path a shim runs `runtime` by (see `EngineConfig::shim_runtime_paths`).
+    fn shim_runtime(&self, runtime: &Path) -> PathBuf {
+        self.config
+            .shim_runtime_paths
+            .get(runtime)
+            .cloned()
+            .unwrap_or_else(|| runtime.to_path_buf())
+    }
+
     fn runtime_path(&self, name: &str) -> Result<PathBuf> {
         let name = if name.is_empty() {
             self.config.default_runtime.as_str()
@@ -759,7 +802,16 @@ impl Engine {
         std::fs::create_dir_all(dir.join("rootfs"))
             .map_err(internal("creating container directory"))?;
         let (images, cid, iid) = (self.images.clone(), id.to_string(), image_id.clone());
-        if let Err(e) = blocking(move || Ok(images.create_rw_layer(&cid, &iid)?)).await {
+        // An `--rm` container's layer goes with it: no fsyncs, a volatile overlay.
+        let scratch = host.auto_remove;
+        let made = blocking(move || {
+            Ok(if scratch {
+                images.create_scratch_rw_layer(&cid, &iid)?
+            } else {
+                images.create_rw_layer(&cid, &iid)?
+            })
+        });
+        if let Err(e) = made.await {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e);
         }
@@ -950,12 +1002,15 @@ impl Engine {
         .map_err(internal("writing config.json"))?;
         // The shim.
         let sdir = self.shim_dir(&id);
+        // The previous run's shim reports the exit before it runs `runtime delete` and removes
+        // its socket; a restart must not start the next one under its feet.
+        shim_client::wait_shim_gone(&sdir, std::time::Duration::from_secs(10)).await;
         let _ = std::fs::remove_dir_all(&sdir);
         let launch = ShimLaunch {
             shim_path: self.config.shim_path.clone(),
             id: id.clone(),
             state_dir: sdir.clone(),
-            runtime: rec.runtime_path.clone(),
+            runtime: self.shim_runtime(&rec.runtime_path),
             runtime_root: self.runc_root(),
             bundle: Some(bundle),
             exec_process: None,
@@ -1340,7 +1395,8 @@ impl Engine {
         if auto_remove_allowed && self.maybe_schedule_restart(c, ran) {
             return;
         }
-        let auto_remove = c.rec.lock().unwrap().host_config.auto_remove;
+        let auto_remove =
+            c.rec.lock().unwrap().host_config.auto_remove && !c.restarting.load(Ordering::SeqCst);
         if auto_remove && auto_remove_allowed {
             let engine = self.arc();
             let id = c.id.clone();
@@ -1467,12 +1523,19 @@ impl Engine {
         signal: Option<String>,
         timeout: Option<i64>,
     ) -> Result<()> {
-        match self.container_stop(key, signal, timeout).await {
-            Ok(()) | Err(EngineError::NotModified(_)) => {}
-            Err(e) => return Err(e),
-        }
+        use std::sync::atomic::Ordering;
         let c = self.lookup(key)?;
-        self.container_start(key).await?;
+        c.restarting.store(true, Ordering::SeqCst);
+        let restarted = async {
+            match self.container_stop(key, signal, timeout).await {
+                Ok(()) | Err(EngineError::NotModified(_)) => {}
+                Err(e) => return Err(e),
+            }
+            self.container_start(key).await
+        }
+        .await;
+        c.restarting.store(false, Ordering::SeqCst);
+        restarted?;
         self.container_event(&c, "restart", &[]);
         Ok(())
     }
@@ -1538,11 +1601,19 @@ impl Engine {
         let rootfs = self.rootfs(&id);
         let _ = sys::unmount(&rootfs);
         let runtime = c.rec.lock().unwrap().runtime_path.clone();
-        if self.runc_root().join(&id).exists() {
-            self.runtime_delete(&runtime, &id).await;
-        }
         let (images, cid) = (self.images.clone(), id.clone());
-        if let Err(e) = blocking(move || Ok(images.remove_rw_layer(&cid)?)).await {
+        let remove_layer = blocking(move || Ok(images.remove_rw_layer(&cid)?));
+        let delete_runtime_state = async {
+            // A shim that reported the exit is still running `runtime delete`; wait for it
+            // rather than race it with a second one.
+            shim_client::wait_shim_gone(&self.shim_dir(&id), std::time::Duration::from_secs(5))
+                .await;
+            if self.runc_root().join(&id).exists() {
+                self.runtime_delete(&runtime, &id).await;
+            }
+        };
+        let (layer_removed, ()) = tokio::join!(remove_layer, delete_runtime_state);
+        if let Err(e) = layer_removed {
             c.removed.store(false, std::sync::atomic::Ordering::SeqCst);
             return Err(e);
         }
@@ -2095,7 +2166,7 @@ impl Engine {
             shim_path: self.config.shim_path.clone(),
             id: c.id.clone(),
             state_dir: sdir.clone(),
-            runtime: rec.runtime_path.clone(),
+            runtime: self.shim_runtime(&rec.runtime_path),
             runtime_root: self.runc_root(),
             bundle: None,
             exec_process: Some(pfile),

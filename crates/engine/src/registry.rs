@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use berth_image::{CompressedLayer, ImageStore, LayerCompression, PulledLayer, Reference};
+use berth_image::{
+    CompressedLayer, GunzipReader, ImageStore, LayerCompression, PulledLayer, Reference,
+};
 use berth_registry::client::error_code;
+use berth_registry::endpoints::{endpoints, first_success, moves_on_after};
 use berth_registry::manifest::{self, layer_compression, Compression};
 use berth_registry::{
-    Credentials, Descriptor, ImageManifest, Manifest, Platform, RegistryClient, RegistryError,
-    RegistryOptions, VerifyingReader,
+    Credentials, Descriptor, Endpoint, ImageManifest, Manifest, Platform, RegistryClient,
+    RegistryError, RegistryOptions, VerifyingReader,
 };
 use serde_json::{json, Value};
 use tokio::sync::mpsc::UnboundedSender;
@@ -248,34 +251,44 @@ impl Engine {
         let creds = auth.and_then(|a| a.credentials());
         tokio::task::spawn_blocking(move || -> Result<PullPlans> {
             let s = settings();
-            let client = RegistryClient::connect(
-                &s.options,
-                &reference.domain,
-                &reference.path,
-                creds,
-                &["pull"],
-                true,
+            let list = endpoints(&s.options, &reference.domain, true);
+            let plans = first_success(
+                &list,
+                |endpoint| -> std::result::Result<Vec<PullPlan>, ResolveFailure> {
+                    let client = RegistryClient::connect_to(
+                        &s.options,
+                        endpoint,
+                        &reference.path,
+                        creds.clone(),
+                        &["pull"],
+                    )
+                    .map_err(ResolveFailure::Connect)?;
+                    let client = Arc::new(client);
+                    let refs = if all_tags {
+                        let tags = client
+                            .list_tags()
+                            .map_err(|e| ResolveFailure::Fetch(e, Box::new(reference.clone())))?;
+                        tags.into_iter()
+                            .filter_map(|t| {
+                                Reference::parse(&format!("{}:{t}", reference.repo_full())).ok()
+                            })
+                            .collect()
+                    } else {
+                        vec![reference.clone()]
+                    };
+                    let mut plans = Vec::new();
+                    for r in refs {
+                        let mut plan = resolve_one(client.clone(), r, &platform)?;
+                        if !explicit {
+                            plan.wanted = None;
+                        }
+                        plans.push(plan);
+                    }
+                    Ok(plans)
+                },
+                ResolveFailure::moves_on,
             )
-            .map_err(|e| pull_error(e, &reference))?;
-            let client = Arc::new(client);
-            let refs = if all_tags {
-                let tags = client.list_tags().map_err(|e| pull_error(e, &reference))?;
-                tags.into_iter()
-                    .filter_map(|t| {
-                        Reference::parse(&format!("{}:{t}", reference.repo_full())).ok()
-                    })
-                    .collect()
-            } else {
-                vec![reference]
-            };
-            let mut plans = Vec::new();
-            for r in refs {
-                let mut plan = resolve_one(client.clone(), r, &platform)?;
-                if !explicit {
-                    plan.wanted = None;
-                }
-                plans.push(plan);
-            }
+            .map_err(|f| f.into_engine_error(&reference))?;
             Ok(PullPlans(plans))
         })
         .await
@@ -445,23 +458,31 @@ impl Engine {
         let creds = auth.and_then(|a| a.credentials());
         tokio::task::spawn_blocking(move || -> Result<Value> {
             let s = settings();
-            let client = RegistryClient::connect(
-                &s.options,
-                &reference.domain,
-                &reference.path,
-                creds,
-                &["pull"],
-                true,
-            )
-            .map_err(|e| pull_error(e, &reference))?;
             let want = reference
                 .digest
                 .clone()
                 .or(reference.tag.clone())
                 .unwrap_or_else(|| "latest".into());
-            let m = client
-                .get_manifest(&want)
-                .map_err(|e| pull_error(e, &reference))?;
+            // As dockerd does, each endpoint is asked in turn until one has the manifest.
+            let (client, m) = first_success(
+                &endpoints(&s.options, &reference.domain, true),
+                |endpoint| {
+                    let client = RegistryClient::connect_to(
+                        &s.options,
+                        endpoint,
+                        &reference.path,
+                        creds.clone(),
+                        &["pull"],
+                    )
+                    .map_err(ResolveFailure::Connect)?;
+                    let m = client
+                        .get_manifest(&want)
+                        .map_err(|e| ResolveFailure::Fetch(e, Box::new(reference.clone())))?;
+                    Ok((client, m))
+                },
+                ResolveFailure::moves_on,
+            )
+            .map_err(|f| f.into_engine_error(&reference))?;
             let parsed = manifest::parse_manifest(&m.media_type, &m.body).map_err(registry_error)?;
             let media_type = if m.media_type.is_empty() {
                 match &parsed {
@@ -497,14 +518,60 @@ impl Engine {
     }
 }
 
-fn resolve_one(client: Arc<RegistryClient>, r: Reference, platform: &Platform) -> Result<PullPlan> {
+/// Why resolving a pull at one endpoint failed, and so whether the next endpoint is tried.
+enum ResolveFailure {
+    /// `GET /v2/` failed: the endpoint is not usable, the next one is tried.
+    Connect(RegistryError),
+    /// A manifest or tag list request for the reference failed: the next endpoint is tried
+    /// after a mirror's any failure, or the registry's own transport failure.
+    Fetch(RegistryError, Box<Reference>),
+    /// What the endpoint served is unusable (a bad manifest, no entry for the platform): the
+    /// next endpoint is tried only after a mirror.
+    Other(EngineError),
+}
+
+impl From<RegistryError> for ResolveFailure {
+    fn from(e: RegistryError) -> Self {
+        ResolveFailure::Connect(e)
+    }
+}
+
+impl ResolveFailure {
+    fn moves_on(&self, endpoint: &Endpoint) -> bool {
+        match self {
+            ResolveFailure::Connect(_) => true,
+            ResolveFailure::Fetch(e, _) => moves_on_after(e, endpoint),
+            ResolveFailure::Other(_) => endpoint.mirror,
+        }
+    }
+
+    /// Docker's wording of the failure of a pull of `asked`.
+    fn into_engine_error(self, asked: &Reference) -> EngineError {
+        match self {
+            ResolveFailure::Connect(e) => pull_error(e, asked),
+            ResolveFailure::Fetch(e, r) => pull_error(e, &r),
+            ResolveFailure::Other(e) => e,
+        }
+    }
+}
+
+/// Fetches the manifest `r` names from `client`'s endpoint (and, for an index, the entry for
+/// `platform`).
+fn resolve_one(
+    client: Arc<RegistryClient>,
+    r: Reference,
+    platform: &Platform,
+) -> std::result::Result<PullPlan, ResolveFailure> {
     let want = r
         .digest
         .clone()
         .or(r.tag.clone())
         .unwrap_or_else(|| "latest".into());
-    let top = client.get_manifest(&want).map_err(|e| pull_error(e, &r))?;
-    let parsed = manifest::parse_manifest(&top.media_type, &top.body).map_err(registry_error)?;
+    let top = client
+        .get_manifest(&want)
+        .map_err(|e| ResolveFailure::Fetch(e, Box::new(r.clone())))?;
+    let parsed = manifest::parse_manifest(&top.media_type, &top.body)
+        .map_err(|e| ResolveFailure::Other(registry_error(e)))?;
     let mut wanted = None;
     let manifest = match parsed {
         Manifest::Image(m) => {
@@ -512,16 +579,19 @@ fn resolve_one(client: Arc<RegistryClient>, r: Reference, platform: &Platform) -
             m
         }
         Manifest::Index(idx) => {
-            let d = manifest::select_platform(&idx, platform).map_err(registry_error)?;
+            let d = manifest::select_platform(&idx, platform)
+                .map_err(|e| ResolveFailure::Other(registry_error(e)))?;
             let m = client
                 .get_manifest(&d.digest)
-                .map_err(|e| pull_error(e, &r))?;
-            match manifest::parse_manifest(&m.media_type, &m.body).map_err(registry_error)? {
+                .map_err(|e| ResolveFailure::Fetch(e, Box::new(r.clone())))?;
+            match manifest::parse_manifest(&m.media_type, &m.body)
+                .map_err(|e| ResolveFailure::Other(registry_error(e)))?
+            {
                 Manifest::Image(m) => m,
                 Manifest::Index(_) => {
-                    return Err(EngineError::InvalidArgument(
+                    return Err(ResolveFailure::Other(EngineError::InvalidArgument(
                         "an index entry points to another index".into(),
-                    ))
+                    )))
                 }
             }
         }
@@ -731,11 +801,25 @@ fn pull_layer(
             }
         }),
     );
-    // The network read and the digest run on their own thread, ahead of the unpacking.
-    let mut ahead = berth_registry::pipe::ReadAhead::spawn(reader, 256 * 1024, 16, |r| r.finish());
-    let unpacked = store.unpack_pulled_layer(&mut ahead, compression, parent, diff_id);
+    // The network read, the digest and (for gzip) the decompression run on their own thread,
+    // ahead of the unpacking (tar, files, the uncompressed digest).
+    let (unpacked, verified) = if compression == LayerCompression::Gzip {
+        let mut ahead = berth_registry::pipe::ReadAhead::spawn(
+            GunzipReader::new(reader),
+            256 * 1024,
+            16,
+            |gunzip| gunzip.into_inner().finish(),
+        );
+        let unpacked =
+            store.unpack_pulled_layer(&mut ahead, LayerCompression::None, parent, diff_id);
+        (unpacked, ahead.finish())
+    } else {
+        let mut ahead =
+            berth_registry::pipe::ReadAhead::spawn(reader, 256 * 1024, 16, |r| r.finish());
+        let unpacked = store.unpack_pulled_layer(&mut ahead, compression, parent, diff_id);
+        (unpacked, ahead.finish())
+    };
     // The blob's digest decides first: a tampered blob is a digest mismatch.
-    let verified = ahead.finish();
     verified.map_err(registry_error)?;
     let layer_out = unpacked.map_err(EngineError::from)?;
     status(p, Some(&id), "Verifying Checksum");

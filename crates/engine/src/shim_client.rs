@@ -121,7 +121,8 @@ pub fn classify_start_error(msg: String) -> EngineError {
 
 /// Connects to a shim's socket.
 pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
-    UnixStream::connect(state_dir.join(protocol::SOCKET)).await
+    let sock = berth_shim::sockpath::SocketPath::new(state_dir, protocol::SOCKET)?;
+    UnixStream::connect(sock.path()).await
 }
 
 /// Reads one frame.
@@ -196,7 +197,27 @@ pub fn shim_alive(state_dir: &Path) -> bool {
     let Ok(pid) = text.trim().parse::<i32>() else {
         return false;
     };
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    // The pid must still be this shim's: a shim killed outright leaves its pid file behind,
+    // and the pid may have been reused since.
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let mut want = b"--state-dir\0".to_vec();
+    want.extend_from_slice(state_dir.as_os_str().as_encoded_bytes());
+    want.push(0);
+    cmdline.windows(want.len()).any(|w| w == want.as_slice())
+}
+
+/// Waits (at most `limit`) until the shim of `state_dir`, if any, has exited.
+pub async fn wait_shim_gone(state_dir: &Path, limit: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while shim_alive(state_dir) {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("shim in {} still running", state_dir.display());
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
 }
 
 /// Bytes of a frame payload as output data.

@@ -13,14 +13,24 @@ pub fn mount_fs(
     options: &[String],
 ) -> std::io::Result<()> {
     let data = options.join(",");
-    mount(
+    match mount(
         Some(source),
         target,
         Some(fstype),
         MsFlags::empty(),
         Some(data.as_str()),
-    )
-    .map_err(std::io::Error::from)
+    ) {
+        // overlayfs's `volatile` is an optimisation that kernels before 5.10 do not know.
+        Err(nix::errno::Errno::EINVAL) if options.iter().any(|o| o == "volatile") => {
+            let fewer: Vec<String> = options
+                .iter()
+                .filter(|o| *o != "volatile")
+                .cloned()
+                .collect();
+            mount_fs(fstype, source, target, &fewer)
+        }
+        r => r.map_err(std::io::Error::from),
+    }
 }
 
 /// Unmounts `target` (lazily when busy); a path that is not mounted is fine.

@@ -5,8 +5,18 @@ use std::path::Path;
 
 use rand::Rng;
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+/// What [`write_atomic`] promises once it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Readers see the old or the new content, never a mix; a host crash may bring back the
+    /// old content (no fsync).
+    Atomic,
+    /// As `Atomic`, and the new content survives a host crash (file and directory fsynced).
+    Durable,
+}
+
+/// Writes `data` to `path` atomically: temp file, (fsync,) rename, (fsync of the directory).
+pub fn write_atomic(path: &Path, data: &[u8], durability: Durability) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     // A unique temporary name: concurrent writers of one file must not share it.
     let tmp = dir.join(format!(
@@ -17,10 +27,15 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durability == Durability::Durable {
+            f.sync_all()?;
+        }
     }
     std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    if durability == Durability::Durable {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// A new 64-hex-digit ID.
@@ -235,7 +250,7 @@ mod tests {
                 let p = &p;
                 s.spawn(move || {
                     for _ in 0..50 {
-                        write_atomic(p, format!("{i}").as_bytes()).unwrap();
+                        write_atomic(p, format!("{i}").as_bytes(), Durability::Durable).unwrap();
                     }
                 });
             }
@@ -247,8 +262,8 @@ mod tests {
     fn atomic_write_replaces() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.json");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
+        write_atomic(&p, b"one", Durability::Durable).unwrap();
+        write_atomic(&p, b"two", Durability::Atomic).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }

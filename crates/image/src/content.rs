@@ -6,6 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -107,6 +108,17 @@ impl ContentStore {
 
     /// Starts a new write.
     pub fn writer(&self) -> Result<IngestWriter> {
+        self.new_writer(true)
+    }
+
+    /// Starts a write whose bytes the caller hashes itself (a layer's tar, hashed for its diff
+    /// ID as it is unpacked): finished with [`IngestWriter::finish_hashed_by_caller`], so the
+    /// same bytes are not hashed twice.
+    pub(crate) fn writer_hashed_by_caller(&self) -> Result<IngestWriter> {
+        self.new_writer(false)
+    }
+
+    fn new_writer(&self, hashed: bool) -> Result<IngestWriter> {
         let path = self.ingest.join(random_name());
         let file = File::options()
             .write(true)
@@ -116,8 +128,9 @@ impl ContentStore {
         Ok(IngestWriter {
             path: Some(path),
             file,
-            hasher: Sha256::new(),
+            hasher: hashed.then(Sha256::new),
             size: 0,
+            written_back: 0,
             blobs: self.blobs.clone(),
         })
     }
@@ -136,20 +149,49 @@ impl ContentStore {
     }
 }
 
+/// While a large blob is written, the disk writes of each such step are started at once
+/// (`sync_file_range`, not waiting), so that the fsync of `finish` has only the tail left to
+/// write instead of the whole blob.
+const WRITEBACK_STEP: u64 = 8 << 20;
+
+/// Starts writing `len` bytes of `file` from `offset` to disk, without waiting; best effort.
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return;
+    };
+    // SAFETY: sync_file_range only takes a descriptor (open for as long as `file` lives) and
+    // integers; it touches no memory of this process.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
 /// An in-progress blob write; dropped without `finish`, the ingest file is removed.
 pub struct IngestWriter {
     path: Option<PathBuf>,
     file: File,
-    hasher: Sha256,
+    /// None when the caller hashes what it writes.
+    hasher: Option<Sha256>,
     size: u64,
+    /// Bytes whose writeback has been started (see [`WRITEBACK_STEP`]).
+    written_back: u64,
     blobs: PathBuf,
 }
 
 impl Write for IngestWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        if let Some(h) = self.hasher.as_mut() {
+            h.update(&buf[..n]);
+        }
         self.size += n as u64;
+        if self.size - self.written_back >= WRITEBACK_STEP {
+            start_writeback(&self.file, self.written_back, self.size - self.written_back);
+            self.written_back = self.size;
+        }
         Ok(n)
     }
 
@@ -167,17 +209,13 @@ impl IngestWriter {
     /// Fsyncs the data and verifies it against `expected`. The result is still invisible until
     /// [`StagedBlob::commit`].
     pub fn finish(mut self, expected: Option<&str>) -> Result<StagedBlob> {
-        let path = self.path.take().expect("path is set until finish");
-        let staged = StagedBlob {
-            path: Some(path),
-            digest: format!(
-                "sha256:{}",
-                hex::encode(std::mem::take(&mut self.hasher).finalize())
-            ),
-            size: self.size,
-            blobs: self.blobs.clone(),
+        let Some(hasher) = self.hasher.take() else {
+            return Err(ImageError::InvalidArgument(
+                "a blob hashed by its writer's caller must be finished with its digest".into(),
+            ));
         };
-        self.file.sync_all().map_err(|e| io_err("sync ingest", e))?;
+        let digest = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let staged = self.stage(digest)?;
         if let Some(exp) = expected {
             if exp != staged.digest {
                 return Err(ImageError::InvalidArgument(format!(
@@ -186,6 +224,31 @@ impl IngestWriter {
                 )));
             }
         }
+        Ok(staged)
+    }
+
+    /// Finishes a [`ContentStore::writer_hashed_by_caller`] write: `digest` is the caller's
+    /// hash of exactly the `size` bytes it wrote (a different byte count is an error).
+    pub(crate) fn finish_hashed_by_caller(self, digest: &str, size: u64) -> Result<StagedBlob> {
+        if self.size != size || !crate::reference::valid_digest(digest) {
+            return Err(ImageError::InvalidArgument(format!(
+                "blob {digest}: {size} bytes hashed but {} written",
+                self.size
+            )));
+        }
+        self.stage(digest.to_string())
+    }
+
+    /// Fsyncs the data; the blob is named `digest` once committed.
+    fn stage(mut self, digest: String) -> Result<StagedBlob> {
+        let path = self.path.take().expect("path is set until finish");
+        let staged = StagedBlob {
+            path: Some(path),
+            digest,
+            size: self.size,
+            blobs: self.blobs.clone(),
+        };
+        self.file.sync_all().map_err(|e| io_err("sync ingest", e))?;
         Ok(staged)
     }
 }
@@ -302,5 +365,31 @@ mod tests {
         assert!(!cs.exists(&s.digest));
         drop(s);
         assert!(ingest_empty(dir.path()));
+    }
+
+    #[test]
+    fn writes_hashed_by_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let cs = ContentStore::open(dir.path()).unwrap();
+        let d = digest_bytes(b"layer");
+        // Such a write cannot be finished without the caller's digest...
+        let mut w = cs.writer_hashed_by_caller().unwrap();
+        w.write_all(b"layer").unwrap();
+        assert!(w.finish(None).is_err());
+        // ...nor with a byte count other than what was written, nor a malformed digest.
+        let mut w = cs.writer_hashed_by_caller().unwrap();
+        w.write_all(b"layer").unwrap();
+        assert!(w.finish_hashed_by_caller(&d, 4).is_err());
+        let mut w = cs.writer_hashed_by_caller().unwrap();
+        w.write_all(b"layer").unwrap();
+        assert!(w.finish_hashed_by_caller("sha256:xyz", 5).is_err());
+        assert!(ingest_empty(dir.path()));
+        let mut w = cs.writer_hashed_by_caller().unwrap();
+        w.write_all(b"layer").unwrap();
+        assert_eq!(
+            w.finish_hashed_by_caller(&d, 5).unwrap().commit().unwrap(),
+            d
+        );
+        assert_eq!(cs.read(&d).unwrap(), b"layer");
     }
 }

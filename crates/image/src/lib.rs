@@ -28,6 +28,7 @@ pub mod content;
 pub mod layer_diff;
 pub mod layer_tar;
 pub mod pgzip;
+mod placement;
 pub mod pull;
 pub mod reference;
 mod rollback;
@@ -36,7 +37,9 @@ mod store;
 pub mod taglog;
 
 pub use commit::ChildImage;
-pub use pull::{CompressedFile, CompressedLayer, ImageParts, LayerCompression, PulledLayer};
+pub use pull::{
+    CompressedFile, CompressedLayer, GunzipReader, ImageParts, LayerCompression, PulledLayer,
+};
 pub use reference::Reference;
 pub use snapshot::chain_ids;
 pub use taglog::TagMove;
@@ -205,7 +208,16 @@ impl ImageStore {
     /// Creates the writable layer of container `container_id` on image `image_id` and returns how
     /// to mount the container's root filesystem.
     pub fn create_rw_layer(&self, container_id: &str, image_id: &str) -> Result<MountSpec> {
-        self.create_rw_layer_impl(container_id, image_id)
+        self.create_rw_layer_impl(container_id, image_id, false)
+    }
+
+    /// Like [`ImageStore::create_rw_layer`], for a layer thrown away with its container (`--rm`
+    /// containers, build steps): nothing about it is fsynced and its overlay mount is
+    /// `volatile` (no sync of the host filesystem at unmount; kernels before 5.10 refuse the
+    /// option, and the mount is then retried without it). After a host crash such a layer may
+    /// be unusable, which does not matter: it is only ever removed.
+    pub fn create_scratch_rw_layer(&self, container_id: &str, image_id: &str) -> Result<MountSpec> {
+        self.create_rw_layer_impl(container_id, image_id, true)
     }
 
     /// The mount of an existing writable layer.

@@ -62,6 +62,32 @@ pub struct CompressedFile {
     pub layer: CompressedLayer,
 }
 
+/// Gunzips a layer blob (every gzip member) as it is read; [`GunzipReader::into_inner`] gives
+/// the blob's reader back, e.g. to verify its digest over whatever is left of it. Lets a pull
+/// decompress on the thread that downloads, ahead of the one that unpacks.
+pub struct GunzipReader<R: Read> {
+    decoder: flate2::read::MultiGzDecoder<R>,
+}
+
+impl<R: Read> GunzipReader<R> {
+    pub fn new(blob: R) -> Self {
+        GunzipReader {
+            decoder: flate2::read::MultiGzDecoder::new(blob),
+        }
+    }
+
+    /// The blob's reader, positioned after what the decoder consumed.
+    pub fn into_inner(self) -> R {
+        self.decoder.into_inner()
+    }
+}
+
+impl<R: Read> Read for GunzipReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.decoder.read(buf)
+    }
+}
+
 /// The gzip media type of Docker's schema2 layers.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
@@ -384,6 +410,25 @@ mod tests {
             .read_to_end(&mut plain)
             .unwrap();
         assert_eq!(plain, tar);
+    }
+
+    #[test]
+    fn gunzip_reader_decodes_every_member_and_gives_the_blob_back() {
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let mut blob = gz(b"first ");
+        blob.extend(gz(b"second"));
+        let mut r = GunzipReader::new(io::Cursor::new(blob.clone()));
+        let mut out = String::new();
+        r.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "first second");
+        assert_eq!(r.into_inner().position(), blob.len() as u64);
+        // Not gzip: an error, not garbage.
+        let mut bad = GunzipReader::new(&b"plain tar"[..]);
+        assert!(bad.read_to_end(&mut Vec::new()).is_err());
     }
 
     #[test]

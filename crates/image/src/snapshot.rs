@@ -97,6 +97,9 @@ fn check_container_id(id: &str) -> Result<()> {
 
 const MAX_OPTIONS: usize = 4000;
 
+/// The file that marks a writable layer as scratch (see `ImageStore::create_scratch_rw_layer`).
+const SCRATCH_MARK: &str = "scratch";
+
 impl ImageStore {
     pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.root().join("tmp")
@@ -151,14 +154,15 @@ impl ImageStore {
         fs::create_dir(&diff).map_err(|e| io_err(format!("mkdir {}", diff.display()), e))?;
         fs::set_permissions(&diff, fs::Permissions::from_mode(0o755))
             .map_err(|e| io_err("chmod layer", e))?;
-        let mut w = self.content.writer()?;
+        // apply_layer hashes every byte it tees into the writer: the diff ID is the blob's digest.
+        let mut w = self.content.writer_hashed_by_caller()?;
         let applied = apply_layer(src, &diff, Some(&mut w))?;
         if let Some(exp) = expected {
             if applied.diff_id != exp {
                 return Err(mismatch(&applied.diff_id));
             }
         }
-        let blob = w.finish(Some(&applied.diff_id))?;
+        let blob = w.finish_hashed_by_caller(&applied.diff_id, applied.size)?;
         let chain = next_chain(parent, &applied.diff_id);
         let tmp = if self.layer_exists(&chain) {
             None
@@ -240,16 +244,20 @@ impl ImageStore {
         self.root().join("rw").join(container_id)
     }
 
-    fn mount_spec(&self, container_id: &str, lower: &str) -> MountSpec {
+    fn mount_spec(&self, container_id: &str, lower: &str, scratch: bool) -> MountSpec {
         let rw = self.rw_dir(container_id);
+        let mut options = vec![
+            format!("lowerdir={lower}"),
+            format!("upperdir={}", rw.join("upper").display()),
+            format!("workdir={}", rw.join("work").display()),
+        ];
+        if scratch {
+            options.push("volatile".into());
+        }
         MountSpec {
             fstype: "overlay".into(),
             source: "overlay".into(),
-            options: vec![
-                format!("lowerdir={lower}"),
-                format!("upperdir={}", rw.join("upper").display()),
-                format!("workdir={}", rw.join("work").display()),
-            ],
+            options,
         }
     }
 
@@ -257,6 +265,7 @@ impl ImageStore {
         &self,
         container_id: &str,
         image_id: &str,
+        scratch: bool,
     ) -> Result<MountSpec> {
         check_container_id(container_id)?;
         let (id, chains) = {
@@ -286,9 +295,20 @@ impl ImageStore {
             }
             self.lowerdirs(&chains, extra)?
         };
-        crate::content::atomic_write(&rw.join("lower"), lower.as_bytes())?;
-        crate::content::atomic_write(&rw.join("image"), id.as_bytes())?;
-        Ok(self.mount_spec(container_id, &lower))
+        if scratch {
+            // Thrown away with its container: no fsyncs, and a `volatile` overlay (no sync of
+            // the host filesystem when it is unmounted).
+            for (name, data) in [("lower", lower.as_bytes()), ("image", id.as_bytes())] {
+                fs::write(rw.join(name), data)
+                    .map_err(|e| io_err(format!("write {}", rw.join(name).display()), e))?;
+            }
+            fs::write(rw.join(SCRATCH_MARK), b"")
+                .map_err(|e| io_err("mark a scratch writable layer", e))?;
+        } else {
+            crate::content::atomic_write(&rw.join("lower"), lower.as_bytes())?;
+            crate::content::atomic_write(&rw.join("image"), id.as_bytes())?;
+        }
+        Ok(self.mount_spec(container_id, &lower, scratch))
     }
 
     pub(crate) fn rw_layer_mount_impl(&self, container_id: &str) -> Result<MountSpec> {
@@ -297,7 +317,13 @@ impl ImageStore {
         let lower = fs::read_to_string(rw.join("lower")).map_err(|_| {
             ImageError::NotFound(format!("no writable layer for container {container_id}"))
         })?;
-        Ok(self.mount_spec(container_id, &lower))
+        let scratch = rw.join(SCRATCH_MARK).exists();
+        if scratch {
+            // overlayfs leaves `work/incompat/volatile` behind a volatile mount and refuses to
+            // mount the layer again while it exists; the previous mount is gone by now.
+            let _ = fs::remove_dir_all(rw.join("work/work/incompat"));
+        }
+        Ok(self.mount_spec(container_id, &lower, scratch))
     }
 
     pub(crate) fn remove_rw_layer_impl(&self, container_id: &str) -> Result<()> {

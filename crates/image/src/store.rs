@@ -203,6 +203,8 @@ pub(crate) fn open(root: &Path) -> Result<ImageStore> {
         let p = root.join(d);
         fs::create_dir_all(&p).map_err(|e| io_err(format!("create {}", p.display()), e))?;
     }
+    // Layers are unpacked in directories of `tmp/`: spread them over the disk.
+    crate::placement::spread_subdirectories(&root.join("tmp"));
     let content = ContentStore::open(root)?;
     // Leftovers of interrupted loads, unpacks and removals.
     if let Ok(rd) = fs::read_dir(root.join("tmp")) {

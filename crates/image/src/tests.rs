@@ -598,6 +598,18 @@ fn writable_layers() {
     assert!(Path::new(upper).is_dir());
     assert!(Path::new(m.options[2].strip_prefix("workdir=").unwrap()).is_dir());
     assert_eq!(s.rw_layer_mount("c1").unwrap(), m);
+    assert!(!m.options.iter().any(|o| o == "volatile"));
+
+    // A scratch layer (`--rm`, build steps) mounts volatile, also when mounted again, and a
+    // volatile mount's leftover `work/incompat` is cleared first.
+    let scratch = s.create_scratch_rw_layer("c2", &id).unwrap();
+    assert_eq!(scratch.options.last().map(String::as_str), Some("volatile"));
+    let work = Path::new(scratch.options[2].strip_prefix("workdir=").unwrap()).to_path_buf();
+    std::fs::create_dir_all(work.join("work/incompat/volatile")).unwrap();
+    assert_eq!(s.rw_layer_mount("c2").unwrap(), scratch);
+    assert!(!work.join("work/incompat").exists());
+    s.remove_rw_layer("c2").unwrap();
+
     s.remove_rw_layer("c1").unwrap();
     assert!(!Path::new(upper).exists());
     assert!(s.rw_layer_mount("c1").is_err());

@@ -342,7 +342,9 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
-fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NetworkError> {
+/// Writes `data` to `path` atomically; with `durable`, also fsyncs it and its directory so the
+/// new content survives a host crash.
+fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), NetworkError> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
         ".{}.tmp",
@@ -351,9 +353,14 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<(), NetworkError> {
     let res = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
+        if durable {
+            fs::File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);
@@ -380,9 +387,25 @@ impl Inner {
         self.dir.join("networks")
     }
 
+    /// Saves a network's record durably (its definition changed).
     fn save(&self, rec: &NetworkRecord) -> Result<(), NetworkError> {
+        self.write_record(rec, true)
+    }
+
+    /// Saves a network's record after an endpoint came or went. Not fsynced: a host crash
+    /// ends every container, and the endpoints of containers that do not run are dropped when
+    /// the engine starts (`reconcile_networks`), so a lost endpoint change is harmless.
+    fn save_endpoints(&self, rec: &NetworkRecord) -> Result<(), NetworkError> {
+        self.write_record(rec, false)
+    }
+
+    fn write_record(&self, rec: &NetworkRecord, durable: bool) -> Result<(), NetworkError> {
         let data = serde_json::to_vec_pretty(rec).expect("records serialise");
-        write_atomic(&self.net_dir().join(format!("{}.json", rec.id)), &data)
+        write_atomic(
+            &self.net_dir().join(format!("{}.json", rec.id)),
+            &data,
+            durable,
+        )
     }
 
     fn unlink(&self, id: &str) -> Result<(), NetworkError> {
@@ -1051,7 +1074,7 @@ impl NetworkManager {
         new_rec
             .endpoints
             .insert(container_id.to_string(), ep.clone());
-        if let Err(e) = inner.save(&new_rec) {
+        if let Err(e) = inner.save_endpoints(&new_rec) {
             inner.tear_down_endpoint(&ep);
             return Err(e);
         }
@@ -1073,7 +1096,7 @@ impl NetworkManager {
         inner.tear_down_endpoint(ep);
         let mut new_rec = rec.clone();
         new_rec.endpoints.remove(container_id);
-        inner.save(&new_rec)?;
+        inner.save_endpoints(&new_rec)?;
         inner.nets.insert(id, new_rec);
         Ok(())
     }

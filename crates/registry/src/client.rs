@@ -8,9 +8,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::auth::{parse_challenge, repository_scope, token_from_response, token_url, Challenge};
+use crate::endpoints::{endpoints, first_success, Endpoint};
 use crate::error::{describe_error_body, RegistryError, Result};
 use crate::manifest::MANIFEST_ACCEPT;
-use crate::options::{endpoint_host, RegistryOptions, UploadPolicy};
+use crate::options::{RegistryOptions, UploadPolicy};
 use crate::token::{token_lifetime, Authorization};
 use crate::verify::sha256_digest;
 use crate::Credentials;
@@ -101,6 +102,8 @@ impl RegistryClient {
     /// authenticated. `actions` are the scope's actions (`pull`, `push`). With `pull_only`,
     /// Docker Hub's mirrors are tried first, in order; a mirror that does not answer falls
     /// through to the next one. Mirrors are never sent the credentials given for docker.io.
+    /// Pulls that must also fall through when a mirror lacks the image go through
+    /// [`crate::endpoints::first_success`] with [`RegistryClient::connect_to`] instead.
     pub fn connect(
         opts: &RegistryOptions,
         domain: &str,
@@ -109,50 +112,41 @@ impl RegistryClient {
         actions: &[&'static str],
         pull_only: bool,
     ) -> Result<RegistryClient> {
-        let host = endpoint_host(domain);
-        // (endpoint, whether it is a mirror)
-        let mut bases: Vec<(String, bool)> = Vec::new();
-        if pull_only && host == "registry-1.docker.io" {
-            bases.extend(
-                opts.mirrors
-                    .iter()
-                    .map(|m| (m.trim_end_matches('/').to_string(), true)),
-            );
-        }
-        bases.push((format!("https://{host}"), false));
-        if opts.is_insecure(host) {
-            bases.push((format!("http://{host}"), false));
-        }
-        let mut last_err = None;
-        for (base, is_mirror) in bases {
-            let base_host = base
-                .split_once("://")
-                .map(|(_, h)| h.split('/').next().unwrap_or(h))
-                .unwrap_or(host)
-                .to_string();
-            let tls = crate::tls::client_config(&opts.certs_dir, &base_host)?;
-            let agent = ureq::AgentBuilder::new()
-                .tls_config(tls)
-                .user_agent(&opts.user_agent)
-                .timeout_connect(Duration::from_secs(15))
-                .timeout_read(Duration::from_secs(300))
-                .build();
-            let client = RegistryClient {
-                agent,
-                base: base.clone(),
-                repository: repository.to_string(),
-                creds: creds.clone().filter(|c| !c.is_empty() && !is_mirror),
-                actions: actions.to_vec(),
-                challenge: Mutex::new(None),
-                authorization: Mutex::new(None),
-                upload: opts.upload,
-            };
-            match client.ping() {
-                Ok(()) => return Ok(client),
-                Err(e) => last_err = Some(e),
-            }
-        }
-        Err(last_err.unwrap_or_else(|| transport("no registry endpoint")))
+        first_success(
+            &endpoints(opts, domain, pull_only),
+            |endpoint| Self::connect_to(opts, endpoint, repository, creds.clone(), actions),
+            |_, _| true,
+        )
+    }
+
+    /// Connects to one endpoint (`GET /v2/`, keeping its authentication challenge). A mirror
+    /// is not given `creds`.
+    pub fn connect_to(
+        opts: &RegistryOptions,
+        endpoint: &Endpoint,
+        repository: &str,
+        creds: Option<Credentials>,
+        actions: &[&'static str],
+    ) -> Result<RegistryClient> {
+        let tls = crate::tls::client_config(&opts.certs_dir, endpoint.host())?;
+        let agent = ureq::AgentBuilder::new()
+            .tls_config(tls)
+            .user_agent(&opts.user_agent)
+            .timeout_connect(Duration::from_secs(15))
+            .timeout_read(Duration::from_secs(300))
+            .build();
+        let client = RegistryClient {
+            agent,
+            base: endpoint.base.clone(),
+            repository: repository.to_string(),
+            creds: creds.filter(|c| !c.is_empty() && !endpoint.mirror),
+            actions: actions.to_vec(),
+            challenge: Mutex::new(None),
+            authorization: Mutex::new(None),
+            upload: opts.upload,
+        };
+        client.ping()?;
+        Ok(client)
     }
 
     /// The endpoint in use, e.g. `http://127.0.0.1:5000`.

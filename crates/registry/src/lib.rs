@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod endpoints;
 pub mod error;
 #[cfg(test)]
 mod fake_registry;
@@ -23,6 +24,7 @@ pub mod verify;
 
 pub use auth::Credentials;
 pub use client::{FetchedManifest, RegistryClient};
+pub use endpoints::Endpoint;
 pub use error::{RegistryError, Result};
 pub use manifest::{Descriptor, ImageIndex, ImageManifest, Manifest, Platform};
 pub use options::{RegistryOptions, UploadPolicy};

@@ -14,6 +14,9 @@ pub struct RegistryOptions {
     pub certs_dir: PathBuf,
     /// Mirrors of docker.io, tried in order before it (`https://mirror.example`).
     pub mirrors: Vec<String>,
+    /// Where docker.io is reached instead of `https://registry-1.docker.io`
+    /// (`scheme://host[:port]`); for tests, which cannot reach Docker Hub.
+    pub docker_io_endpoint: Option<String>,
     pub user_agent: String,
     /// When uploads go in chunks rather than in one request.
     pub upload: UploadPolicy,
@@ -42,6 +45,7 @@ impl Default for RegistryOptions {
             insecure_registries: Vec::new(),
             certs_dir: PathBuf::from("/etc/berth/certs.d"),
             mirrors: Vec::new(),
+            docker_io_endpoint: None,
             user_agent: concat!("berth/", env!("CARGO_PKG_VERSION")).into(),
             upload: UploadPolicy::default(),
         }

@@ -14,8 +14,9 @@ pub struct ReadAhead<T> {
 }
 
 impl<T: Send + 'static> ReadAhead<T> {
-    /// Starts a thread that reads `src` in chunks of up to `chunk` bytes (at most `depth`
-    /// chunks ahead), then hands `src` to `done` and keeps its result for [`Self::finish`].
+    /// Starts a thread that reads `src` in chunks of `chunk` bytes (the last one shorter; at
+    /// most `depth` chunks ahead), then hands `src` to `done` and keeps its result for
+    /// [`Self::finish`]. A read error is passed on after the bytes read before it.
     pub fn spawn<R, F>(mut src: R, chunk: usize, depth: usize, done: F) -> Self
     where
         R: Read + Send + 'static,
@@ -23,21 +24,36 @@ impl<T: Send + 'static> ReadAhead<T> {
     {
         let (tx, rx) = sync_channel::<io::Result<Vec<u8>>>(depth.max(1));
         let handle = std::thread::spawn(move || {
-            loop {
-                let mut buf = vec![0u8; chunk];
-                match src.read(&mut buf) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(buf)).is_err() {
+            // Each chunk is filled before it is handed over: sources that return a few KiB per
+            // read (sockets, decompressors) would otherwise cost a whole zeroed chunk each.
+            'chunks: loop {
+                let mut buf = vec![0u8; chunk.max(1)];
+                let mut filled = 0;
+                let mut failure = None;
+                while filled < buf.len() {
+                    match src.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => {
+                            failure = Some(e);
                             break;
                         }
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
-                        break;
+                }
+                let at_end = filled < buf.len();
+                if filled > 0 {
+                    buf.truncate(filled);
+                    if tx.send(Ok(buf)).is_err() {
+                        break 'chunks;
                     }
+                }
+                if let Some(e) = failure {
+                    let _ = tx.send(Err(e));
+                    break 'chunks;
+                }
+                if at_end {
+                    break 'chunks;
                 }
             }
             drop(tx);
@@ -96,6 +112,52 @@ mod tests {
         r.read_to_end(&mut out).unwrap();
         assert_eq!(out, data);
         assert_eq!(r.finish(), data.len() as u64);
+    }
+
+    /// Gives `data` a few bytes per read, then fails.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        fail_at_end: bool,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.pos == self.data.len() && self.fail_at_end {
+                return Err(io::Error::other("cut off"));
+            }
+            let n = buf.len().min(7).min(self.data.len() - self.pos);
+            buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn small_reads_are_gathered_and_errors_come_after_the_data() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 13) as u8).collect();
+        let src = Trickle {
+            data: data.clone(),
+            pos: 0,
+            fail_at_end: false,
+        };
+        let mut r = ReadAhead::spawn(src, 4096, 2, |t| t.pos);
+        let mut first = [0u8; 4096];
+        assert_eq!(r.read(&mut first).unwrap(), 4096);
+        let mut out = first.to_vec();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(r.finish(), data.len());
+        let src = Trickle {
+            data: data.clone(),
+            pos: 0,
+            fail_at_end: true,
+        };
+        let mut r = ReadAhead::spawn(src, 4096, 2, |t| t.pos);
+        let mut out = Vec::new();
+        let e = r.read_to_end(&mut out).unwrap_err();
+        assert_eq!(e.to_string(), "cut off");
+        assert_eq!(out, data);
     }
 
     #[test]

@@ -40,6 +40,13 @@ pub fn running_sealed() -> bool {
 
 /// A sealed, executable memfd holding a copy of this process's binary.
 fn sealed_copy() -> Result<OwnedFd> {
+    sealed_copy_of(std::path::Path::new("/proc/self/exe"))
+}
+
+/// A sealed, executable memfd holding a copy of the binary at `path`. The daemon makes one of
+/// berth-runtime and has shims run the runtime from it: a runtime that finds itself running
+/// sealed skips its own copy.
+pub fn sealed_copy_of(path: &std::path::Path) -> Result<OwnedFd> {
     let name = c"berth-runtime";
     let base = MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING;
     // MFD_EXEC (Linux 6.3+): hosts with vm.memfd_noexec=1 otherwise get a non-executable memfd;
@@ -49,7 +56,7 @@ fn sealed_copy() -> Result<OwnedFd> {
         .or_else(|_| memfd_create(name, base))
         .map_err(|e| Error::sys("memfd_create for the sealed runtime binary", e))?;
     let mut copy = File::from(fd);
-    let mut exe = File::open("/proc/self/exe").map_err(|e| Error::sys("open /proc/self/exe", e))?;
+    let mut exe = File::open(path).map_err(|e| Error::io(path, e))?;
     std::io::copy(&mut exe, &mut copy)
         .map_err(|e| Error::sys("copy the runtime binary into a memfd", e))?;
     fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals()))

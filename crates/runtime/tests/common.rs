@@ -191,6 +191,37 @@ pub fn cgroup_exists(path: &str) -> bool {
             .exists()
 }
 
+/// Whether the host's cgroups are pure v2 (one cgroup2 mount at /sys/fs/cgroup) rather than
+/// v1 or hybrid: the tests read a container's limits from different files then.
+pub fn host_is_cgroup_v2() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.get(4) == Some(&"/sys/fs/cgroup")
+                && f.iter()
+                    .skip_while(|x| **x != "-")
+                    .nth(1)
+                    .is_some_and(|t| *t == "cgroup2")
+        })
+}
+
+/// The file holding a cgroup's limit: `v1` (`memory/memory.limit_in_bytes`) on v1 and hybrid
+/// hosts, `v2` (`memory.max`) on pure v2 hosts; `cgroup` is the cgroup's path.
+pub fn cgroup_limit_file(cgroup: &str, v1: &str, v2: &str) -> PathBuf {
+    let rel = cgroup.trim_start_matches('/');
+    if host_is_cgroup_v2() {
+        Path::new("/sys/fs/cgroup").join(rel).join(v2)
+    } else {
+        let (controller, file) = v1.split_once('/').expect("v1 file is CONTROLLER/FILE");
+        Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(rel)
+            .join(file)
+    }
+}
+
 pub fn tmp_path(d: &tempfile::TempDir, name: &str) -> PathBuf {
     d.path().join(name)
 }

@@ -167,12 +167,15 @@ fn update_changes_the_cgroup() {
             "{bin}: {}",
             String::from_utf8_lossy(&o.stderr)
         );
-        let m = std::fs::read_to_string(format!(
-            "/sys/fs/cgroup/memory/berth-test/{id}/memory.limit_in_bytes"
+        let cg = format!("/berth-test/{id}");
+        let m = std::fs::read_to_string(cgroup_limit_file(
+            &cg,
+            "memory/memory.limit_in_bytes",
+            "memory.max",
         ))
         .unwrap();
-        let p = std::fs::read_to_string(format!("/sys/fs/cgroup/pids/berth-test/{id}/pids.max"))
-            .unwrap();
+        let p =
+            std::fs::read_to_string(cgroup_limit_file(&cg, "pids/pids.max", "pids.max")).unwrap();
         assert_eq!((m.trim(), p.trim()), ("99999744", "50"), "{bin}");
         assert!(rt(bin, r.path(), &["delete", "--force", &id])
             .status

@@ -231,9 +231,9 @@ fn bad_input_names_the_field_and_leaves_nothing() {
                 b.config["linux"]["namespaces"]
                     .as_array_mut()
                     .unwrap()
-                    .push(json!({"type": "bogus"}));
+                    .insert(0, json!({"type": "bogus"}));
             }),
-            "linux.namespaces[5].type",
+            "linux.namespaces[0].type",
         ),
         (
             "no-rootfs",

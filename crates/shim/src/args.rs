@@ -37,6 +37,23 @@ pub struct Args {
     pub cgroup: Option<String>,
 }
 
+/// A runtime named by another process's descriptor (`/proc/<pid>/fd/<n>`: the daemon hands
+/// shims its sealed memfd copy of berth-runtime this way, so the runtime need not copy itself
+/// at every start) is opened now and run through the shim's own descriptor, which stays valid
+/// after the daemon exits. Other runtime paths are run by name.
+pub fn pin_runtime(mut args: Args) -> Result<Args, String> {
+    use std::os::fd::IntoRawFd;
+    if !args.runtime.starts_with("/proc/") {
+        return Ok(args);
+    }
+    let file = std::fs::File::open(&args.runtime)
+        .map_err(|e| format!("opening runtime {}: {e}", args.runtime.display()))?;
+    // Kept open (close-on-exec) for the life of the shim.
+    let fd = file.into_raw_fd();
+    args.runtime = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    Ok(args)
+}
+
 /// Makes `p` absolute against the current directory (the shim later changes to `/`).
 fn absolute(p: PathBuf) -> Result<PathBuf, String> {
     if p.is_absolute() {

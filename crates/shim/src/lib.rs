@@ -20,3 +20,4 @@
 //! exec: "x": executable file not found in $PATH`; nothing is left behind then).
 
 pub mod protocol;
+pub mod sockpath;

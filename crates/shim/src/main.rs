@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 
 fn main() {
-    let args = match args::parse(std::env::args_os().skip(1)) {
+    let args = match args::parse(std::env::args_os().skip(1)).and_then(args::pin_runtime) {
         Ok(a) => a,
         Err(e) => fail(&e),
     };

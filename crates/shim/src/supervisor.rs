@@ -9,10 +9,11 @@
 use crate::args::{Args, Mode};
 use crate::{jsonlog, sys};
 use berth_shim::protocol;
+use berth_shim::sockpath::SocketPath;
 use std::collections::VecDeque;
 use std::fmt::Display;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -32,6 +33,10 @@ const MAX_BACKLOG: usize = 4 << 20;
 const STALL: Duration = Duration::from_secs(2);
 /// Largest chunk read from the container's output at once.
 const CHUNK: usize = 32 * 1024;
+/// Output relayed by one reader after which a pause in the output trims the heap.
+const TRIM_AFTER: usize = 64 * 1024;
+/// How long the output must pause before the heap is trimmed.
+const TRIM_PAUSE: Duration = Duration::from_secs(1);
 /// The console socket runc sends the pty master to, in the state directory.
 const CONSOLE_SOCKET: &str = "console.sock";
 /// runc's own log (JSON lines), in the state directory.
@@ -238,15 +243,25 @@ impl RuntimeStdio {
 /// The listening `--console-socket`; removed when dropped.
 struct ConsoleSocket {
     listener: UnixListener,
+    sock: SocketPath,
+    /// The path the runtime connects to.
     path: PathBuf,
 }
 
 impl ConsoleSocket {
-    fn bind(path: PathBuf) -> Result<Self, String> {
-        let _ = fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)
-            .map_err(|e| format!("binding console socket {}: {e}", path.display()))?;
-        Ok(ConsoleSocket { listener, path })
+    fn bind(dir: &Path) -> Result<Self, String> {
+        let shown = dir.join(CONSOLE_SOCKET);
+        let sock = SocketPath::new(dir, CONSOLE_SOCKET)
+            .map_err(|e| format!("binding console socket {}: {e}", shown.display()))?;
+        let _ = fs::remove_file(sock.path());
+        let listener = UnixListener::bind(sock.path())
+            .map_err(|e| format!("binding console socket {}: {e}", shown.display()))?;
+        let path = sock.path_for_others();
+        Ok(ConsoleSocket {
+            listener,
+            sock,
+            path,
+        })
     }
 
     /// Accepts the runtime's connection (already queued: the runtime has exited) and receives
@@ -273,7 +288,7 @@ impl ConsoleSocket {
 
 impl Drop for ConsoleSocket {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+        let _ = fs::remove_file(self.sock.path());
     }
 }
 
@@ -334,6 +349,7 @@ pub fn run(args: Args, mut ready: File) -> ! {
             debug(format_args!("ready, pid {pid}"));
             let _ = writeln!(ready, "ok {pid}");
             drop(ready);
+            sys::release_free_heap();
             let code = shim.reap();
             shim.finish(code)
         }
@@ -372,8 +388,9 @@ fn prepare(args: Args) -> Result<(Arc<Shim>, UnixListener), String> {
     let _ = fs::remove_file(args.state_file(protocol::EXIT_FILE));
     let sock = args.state_file(protocol::SOCKET);
     let _ = fs::remove_file(&sock);
-    let listener =
-        UnixListener::bind(&sock).map_err(|e| format!("binding {}: {e}", sock.display()))?;
+    let listener = SocketPath::new(&args.state_dir, protocol::SOCKET)
+        .and_then(|short| UnixListener::bind(short.path()))
+        .map_err(|e| format!("binding {}: {e}", sock.display()))?;
     fs::set_permissions(&sock, fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("chmod {}: {e}", sock.display()))?;
 
@@ -531,7 +548,7 @@ impl Shim {
 
     fn console_socket(&self) -> Result<Option<ConsoleSocket>, String> {
         if self.args.tty {
-            ConsoleSocket::bind(self.args.state_file(CONSOLE_SOCKET)).map(Some)
+            ConsoleSocket::bind(&self.args.state_dir).map(Some)
         } else {
             Ok(None)
         }
@@ -690,14 +707,14 @@ impl Shim {
         std::process::exit(0)
     }
 
-    /// Writes `exit.json` atomically.
+    /// Writes `exit.json` atomically. Not fsynced: it must outlive the daemon, not the host
+    /// (a host crash ends the container and the exec root is normally on tmpfs).
     fn write_exit_file(&self, json: &str) -> io::Result<()> {
         let tmp = self
             .args
             .state_file(&format!("{}.tmp", protocol::EXIT_FILE));
         let mut f = File::create(&tmp)?;
         f.write_all(json.as_bytes())?;
-        f.sync_all()?;
         drop(f);
         fs::rename(&tmp, self.args.state_file(protocol::EXIT_FILE))
     }
@@ -805,6 +822,7 @@ impl Shim {
                 if let Err(msg) = r {
                     self.abandon(&msg);
                 }
+                sys::release_free_heap();
             }
             other => debug(format_args!("ignoring frame kind {other}")),
         }
@@ -828,11 +846,23 @@ impl Shim {
         } else {
             "stdout"
         };
-        let mut buf = vec![0u8; CHUNK];
+        // Not zero-filled: only the pages a read actually fills become resident, so an idle
+        // container's readers hold no buffer memory.
+        let mut buf = Vec::with_capacity(CHUNK);
         let mut lines = jsonlog::LineSplitter::default();
         let mut records = Vec::new();
+        let mut relayed_since_trim = 0usize;
         loop {
-            let n = match (&*src).read(&mut buf) {
+            // After a burst of output, once the container pauses, give the buffers' and frames'
+            // pages back so the shim shrinks to its idle size again.
+            if relayed_since_trim >= TRIM_AFTER && !sys::wait_readable(src, TRIM_PAUSE) {
+                buf = Vec::new();
+                records = Vec::new();
+                sys::release_free_heap();
+                buf.reserve_exact(CHUNK);
+                relayed_since_trim = 0;
+            }
+            let n = match sys::read_into(src, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -843,6 +873,7 @@ impl Shim {
                     break;
                 }
             };
+            relayed_since_trim += n;
             let data = &buf[..n];
             if self.log.is_some() {
                 let time = jsonlog::now_rfc3339();

@@ -1,6 +1,8 @@
 //! Thin wrappers over the few libc calls the shim needs that std does not offer: fork, setsid,
 //! the child-subreaper flag, close-on-exec pipes, waitid/waitpid, receiving a descriptor over a
-//! unix socket (the pty master runc sends to `--console-socket`) and the terminal size ioctl.
+//! unix socket (the pty master runc sends to `--console-socket`), the terminal size ioctl, and
+//! what keeps an idle shim small: malloc arena limits and trimming, reads that touch only the
+//! bytes that arrive, and a poll to notice that output has paused.
 //!
 //! This is the only module of the shim with `unsafe` code.
 
@@ -57,6 +59,48 @@ pub fn limit_malloc_arenas() {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// Hands the heap's free pages back to the kernel (`malloc_trim(0)`): what start-up allocated
+/// and freed (runtime command lines, paths, formatting) would otherwise stay resident for the
+/// container's whole life.
+pub fn release_free_heap() {
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists; it is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Reads once from `fd` into `buf`'s spare capacity, replacing its contents; returns the number
+/// of bytes read (0 at end of file). Unlike reading into a zero-filled buffer, this writes only
+/// the bytes that arrive, so untouched capacity never becomes resident.
+pub fn read_into(fd: &impl AsRawFd, buf: &mut Vec<u8>) -> io::Result<usize> {
+    buf.clear();
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is writable memory of `spare.len()` bytes owned by `buf`; read writes at
+    // most that many bytes into it.
+    let n = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised the first `n` bytes (n <= capacity).
+    unsafe { buf.set_len(n) };
+    Ok(n)
+}
+
+/// Whether `fd` becomes readable (data, end of file or an error to report) within `timeout`.
+/// A failing poll counts as readable, so the caller goes on to read and sees the error.
+pub fn wait_readable(fd: &impl AsRawFd, timeout: std::time::Duration) -> bool {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
+    // SAFETY: `pfd` is one valid pollfd and the count passed is 1.
+    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
+    r != 0
 }
 
 /// Creates a pipe whose both ends are close-on-exec: `(read end, write end)`.

@@ -69,6 +69,14 @@ fn qualified(name: &str, tag: &str) -> String {
     format!("{domain}/{path}{sep}{tag}")
 }
 
+/// The docker CLI's pull and push end with status 1 when the daemon refuses (not 125).
+fn exit_one(e: anyhow::Error) -> anyhow::Error {
+    match crate::client::api_error(&e) {
+        Some(a) => Exit::msg(1, a.to_string()),
+        None => e,
+    }
+}
+
 pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
     let (name, tag) = split_name(&a.name);
     if a.all_tags && tag.is_some() {
@@ -97,7 +105,8 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
             None,
             &[("X-Registry-Auth", auth)],
         )
-        .await?;
+        .await
+        .map_err(exit_one)?;
     let mut printer = ProgressPrinter::new(tty::stdout_is_tty(), a.quiet);
     json_stream(resp, |v| {
         printer.message(v);
@@ -138,7 +147,8 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
             None,
             &[("X-Registry-Auth", auth)],
         )
-        .await?;
+        .await
+        .map_err(exit_one)?;
     let mut printer = ProgressPrinter::new(tty::stdout_is_tty(), a.quiet);
     json_stream(resp, |v| {
         printer.message(v);

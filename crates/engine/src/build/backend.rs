@@ -483,7 +483,7 @@ impl BuildBackend for EngineBackend {
         let spec = self
             .engine
             .images
-            .create_rw_layer(&name, image_id)
+            .create_scratch_rw_layer(&name, image_id)
             .map_err(from_image)?;
         let target = self.scratch.join("mounts").join(&name);
         let mounted = std::fs::create_dir_all(&target).and_then(|()| {

@@ -53,7 +53,7 @@ impl BuildCache {
             std::fs::create_dir_all(dir)?;
         }
         let bytes = serde_json::to_vec(m)?;
-        crate::util::write_atomic(&self.path, &bytes)
+        crate::util::write_atomic(&self.path, &bytes, crate::util::Durability::Durable)
     }
 }
 
