@@ -87,6 +87,12 @@ check "update memory.max" 134217728 "$(berth exec upd cat /sys/fs/cgroup/memory.
 stats=$(berth stats --no-stream --format '{{.MemUsage}}' upd 2>&1)
 case $stats in *MiB*|*KiB*) pass "stats ($stats)" ;; *) fail "stats: $stats" ;; esac
 
+# The shim of an idle container stays under 1 MiB resident.
+upd_id=$(berth inspect -f '{{.Id}}' upd)
+sleep 1
+rss=$(awk '/^VmRSS/ {print $2}' "/proc/$(cat "$base/exec/shims/$upd_id/shim.pid")/status")
+if [ "${rss:-99999}" -le 1024 ]; then pass "idle shim RSS ($rss KiB)"; else fail "idle shim RSS $rss KiB"; fi
+
 # A daemon killed with SIGKILL leaves the container running; a new daemon picks it up.
 kill -9 "$daemon_pid"; wait "$daemon_pid" 2>/dev/null
 start_daemon
