@@ -1604,10 +1604,8 @@ impl Engine {
         let (images, cid) = (self.images.clone(), id.clone());
         let remove_layer = blocking(move || Ok(images.remove_rw_layer(&cid)?));
         let delete_runtime_state = async {
-            // A shim that reported the exit is still running `runtime delete`; wait for it
-            // rather than race it with a second one.
-            shim_client::wait_shim_gone(&self.shim_dir(&id), std::time::Duration::from_secs(5))
-                .await;
+            // The shim runs `runtime delete` before it reports the exit; the state is left only
+            // when the shim died first.
             if self.runc_root().join(&id).exists() {
                 self.runtime_delete(&runtime, &id).await;
             }

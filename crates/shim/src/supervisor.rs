@@ -697,9 +697,11 @@ impl Shim {
             c.exit = Some(frame);
             c.list.clone()
         };
+        // Short polls: the engine waits for this shim to be gone before it starts the
+        // container again.
         let deadline = Instant::now() + Duration::from_secs(1);
         while Instant::now() < deadline && !clients.iter().all(|c| c.drained()) {
-            thread::sleep(Duration::from_millis(10));
+            thread::sleep(Duration::from_millis(1));
         }
         let _ = fs::remove_file(self.args.state_file(protocol::SOCKET));
         let _ = fs::remove_file(self.args.state_file(protocol::SHIM_PID_FILE));
