@@ -240,19 +240,7 @@ impl Engine {
         // (it exited, or was never started, while the daemon was down) is removed.
         for id in gone_auto_remove {
             tracing::info!("removing --rm container {id}, not running at start-up");
-            let removed = self
-                .container_remove(
-                    &id,
-                    RemoveOptions {
-                        force: true,
-                        volumes: true,
-                        ..Default::default()
-                    },
-                )
-                .await;
-            if let Err(e) = removed {
-                tracing::warn!("removing --rm container {id}: {e}");
-            }
+            self.auto_remove(&id).await;
         }
     }
 
@@ -909,18 +897,7 @@ impl Engine {
                 if auto_remove {
                     let engine = self.arc();
                     let id = c.id.clone();
-                    tokio::spawn(async move {
-                        let _ = engine
-                            .container_remove(
-                                &id,
-                                RemoveOptions {
-                                    force: true,
-                                    volumes: true,
-                                    ..Default::default()
-                                },
-                            )
-                            .await;
-                    });
+                    tokio::spawn(async move { engine.auto_remove(&id).await });
                 }
                 Err(e)
             }
@@ -1400,21 +1377,20 @@ impl Engine {
         if auto_remove && auto_remove_allowed {
             let engine = self.arc();
             let id = c.id.clone();
-            tokio::spawn(async move {
-                if let Err(e) = engine
-                    .container_remove(
-                        &id,
-                        RemoveOptions {
-                            force: true,
-                            volumes: true,
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                {
-                    tracing::warn!("auto-removing {id}: {e}");
-                }
-            });
+            tokio::spawn(async move { engine.auto_remove(&id).await });
+        }
+    }
+
+    /// Removes an `--rm` container and its anonymous volumes, as `docker run --rm` does once
+    /// the container is done; a failure is logged (nobody waits on it).
+    async fn auto_remove(&self, id: &str) {
+        let opts = RemoveOptions {
+            force: true,
+            volumes: true,
+            ..Default::default()
+        };
+        if let Err(e) = self.container_remove(id, opts).await {
+            tracing::warn!("auto-removing {id}: {e}");
         }
     }
 

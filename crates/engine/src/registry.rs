@@ -255,14 +255,7 @@ impl Engine {
             let plans = first_success(
                 &list,
                 |endpoint| -> std::result::Result<Vec<PullPlan>, ResolveFailure> {
-                    let client = RegistryClient::connect_to(
-                        &s.options,
-                        endpoint,
-                        &reference.path,
-                        creds.clone(),
-                        &["pull"],
-                    )
-                    .map_err(ResolveFailure::Connect)?;
+                    let client = connect_for_pull(&s.options, endpoint, &reference, creds.clone())?;
                     let client = Arc::new(client);
                     let refs = if all_tags {
                         let tags = client
@@ -467,14 +460,8 @@ impl Engine {
             let (client, m) = first_success(
                 &endpoints(&s.options, &reference.domain, true),
                 |endpoint| {
-                    let client = RegistryClient::connect_to(
-                        &s.options,
-                        endpoint,
-                        &reference.path,
-                        creds.clone(),
-                        &["pull"],
-                    )
-                    .map_err(ResolveFailure::Connect)?;
+                    let client =
+                        connect_for_pull(&s.options, endpoint, &reference, creds.clone())?;
                     let m = client
                         .get_manifest(&want)
                         .map_err(|e| ResolveFailure::Fetch(e, Box::new(reference.clone())))?;
@@ -516,6 +503,17 @@ impl Engine {
         .await
         .map_err(internal)?
     }
+}
+
+/// Connects to `endpoint` to pull from `reference`'s repository.
+fn connect_for_pull(
+    options: &berth_registry::RegistryOptions,
+    endpoint: &Endpoint,
+    reference: &Reference,
+    creds: Option<Credentials>,
+) -> std::result::Result<RegistryClient, ResolveFailure> {
+    RegistryClient::connect_to(options, endpoint, &reference.path, creds, &["pull"])
+        .map_err(ResolveFailure::Connect)
 }
 
 /// Why resolving a pull at one endpoint failed, and so whether the next endpoint is tried.
