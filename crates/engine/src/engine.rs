@@ -1004,7 +1004,8 @@ impl Engine {
             cgroup: Some(format!("/berth/{id}")),
         };
         let pid = shim_client::launch(&launch).await?;
-        if !host_net && shared_netns.is_none() && pid > 0 {
+        // Joining a network brings `lo` up too.
+        if !host_net && shared_netns.is_none() && rec.networks.is_empty() && pid > 0 {
             if let Err(e) = sys::loopback_up(pid as i32) {
                 tracing::warn!("bringing up lo in {id}: {e}");
             }
@@ -1326,7 +1327,7 @@ impl Engine {
         // Release what the container held before it reads as exited, as dockerd does: a
         // `stop` or `rm -f` that returns has its networks and rootfs released.
         c.close_subscribers();
-        self.disconnect_container(&c.id).await;
+        self.release_networks_of_exited(&c.id).await;
         let _ = sys::unmount(&self.rootfs(&c.id));
         self.release_volumes(&c.record());
         {

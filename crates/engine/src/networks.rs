@@ -290,6 +290,18 @@ impl Engine {
 
     /// Leaves every network (veths, addresses, port rules) and stops the DNS server.
     pub(crate) async fn disconnect_container(&self, id: &str) {
+        self.leave_networks(id, false).await;
+    }
+
+    /// [`Self::disconnect_container`] for a container whose processes have all exited: its
+    /// veths go with its network namespace, which the kernel tears down on its own, so the
+    /// exit does not wait for them (`NetworkManager::release_exited`).
+    pub(crate) async fn release_networks_of_exited(&self, id: &str) {
+        self.leave_networks(id, true).await;
+    }
+
+    async fn leave_networks(&self, id: &str, exited: bool) {
+        // First, so that its socket does not keep the namespace alive.
         if let Some(server) = self.dns.lock().unwrap().remove(id) {
             let _ = server.stop();
         }
@@ -298,7 +310,12 @@ impl Engine {
         };
         let id = id.to_string();
         let _ = tokio::task::spawn_blocking(move || {
-            if let Err(e) = net.disconnect_all(&id) {
+            let res = if exited {
+                net.release_exited(&id)
+            } else {
+                net.disconnect_all(&id)
+            };
+            if let Err(e) = res {
                 tracing::warn!("leaving networks of {id}: {e}");
             }
         })

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -179,18 +180,25 @@ pub fn answer(query: &[u8], resolver: &dyn Resolver, cfg: &DnsConfig) -> Option<
     Some(forward(query, cfg).unwrap_or_else(|| build_response(query, &q, 2, None)))
 }
 
-/// Serves `socket` until `stop` is set (checked every 200 ms). Local answers are sent
-/// inline; forwarded queries are handled on short-lived threads.
+/// Serves `socket` until `stop` is set; [`DnsServer::stop`] wakes the blocked receive by
+/// shutting the socket down. Local answers are sent inline; forwarded queries are handled on
+/// short-lived threads.
 pub fn serve(
     socket: UdpSocket,
     resolver: Arc<dyn Resolver>,
     cfg: DnsConfig,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    // Only a backstop: a shutdown wakes the receive at once.
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(STOP_BACKSTOP))?;
     let mut buf = [0u8; 4096];
-    while !stop.load(Ordering::Relaxed) {
-        let (n, from) = match socket.recv_from(&mut buf) {
+    loop {
+        let received = socket.recv_from(&mut buf);
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let (n, from) = match received {
             Ok(x) => x,
             Err(e)
                 if matches!(
@@ -220,27 +228,55 @@ pub fn serve(
             }
         });
     }
-    Ok(())
 }
+
+/// How often a server whose socket could not be shut down notices `stop` anyway.
+const STOP_BACKSTOP: Duration = Duration::from_secs(1);
 
 /// A running DNS server thread; stopped (and joined) on [`DnsServer::stop`] or drop.
 pub struct DnsServer {
     stop: Arc<AtomicBool>,
+    /// The served socket's descriptor (a duplicate), shut down to wake the thread.
+    waker: Option<OwnedFd>,
     handle: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl DnsServer {
-    /// Stops the server and waits for its thread.
+    /// Stops the server and waits for its thread (at once: its socket is shut down, which
+    /// wakes a blocked receive or accept, and closes it, so a container's network namespace
+    /// does not outlive the container because of it).
     pub fn stop(mut self) -> io::Result<()> {
         self.stop_inner()
     }
 
     fn stop_inner(&mut self) -> io::Result<()> {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(fd) = self.waker.take() {
+            // ENOTCONN on an unconnected UDP socket still wakes its receivers.
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+        }
         match self.handle.take().map(JoinHandle::join) {
             Some(Ok(r)) => r,
             Some(Err(_)) => Err(io::Error::other("dns server thread panicked")),
             None => Ok(()),
+        }
+    }
+
+    fn start(
+        name: &str,
+        waker: io::Result<OwnedFd>,
+        serve: impl FnOnce(Arc<AtomicBool>) -> io::Result<()> + Send + 'static,
+    ) -> DnsServer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = Arc::clone(&stop);
+        let handle = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || serve(s))
+            .expect("spawning the dns thread");
+        DnsServer {
+            stop,
+            waker: waker.ok(),
+            handle: Some(handle),
         }
     }
 }
@@ -253,16 +289,10 @@ impl Drop for DnsServer {
 
 /// Starts [`serve`] on a thread.
 pub fn spawn(socket: UdpSocket, resolver: Arc<dyn Resolver>, cfg: DnsConfig) -> DnsServer {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    let handle = std::thread::Builder::new()
-        .name("berth-dns".into())
-        .spawn(move || serve(socket, resolver, cfg, s))
-        .expect("spawning the dns thread");
-    DnsServer {
-        stop,
-        handle: Some(handle),
-    }
+    let waker = socket.as_fd().try_clone_to_owned();
+    DnsServer::start("berth-dns", waker, move |stop| {
+        serve(socket, resolver, cfg, stop)
+    })
 }
 
 fn serve_tcp_conn(mut c: TcpStream, resolver: &dyn Resolver, cfg: &DnsConfig) -> io::Result<()> {
@@ -285,16 +315,21 @@ fn serve_tcp_conn(mut c: TcpStream, resolver: &dyn Resolver, cfg: &DnsConfig) ->
     }
 }
 
-/// Serves DNS over TCP on `listener` until `stop` is set; one thread per connection.
+/// Serves DNS over TCP on `listener` until `stop` is set (a shutdown of the listener, by
+/// [`DnsServer::stop`], wakes the accept); one thread per connection.
 pub fn serve_tcp(
     listener: TcpListener,
     resolver: Arc<dyn Resolver>,
     cfg: DnsConfig,
     stop: Arc<AtomicBool>,
 ) -> io::Result<()> {
-    listener.set_nonblocking(true)?;
-    while !stop.load(Ordering::Relaxed) {
-        match listener.accept() {
+    listener.set_nonblocking(false)?;
+    loop {
+        let accepted = listener.accept();
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        match accepted {
             Ok((c, _)) => {
                 let (res, cfg) = (Arc::clone(&resolver), cfg.clone());
                 std::thread::spawn(move || {
@@ -303,28 +338,22 @@ pub fn serve_tcp(
                     }
                 });
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) => {}
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 /// Starts [`serve_tcp`] on a thread.
 pub fn spawn_tcp(listener: TcpListener, resolver: Arc<dyn Resolver>, cfg: DnsConfig) -> DnsServer {
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    let handle = std::thread::Builder::new()
-        .name("berth-dns-tcp".into())
-        .spawn(move || serve_tcp(listener, resolver, cfg, s))
-        .expect("spawning the dns thread");
-    DnsServer {
-        stop,
-        handle: Some(handle),
-    }
+    let waker = listener.as_fd().try_clone_to_owned();
+    DnsServer::start("berth-dns-tcp", waker, move |stop| {
+        serve_tcp(listener, resolver, cfg, stop)
+    })
 }
 
 /// The `resolv.conf` for a container, from the host's. With the embedded server
@@ -489,6 +518,35 @@ mod tests {
         }
         drop(c);
         server.stop().unwrap();
+    }
+
+    /// Stopping wakes the blocked receive or accept at once (a container's exit waits on
+    /// it), and the served port is closed afterwards.
+    #[test]
+    fn stop_is_prompt_and_closes_the_socket() {
+        let cfg = DnsConfig {
+            upstreams: vec![],
+            timeout: Duration::from_millis(100),
+        };
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let udp_addr = sock.local_addr().unwrap();
+        let udp = spawn(sock, resolver(), cfg.clone());
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tcp_addr = l.local_addr().unwrap();
+        let tcp = spawn_tcp(l, resolver(), cfg);
+        // Let both threads block.
+        std::thread::sleep(Duration::from_millis(50));
+        for server in [udp, tcp] {
+            let t = std::time::Instant::now();
+            server.stop().unwrap();
+            assert!(
+                t.elapsed() < Duration::from_millis(100),
+                "stop took {:?}",
+                t.elapsed()
+            );
+        }
+        UdpSocket::bind(udp_addr).expect("the UDP port is free again");
+        assert!(TcpStream::connect(tcp_addr).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dns;
+mod drain;
 mod error;
 pub mod firewall;
 pub mod ipam;

@@ -12,10 +12,12 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use crate::dns::Resolver;
+use crate::drain::{Drain, DRAIN_POLL};
 use crate::firewall::{self, Chains, Firewall, IptablesCmd, Rule};
 use crate::ipam::{self, AddressPool};
 use crate::ipnet::Ipv4Net;
@@ -325,6 +327,8 @@ struct Inner {
     nl: Arc<dyn Netlink>,
     fw: Option<Arc<dyn Firewall>>,
     nets: BTreeMap<String, NetworkRecord>,
+    /// Veths of exited containers that the kernel is deleting; see [`crate::drain`].
+    drain: Drain,
 }
 
 /// Manages berth's bridge networks. Cheap to clone; all methods are synchronous (call them
@@ -522,6 +526,48 @@ impl Inner {
         self.nl.delete_link(&rec.bridge)
     }
 
+    /// An address on network `id` for `container_id`: `requested`, else the one its veth
+    /// still draining there holds (a restart keeps its address), else the first free one.
+    /// Addresses held by draining veths are skipped; when one of them is requested, or nothing
+    /// else is free, those veths are deleted now and their addresses given out.
+    fn allocate_address(
+        &mut self,
+        id: &str,
+        container_id: &str,
+        requested: Option<Ipv4Addr>,
+    ) -> Result<Ipv4Addr, NetworkError> {
+        if requested.is_none() {
+            if let Some((veth, ip)) = self.drain.take_container(id, container_id) {
+                if let Err(e) = self.nl.delete_link(&veth) {
+                    tracing::warn!("deleting {veth}: {e}");
+                }
+                return Ok(ip);
+            }
+        }
+        let rec = &self.nets[id];
+        let (subnet, range, gateway) = (rec.subnet, rec.ip_range, rec.gateway);
+        let in_use: BTreeSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.endpoint.ip).collect();
+        let mut used = in_use.clone();
+        used.extend(self.drain.reserved(id));
+        let err = match ipam::allocate(subnet, range, gateway, &used, requested) {
+            Ok(ip) => return Ok(ip),
+            Err(e) => e,
+        };
+        if requested.is_some_and(|ip| in_use.contains(&ip)) {
+            return Err(err);
+        }
+        let veths = self.drain.take(id, requested);
+        if veths.is_empty() {
+            return Err(err);
+        }
+        for v in veths {
+            if let Err(e) = self.nl.delete_link(&v) {
+                tracing::warn!("deleting {v}: {e}");
+            }
+        }
+        ipam::allocate(subnet, range, gateway, &in_use, requested)
+    }
+
     fn used_ports(&self) -> Vec<PortBinding> {
         self.nets
             .values()
@@ -638,6 +684,7 @@ impl NetworkManager {
             nl,
             fw,
             nets: BTreeMap::new(),
+            drain: Drain::default(),
         };
         let nd = inner.net_dir();
         fs::create_dir_all(&nd)
@@ -990,13 +1037,12 @@ impl NetworkManager {
                 "user specified IP address is supported on user defined networks only".into(),
             ));
         }
-        let used: BTreeSet<Ipv4Addr> = rec.endpoints.values().map(|e| e.endpoint.ip).collect();
-        let ip = ipam::allocate(rec.subnet, rec.ip_range, rec.gateway, &used, req.ip)?;
-        let ports = if rec.internal {
+        let (internal, net_name) = (rec.internal, rec.name.clone());
+        let ip = inner.allocate_address(&id, container_id, req.ip)?;
+        let ports = if internal {
             if !req.ports.is_empty() {
                 tracing::info!(
-                    "ignoring published ports of {container_id} on internal network {}",
-                    rec.name
+                    "ignoring published ports of {container_id} on internal network {net_name}"
                 );
             }
             Vec::new()
@@ -1004,19 +1050,13 @@ impl NetworkManager {
             inner.bind_ports(&req.ports)?
         };
         let rec = &inner.nets[&id];
-        let ns_links = inner.nl.netns_links(netns_path)?;
-        let ifname = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|n| !ns_links.contains(n))
-            .expect("infinite");
-        let host_links = inner.nl.links()?;
         let host_veth = loop {
             let n = format!(
                 "{}{}",
                 inner.cfg.veth_prefix,
                 hex::encode(rand::random::<[u8; 4]>())
             );
-            if !host_links.contains(&n) {
+            if !inner.nl.link_exists(&n) {
                 break n;
             }
         };
@@ -1026,7 +1066,6 @@ impl NetworkManager {
             .values()
             .any(|n| !n.internal && n.endpoints.contains_key(container_id));
         let pc = PeerConfig {
-            ifname: ifname.clone(),
             addr: Ipv4Net::new(ip, rec.subnet.prefix_len())?,
             mac: ipam::mac_for(ip),
             default_gateway: (!rec.internal && !has_gateway).then_some(rec.gateway),
@@ -1034,10 +1073,13 @@ impl NetworkManager {
         inner
             .nl
             .create_veth(&host_veth, &peer, &rec.bridge, netns_path)?;
-        if let Err(e) = inner.nl.configure_peer(netns_path, &peer, &pc) {
-            let _ = inner.nl.delete_link(&host_veth);
-            return Err(e);
-        }
+        let ifname = match inner.nl.configure_peer(netns_path, &peer, &pc) {
+            Ok(ifname) => ifname,
+            Err(e) => {
+                let _ = inner.nl.delete_link(&host_veth);
+                return Err(e);
+            }
+        };
         let rules: Vec<Rule> = ports
             .iter()
             .flat_map(|p| firewall::port_rules(&inner.chains, &rec.bridge, ip, p))
@@ -1121,6 +1163,64 @@ impl NetworkManager {
         Ok(())
     }
 
+    /// Detaches a container whose processes have all exited: its port rules go and its
+    /// endpoints are released now, while its veths are left to the kernel, which deletes them
+    /// with the container's network namespace (see [`crate::drain`]); their addresses stay
+    /// reserved until then. A network namespace still in use needs [`Self::disconnect_all`].
+    pub fn release_exited(&self, container_id: &str) -> Result<(), NetworkError> {
+        let mut inner = self.lock();
+        let ids: Vec<String> = inner
+            .nets
+            .values()
+            .filter(|n| n.endpoints.contains_key(container_id))
+            .map(|n| n.id.clone())
+            .collect();
+        let now = Instant::now();
+        let mut start_reaper = false;
+        let mut first_err = None;
+        for id in ids {
+            let mut rec = inner.nets[&id].clone();
+            let ep = rec.endpoints.remove(container_id).expect("listed");
+            inner.del_rules(&ep.rules);
+            start_reaper |= inner.drain.add(
+                container_id,
+                &ep.endpoint.host_veth,
+                &id,
+                ep.endpoint.ip,
+                now,
+            );
+            // The endpoint is gone whether or not the record is saved: a daemon that starts
+            // drops endpoints of containers that do not run.
+            if let Err(e) = inner.save_endpoints(&rec) {
+                first_err.get_or_insert(e);
+            }
+            inner.nets.insert(id, rec);
+        }
+        drop(inner);
+        if start_reaper {
+            self.spawn_reaper();
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Starts the thread that watches draining veths (one at a time; it ends when none is
+    /// left). If no thread can be started, the veths are deleted here and now.
+    fn spawn_reaper(&self) {
+        let inner = Arc::clone(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("berth-veth-reaper".into())
+            .spawn(move || reap_drained_veths(&inner));
+        if let Err(e) = spawned {
+            tracing::warn!("starting the veth reaper: {e}; deleting veths now");
+            let mut inner = self.lock();
+            for v in inner.drain.take_all() {
+                if let Err(e) = inner.nl.delete_link(&v) {
+                    tracing::warn!("deleting {v}: {e}");
+                }
+            }
+        }
+    }
+
     /// The container's endpoints, by network name.
     pub fn endpoints(&self, container_id: &str) -> BTreeMap<String, Endpoint> {
         self.lock()
@@ -1155,6 +1255,11 @@ impl NetworkManager {
     /// berth's chains and the jumps to them, and the state files. For tests and resets.
     pub fn purge(&self) -> Result<(), NetworkError> {
         let mut inner = self.lock();
+        for v in inner.drain.take_all() {
+            if let Err(e) = inner.nl.delete_link(&v) {
+                tracing::warn!("deleting {v}: {e}");
+            }
+        }
         let ids: Vec<String> = inner.nets.keys().cloned().collect();
         let mut first_err = None;
         for id in ids {
@@ -1184,6 +1289,30 @@ impl NetworkManager {
             }
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+/// The reaper: every [`DRAIN_POLL`], forgets the draining veths the kernel has deleted and
+/// deletes those past their deadline itself; returns when none is left.
+fn reap_drained_veths(inner: &Mutex<Inner>) {
+    let lock = || inner.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        std::thread::sleep(DRAIN_POLL);
+        let (nl, overdue) = {
+            let mut g = lock();
+            let nl = Arc::clone(&g.nl);
+            match g.drain.pass(|v| nl.link_exists(v), Instant::now()) {
+                Some(overdue) => (nl, overdue),
+                None => return,
+            }
+        };
+        for veth in overdue {
+            tracing::info!("deleting {veth}: it outlived its container");
+            if let Err(e) = nl.delete_link(&veth) {
+                tracing::warn!("deleting {veth}: {e}");
+            }
+            lock().drain.forget(&veth);
+        }
     }
 }
 

@@ -460,3 +460,99 @@ fn internal_network_ignores_ports_and_has_no_nat() {
         .rules("filter", "BERTH-ISOLATION-1")
         .contains(&format!("-i {br} ! -o {br} -j DROP")));
 }
+
+/// An exited container's veth is left to the kernel (no delete), its port rules go at once
+/// and its address is not given out again until the veth is gone, unless it is asked for.
+#[test]
+fn exited_containers_veths_drain_and_keep_their_addresses() {
+    let e = env();
+    let m = open(&e, &|_| true);
+    m.create(CreateNetwork {
+        name: "app".into(),
+        subnet: Some("10.31.0.0/24".parse().unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    let join = |id: &str, n: &str, ip: Option<Ipv4Addr>| {
+        m.connect(
+            "app",
+            id,
+            &ns(n),
+            EndpointRequest {
+                name: id.into(),
+                ip,
+                ports: if id == "c1" {
+                    parse_publish("127.0.0.1:8081:80").unwrap()
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let first = join("c1", "a", None);
+    assert_eq!(first.ip, Ipv4Addr::new(10, 31, 0, 2));
+    assert_eq!(e.fw.rules("nat", "BERTH-DNAT").len(), 1);
+    m.release_exited("c1").unwrap();
+    assert!(e.fw.rules("nat", "BERTH-DNAT").is_empty());
+    assert!(m.endpoints("c1").is_empty());
+    assert!(m.inspect("app").unwrap().containers.is_empty());
+    let deletes = |veth: &str| {
+        e.nl.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| *c == &format!("delete_link {veth}"))
+            .count()
+    };
+    assert_eq!(deletes(&first.host_veth), 0, "left to the kernel");
+    // Its address is skipped while the veth exists...
+    let second = join("c2", "b", None);
+    assert_eq!(second.ip, Ipv4Addr::new(10, 31, 0, 3));
+    // ...unless asked for: then the veth is deleted first.
+    let third = join("c3", "c", Some(first.ip));
+    assert_eq!(third.ip, first.ip);
+    assert_eq!(deletes(&first.host_veth), 1);
+    // Once the kernel has deleted a drained veth, its address is free again.
+    m.release_exited("c2").unwrap();
+    e.nl.host_links.lock().unwrap().remove(&second.host_veth);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let fourth = loop {
+        m.disconnect_all("c4").unwrap();
+        let ep = join("c4", "d", None);
+        if ep.ip == second.ip || std::time::Instant::now() > deadline {
+            break ep;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    assert_eq!(fourth.ip, second.ip);
+    assert_eq!(deletes(&second.host_veth), 0);
+    // A container that starts again while its veth drains gets its address back.
+    m.release_exited("c3").unwrap();
+    let again = join("c3", "c", None);
+    assert_eq!(again.ip, first.ip);
+    assert_eq!(deletes(&third.host_veth), 1);
+}
+
+/// A drained veth that outlives its container (its namespace held elsewhere) is deleted by
+/// the reaper after the deadline.
+#[test]
+fn drained_veths_that_linger_are_deleted() {
+    let e = env();
+    let m = open(&e, &|_| true);
+    let ep = m
+        .connect("bridge", "c1", &ns("a"), EndpointRequest::default())
+        .unwrap();
+    m.release_exited("c1").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while e.nl.host_links.lock().unwrap().contains(&ep.host_veth) {
+        assert!(std::time::Instant::now() < deadline, "never deleted");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let calls = e.nl.calls.lock().unwrap().join("\n");
+    assert!(
+        calls.contains(&format!("delete_link {}", ep.host_veth)),
+        "{calls}"
+    );
+}

@@ -15,8 +15,6 @@ use crate::NetworkError;
 /// How the container end of a veth is set up inside the container's namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerConfig {
-    /// Final interface name (`eth0`, `eth1`...).
-    pub ifname: String,
     /// Address and prefix length.
     pub addr: Ipv4Net,
     /// MAC address (`02:42:ac:11:00:02`).
@@ -45,16 +43,16 @@ pub trait Netlink: Send + Sync {
         bridge: &str,
         netns: &Path,
     ) -> Result<(), NetworkError>;
-    /// Names of the links inside the namespace at `netns`.
-    fn netns_links(&self, netns: &Path) -> Result<Vec<String>, NetworkError>;
-    /// Renames, addresses and brings up `peer` inside `netns`, brings `lo` up and adds the
-    /// default route.
+    /// Renames `peer` inside `netns` to the first free `ethN`, gives it `cfg`'s address and
+    /// MAC, brings it and `lo` up and adds the default route. Returns the name it chose.
     fn configure_peer(
         &self,
         netns: &Path,
         peer: &str,
         cfg: &PeerConfig,
-    ) -> Result<(), NetworkError>;
+    ) -> Result<String, NetworkError>;
+    /// Whether the host has a link called `name` (cheap: no netlink round trip).
+    fn link_exists(&self, name: &str) -> bool;
     /// Writes `/proc/sys/<key>`; `key` uses slashes (`net/ipv4/ip_forward`) so that
     /// interface names with dots stay intact.
     fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetworkError>;
@@ -68,6 +66,14 @@ pub(crate) fn write_sysctl(key: &str, value: &str) -> Result<(), NetworkError> {
     let path = PathBuf::from("/proc/sys").join(key);
     std::fs::write(&path, value)
         .map_err(|e| NetworkError::io(format!("writing {}", path.display()), e))
+}
+
+/// The first `ethN` not among `links`.
+pub(crate) fn first_free_eth<'a>(links: impl Iterator<Item = &'a str> + Clone) -> String {
+    (0..)
+        .map(|i| format!("eth{i}"))
+        .find(|n| !links.clone().any(|l| l == n))
+        .expect("infinite")
 }
 
 /// Binds `ip:port` on the host and releases it (the real [`Netlink::bind_test`]).
@@ -163,35 +169,29 @@ impl Netlink for FakeNetlink {
         Ok(())
     }
 
-    fn netns_links(&self, netns: &Path) -> Result<Vec<String>, NetworkError> {
-        Ok(self
-            .netns
-            .lock()
-            .unwrap()
-            .get(netns)
-            .map(|s| s.iter().cloned().collect())
-            .unwrap_or_else(|| vec!["lo".into()]))
-    }
-
     fn configure_peer(
         &self,
         netns: &Path,
         peer: &str,
         cfg: &PeerConfig,
-    ) -> Result<(), NetworkError> {
+    ) -> Result<String, NetworkError> {
+        let mut all = self.netns.lock().unwrap();
+        let links = all.entry(netns.to_path_buf()).or_default();
+        let ifname = first_free_eth(links.iter().map(String::as_str));
         self.call(format!(
-            "configure_peer {} {peer} {} {} {} gw={:?}",
+            "configure_peer {} {peer} {ifname} {} {} gw={:?}",
             netns.display(),
-            cfg.ifname,
             cfg.addr,
             cfg.mac,
             cfg.default_gateway
         ))?;
-        if let Some(l) = self.netns.lock().unwrap().get_mut(netns) {
-            l.remove(peer);
-            l.insert(cfg.ifname.clone());
-        }
-        Ok(())
+        links.remove(peer);
+        links.insert(ifname.clone());
+        Ok(ifname)
+    }
+
+    fn link_exists(&self, name: &str) -> bool {
+        self.host_links.lock().unwrap().contains(name)
     }
 
     fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetworkError> {

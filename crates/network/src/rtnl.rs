@@ -25,7 +25,7 @@ use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 use crate::ipnet::Ipv4Net;
-use crate::netlink::{bind_test_on_host, write_sysctl, Netlink, PeerConfig};
+use crate::netlink::{bind_test_on_host, first_free_eth, write_sysctl, Netlink, PeerConfig};
 use crate::ports::Proto;
 use crate::NetworkError;
 
@@ -330,32 +330,23 @@ impl Netlink for KernelNetlink {
         Ok(())
     }
 
-    fn netns_links(&self, netns: &Path) -> Result<Vec<String>, NetworkError> {
-        let what = format!("dumping links in {}", netns.display());
-        let mut rtnl = Rtnl::open_in(netns).map_err(|e| failed(what.clone(), e))?;
-        rtnl.link_names().map_err(|e| failed(what, e))
-    }
-
     fn configure_peer(
         &self,
         netns: &Path,
         peer: &str,
         cfg: &PeerConfig,
-    ) -> Result<(), NetworkError> {
+    ) -> Result<String, NetworkError> {
         let mac = parse_mac(&cfg.mac)?;
-        let what = format!(
-            "configuring {} ({}) in {}",
-            cfg.ifname,
-            cfg.addr,
-            netns.display()
-        );
+        let what = format!("configuring {peer} ({}) in {}", cfg.addr, netns.display());
         let mut rtnl = Rtnl::open_in(netns).map_err(|e| failed(what.clone(), e))?;
         (|| {
+            let links = rtnl.link_names()?;
+            let ifname = first_free_eth(links.iter().map(String::as_str));
             let index = rtnl.index_of(peer)?;
             rtnl.set_link(
                 index,
                 vec![
-                    LinkAttribute::IfName(cfg.ifname.clone()),
+                    LinkAttribute::IfName(ifname.clone()),
                     LinkAttribute::Address(mac),
                 ],
                 false,
@@ -370,9 +361,13 @@ impl Netlink for KernelNetlink {
                     NLM_F_CREATE | NLM_F_REPLACE,
                 )?;
             }
-            Ok(())
+            Ok(ifname)
         })()
         .map_err(|e| failed(what, e))
+    }
+
+    fn link_exists(&self, name: &str) -> bool {
+        Path::new("/sys/class/net").join(name).exists()
     }
 
     fn set_sysctl(&self, key: &str, value: &str) -> Result<(), NetworkError> {

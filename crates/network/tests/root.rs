@@ -611,3 +611,76 @@ fn everything_is_removed_when_a_test_fails() {
         "{ns}"
     );
 }
+
+/// Whether host link `name` exists, polled until `want` or `within` passes.
+fn link_becomes(name: &str, want: bool, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let exists = std::path::Path::new("/sys/class/net").join(name).exists();
+        if exists == want || std::time::Instant::now() > deadline {
+            return exists == want;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// An exited container's veth goes with its namespace, without the exit waiting for it; one
+/// whose namespace lives on is deleted by the reaper; rules go at once either way.
+#[test]
+fn exited_containers_veths_go_with_their_namespace() {
+    let _g = serial();
+    let mut fx = Fixture::new();
+    let m = fx.open(&|_| true);
+    let (gone, gone_path) = fx.netns("gone");
+    let (_, kept_path) = fx.netns("kept");
+    let eg = m
+        .connect(
+            "bridge",
+            "gone",
+            &gone_path,
+            EndpointRequest {
+                ports: parse_publish("127.0.0.1::80").unwrap(),
+                ..ep_req("gone")
+            },
+        )
+        .unwrap();
+    let ek = m
+        .connect("bridge", "kept", &kept_path, ep_req("kept"))
+        .unwrap();
+    // The namespace dies (as when a container's last process exits), then the release.
+    let (ok, out) = sh(&["ip", "netns", "del", &gone]);
+    assert!(ok, "{out}");
+    m.release_exited("gone").unwrap();
+    m.release_exited("kept").unwrap();
+    let (_, nat) = sh(&["iptables", "-w", "-t", "nat", "-S", "BTEST-DNAT"]);
+    assert!(!nat.contains("DNAT --to"), "{nat}");
+    assert!(m.inspect("bridge").unwrap().containers.is_empty());
+    assert!(
+        link_becomes(&eg.host_veth, false, Duration::from_secs(5)),
+        "the kernel deletes the veth with its namespace"
+    );
+    // The namespace that lives on keeps its veth (the release did not delete it) until the
+    // reaper's deadline.
+    assert!(std::path::Path::new("/sys/class/net")
+        .join(&ek.host_veth)
+        .exists());
+    assert!(
+        link_becomes(&ek.host_veth, false, Duration::from_secs(10)),
+        "the reaper deletes a veth that outlives its container"
+    );
+    // The addresses are free again.
+    let (_, again_path) = fx.netns("again");
+    let ea = m
+        .connect("bridge", "again", &again_path, ep_req("again"))
+        .unwrap();
+    assert!(
+        ea.ip == eg.ip || ea.ip == ek.ip,
+        "{} {} {}",
+        ea.ip,
+        eg.ip,
+        ek.ip
+    );
+    m.purge().unwrap();
+    fx.mgr = None;
+    assert_eq!(leftovers(), (0, 0));
+}
