@@ -8,7 +8,8 @@
 #
 # Measures (traffic only to 127.0.0.1 and to the daemons' own containers):
 #   1. `run --rm busybox true` on each daemon's default bridge (hyperfine);
-#   2. network set-up cost per container: bridge vs `--network none` on the same daemon;
+#   2. network set-up cost per container: bridge vs `--network none` on the same daemon, and
+#      a user-defined network (`network create benchnet`: embedded DNS) on each;
 #   3. bulk TCP throughput from the host through a published port on 127.0.0.1 into a container.
 # Needs docker.io installed (bench/run-vs-dockerd.sh installs it), hyperfine, python3.
 set -euo pipefail
@@ -54,6 +55,7 @@ drop_docker_rules() {
 cleanup() {
     set +e
     for c in B D; do ids=$($c ps -aq 2>/dev/null); [ -n "$ids" ] && $c rm -f $ids >/dev/null 2>&1; done
+    for c in B D; do $c network rm benchnet >/dev/null 2>&1; done
     [ -n "$bpid" ] && kill "$bpid"; [ -n "$dpid" ] && kill "$dpid"
     for p in $bpid $dpid; do for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done; done
     grep -o " $work[^ ]*" /proc/self/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null
@@ -75,12 +77,15 @@ B load -i "$image" >/dev/null; D load -i "$image" >/dev/null
 log "FORWARD policy now: $(iptables -S FORWARD | head -1)"
 
 log "1+2. run --rm busybox true, bridge and none ($runs runs each)"
+B network create benchnet >/dev/null; D network create benchnet >/dev/null
 hyperfine -N --warmup 3 --runs "$runs" --style basic --export-markdown "$work/run.md" \
     -n "berth bridge (berth run)" "$berth -H unix://$bsock run --rm busybox true" \
+    -n "berth user network (berth run)" "$berth -H unix://$bsock run --rm --network benchnet busybox true" \
     -n "berth bridge" "env DOCKER_HOST=unix://$bsock $DOCKER_CLI run --rm busybox true" \
     -n "berth none" "env DOCKER_HOST=unix://$bsock $DOCKER_CLI run --rm --network none busybox true" \
     -n "dockerd bridge" "env DOCKER_HOST=unix://$dsock $DOCKER_CLI run --rm busybox true" \
-    -n "dockerd none" "env DOCKER_HOST=unix://$dsock $DOCKER_CLI run --rm --network none busybox true" >&2
+    -n "dockerd none" "env DOCKER_HOST=unix://$dsock $DOCKER_CLI run --rm --network none busybox true" \
+    -n "dockerd user network" "env DOCKER_HOST=unix://$dsock $DOCKER_CLI run --rm --network benchnet busybox true" >&2
 
 throughput() { # $1: B or D; prints MiB/s from the host into a container through 127.0.0.1
     local port

@@ -2,13 +2,9 @@
 //! the tests are left alone) statically and with its hot code packed together, so that an idle
 //! shim keeps as few pages resident as possible (one shim runs per container).
 //!
-//! - **Static, non-PIE.** Dynamically linked, every shim maps the dynamic loader, `libc.so.6`
-//!   and `libgcc_s.so.1` and dirties pages with their relocations: about 1.1 MiB of its
-//!   resident set. `-C target-feature=+crt-static` would do, but it cannot be set for one
-//!   package (cargo applies `RUSTFLAGS` to proc-macros too, which crt-static breaks). So the
-//!   binary's link line gets `-no-pie -static`, and a directory of linker scripts named like the
-//!   shared libraries rustc asks for (`-lc`, `-lgcc_s`, `-lm`) that point the linker at the
-//!   static archives (`libc.a` from libc6-dev, `libgcc_eh.a`/`libgcc.a` from gcc).
+//! - **Static, non-PIE** (`build-support/static_link.rs`). Dynamically linked, every shim
+//!   maps the dynamic loader, `libc.so.6` and `libgcc_s.so.1` and dirties pages with their
+//!   relocations: about 1.1 MiB of its resident set.
 //! - **Hot code first.** The kernel maps a file's page cache into a process in whole folios or
 //!   fault-around windows (64 KiB here), so one function run at start-up pins its whole
 //!   neighbourhood. `link/hot-symbols.txt` lists the functions a shim runs (start-up, START,
@@ -22,47 +18,22 @@
 //! `BERTH_SHIM_DYNAMIC=1` links the binary the default (dynamic) way instead.
 
 use std::env;
-use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// Linker scripts, by the file name the linker looks for, that send it to the static archives.
-const STATIC_LIB_SCRIPTS: [(&str, &str); 3] = [
-    (
-        "libc.so",
-        "/* berth-shim: static glibc */\nGROUP ( -l:libc.a -l:libgcc_eh.a -l:libgcc.a )\n",
-    ),
-    (
-        "libgcc_s.so",
-        "/* berth-shim: static libgcc */\nINPUT ( -l:libgcc_eh.a -l:libgcc.a )\n",
-    ),
-    (
-        "libm.so",
-        "/* berth-shim: static libm */\nINPUT ( -l:libm.a )\n",
-    ),
-];
+include!("../../build-support/static_link.rs");
 
 /// The ordering file, relative to the package.
 const HOT_SYMBOLS: &str = "link/hot-symbols.txt";
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=../../build-support/static_link.rs");
     println!("cargo:rerun-if-changed={HOT_SYMBOLS}");
-    println!("cargo:rerun-if-env-changed=BERTH_SHIM_DYNAMIC");
-    let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    let target_env = env::var("CARGO_CFG_TARGET_ENV").unwrap_or_default();
-    if target_os != "linux" || target_env != "gnu" || env::var_os("BERTH_SHIM_DYNAMIC").is_some() {
+    if !static_link_wanted("BERTH_SHIM_DYNAMIC") {
         return;
     }
-    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let scripts = out_dir.join("static-libs");
-    fs::create_dir_all(&scripts).expect("creating the linker script directory");
-    for (name, text) in STATIC_LIB_SCRIPTS {
-        fs::write(scripts.join(name), text).expect("writing a linker script");
-    }
-    println!("cargo:rustc-link-arg-bins=-L{}", scripts.display());
-    println!("cargo:rustc-link-arg-bins=-no-pie");
-    println!("cargo:rustc-link-arg-bins=-static");
+    link_binaries_statically(&[]);
 
     if links_with_rust_lld() {
         let manifest_dir =

@@ -359,6 +359,8 @@ class Daemon:
                 ids = self.docker("ps", "-aq", timeout=20).stdout.split()
                 if ids:
                     self.docker("rm", "-f", *ids, timeout=60)
+                # User networks' bridges would outlive the daemon and its data root.
+                self.docker("network", "prune", "-f", timeout=60)
             except BaseException:  # pytest.fail in a helper must not stop the clean-up
                 pass
         self.stop()
