@@ -6,7 +6,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -162,11 +161,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     ) else {
         return;
     };
-    // SAFETY: sync_file_range only takes a descriptor (open for as long as `file` lives) and
-    // integers; it touches no memory of this process.
-    let _ = unsafe {
-        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-    };
+    let _ = crate::sys::sync_file_range_write(file, offset, len);
 }
 
 /// An in-progress blob write; dropped without `finish`, the ingest file is removed.

@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
+use crate::sys;
+
 /// Paths (relative, no leading `/`) the engine creates as mount points; never committed.
 const INIT_FILES: &[&str] = &["etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv"];
 /// Directories whose whole subtree is mounted over in a running container; never committed.
@@ -38,13 +40,13 @@ fn list_xattrs(path: &Path) -> io::Result<Vec<String>> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf = vec![0u8; 4096];
     loop {
-        // SAFETY: `p` is a valid C string; `buf` is writable for `buf.len()` bytes.
-        let n = unsafe { libc::llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            break;
-        }
-        let e = io::Error::last_os_error();
+        let e = match sys::llistxattr(&p, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                break;
+            }
+            Err(e) => e,
+        };
         match e.raw_os_error() {
             Some(libc::ERANGE) if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
             Some(libc::ENOTSUP) => return Ok(Vec::new()),
@@ -65,14 +67,13 @@ fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf = vec![0u8; 256];
     loop {
-        // SAFETY: `p` and `n` are valid C strings; `buf` is writable for `buf.len()` bytes.
-        let r =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if r >= 0 {
-            buf.truncate(r as usize);
-            return Ok(Some(buf));
-        }
-        let e = io::Error::last_os_error();
+        let e = match sys::lgetxattr(&p, &n, &mut buf) {
+            Ok(r) => {
+                buf.truncate(r);
+                return Ok(Some(buf));
+            }
+            Err(e) => e,
+        };
         match e.raw_os_error() {
             Some(libc::ERANGE) if buf.len() < (1 << 20) => buf.resize(buf.len() * 4, 0),
             Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),

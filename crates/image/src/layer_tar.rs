@@ -117,22 +117,7 @@ pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()>
     let p = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `p` and `n` are valid NUL-terminated C strings that outlive the call, and `value`
-    // is a valid buffer of `value.len()` bytes that lsetxattr only reads.
-    let rc = unsafe {
-        libc::lsetxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    crate::sys::lsetxattr(&p, &n, value)
 }
 
 /// Removes whatever is at `path` (a directory recursively).
@@ -650,12 +635,8 @@ pub(crate) mod tests {
             let mut buf = [0u8; 8];
             let p = CString::new(root.join("opq").as_os_str().as_bytes()).unwrap();
             let n = CString::new("trusted.overlay.opaque").unwrap();
-            // SAFETY: valid C strings and a valid buffer of buf.len() bytes.
-            let len = unsafe {
-                libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
-            };
-            if len >= 0 {
-                assert_eq!(&buf[..len as usize], b"y");
+            if let Ok(len) = crate::sys::lgetxattr(&p, &n, &mut buf) {
+                assert_eq!(&buf[..len], b"y");
             }
         }
         assert!(root.join("opq").is_dir());
@@ -777,11 +758,8 @@ pub(crate) mod tests {
         let mut buf = [0u8; 8];
         let p = CString::new(root.join("x").as_os_str().as_bytes()).unwrap();
         let n = CString::new("user.berth").unwrap();
-        // SAFETY: valid C strings and a valid buffer of buf.len() bytes.
-        let len =
-            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        if len >= 0 {
-            assert_eq!(&buf[..len as usize], b"v1");
+        if let Ok(len) = crate::sys::lgetxattr(&p, &n, &mut buf) {
+            assert_eq!(&buf[..len], b"v1");
         }
     }
 

@@ -34,6 +34,7 @@ pub mod reference;
 mod rollback;
 mod snapshot;
 mod store;
+mod sys;
 pub mod taglog;
 
 pub use commit::ChildImage;

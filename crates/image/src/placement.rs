@@ -9,8 +9,9 @@
 //! refuse it; either way nothing else changes.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::Path;
+
+use crate::sys::{inode_flags, set_inode_flags};
 
 /// `FS_TOPDIR_FL` of `linux/fs.h`.
 const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;
@@ -21,39 +22,14 @@ pub(crate) fn spread_subdirectories(dir: &Path) -> bool {
     let Ok(d) = File::open(dir) else {
         return false;
     };
-    let Some(flags) = get_flags(&d) else {
+    let Ok(flags) = inode_flags(&d) else {
         return false;
     };
     if flags & FS_TOPDIR_FL != 0 {
         return true;
     }
     let new = flags | FS_TOPDIR_FL;
-    // SAFETY: FS_IOC_SETFLAGS reads one int (the kernel's ext4/ext2 handlers take an int
-    // despite the `long` in the ioctl number) from a valid pointer to `new`, which lives
-    // across the call; `d` is an open descriptor.
-    let r = unsafe {
-        libc::ioctl(
-            d.as_raw_fd(),
-            libc::FS_IOC_SETFLAGS,
-            &new as *const libc::c_int,
-        )
-    };
-    r == 0 && get_flags(&d).is_some_and(|f| f & FS_TOPDIR_FL != 0)
-}
-
-/// The inode flags of `f` (`lsattr`), if the filesystem has them.
-fn get_flags(f: &File) -> Option<libc::c_int> {
-    let mut flags: libc::c_int = 0;
-    // SAFETY: FS_IOC_GETFLAGS writes one int to a valid, writable pointer to `flags`, which
-    // lives across the call; `f` is an open descriptor.
-    let r = unsafe {
-        libc::ioctl(
-            f.as_raw_fd(),
-            libc::FS_IOC_GETFLAGS,
-            &mut flags as *mut libc::c_int,
-        )
-    };
-    (r == 0).then_some(flags)
+    set_inode_flags(&d, new).is_ok() && inode_flags(&d).is_ok_and(|f| f & FS_TOPDIR_FL != 0)
 }
 
 #[cfg(test)]
@@ -63,11 +39,11 @@ mod tests {
     #[test]
     fn marks_a_directory_where_the_filesystem_has_the_flag() {
         let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
-        let Some(before) = get_flags(&File::open(dir.path()).unwrap()) else {
+        let Ok(before) = inode_flags(&File::open(dir.path()).unwrap()) else {
             return; // no inode flags here (tmpfs, overlay): nothing to check
         };
         let set = spread_subdirectories(dir.path());
-        let after = get_flags(&File::open(dir.path()).unwrap()).unwrap();
+        let after = inode_flags(&File::open(dir.path()).unwrap()).unwrap();
         assert_eq!(set, after & FS_TOPDIR_FL != 0);
         // Nothing but the flag changed, and a second call changes nothing.
         assert_eq!(after & !FS_TOPDIR_FL, before & !FS_TOPDIR_FL);
