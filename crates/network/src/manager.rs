@@ -372,6 +372,13 @@ fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), NetworkEr
     res.map_err(|e| NetworkError::io(format!("writing {}", path.display()), e))
 }
 
+/// Deletes link `name`, logging a failure (for clean-ups nobody can act on).
+fn delete_link_logged(nl: &dyn Netlink, name: &str) {
+    if let Err(e) = nl.delete_link(name) {
+        tracing::warn!("deleting {name}: {e}");
+    }
+}
+
 fn valid_name(name: &str) -> bool {
     let mut c = name.chars();
     c.next().is_some_and(|f| f.is_ascii_alphanumeric())
@@ -513,9 +520,7 @@ impl Inner {
 
     fn tear_down_endpoint(&self, ep: &EndpointRecord) {
         self.del_rules(&ep.rules);
-        if let Err(e) = self.nl.delete_link(&ep.endpoint.host_veth) {
-            tracing::warn!("deleting {}: {e}", ep.endpoint.host_veth);
-        }
+        delete_link_logged(self.nl.as_ref(), &ep.endpoint.host_veth);
     }
 
     fn tear_down_network(&self, rec: &NetworkRecord) -> Result<(), NetworkError> {
@@ -538,9 +543,7 @@ impl Inner {
     ) -> Result<Ipv4Addr, NetworkError> {
         if requested.is_none() {
             if let Some((veth, ip)) = self.drain.take_container(id, container_id) {
-                if let Err(e) = self.nl.delete_link(&veth) {
-                    tracing::warn!("deleting {veth}: {e}");
-                }
+                delete_link_logged(self.nl.as_ref(), &veth);
                 return Ok(ip);
             }
         }
@@ -561,9 +564,7 @@ impl Inner {
             return Err(err);
         }
         for v in veths {
-            if let Err(e) = self.nl.delete_link(&v) {
-                tracing::warn!("deleting {v}: {e}");
-            }
+            delete_link_logged(self.nl.as_ref(), &v);
         }
         ipam::allocate(subnet, range, gateway, &in_use, requested)
     }
@@ -1214,9 +1215,7 @@ impl NetworkManager {
             tracing::warn!("starting the veth reaper: {e}; deleting veths now");
             let mut inner = self.lock();
             for v in inner.drain.take_all() {
-                if let Err(e) = inner.nl.delete_link(&v) {
-                    tracing::warn!("deleting {v}: {e}");
-                }
+                delete_link_logged(inner.nl.as_ref(), &v);
             }
         }
     }
@@ -1256,9 +1255,7 @@ impl NetworkManager {
     pub fn purge(&self) -> Result<(), NetworkError> {
         let mut inner = self.lock();
         for v in inner.drain.take_all() {
-            if let Err(e) = inner.nl.delete_link(&v) {
-                tracing::warn!("deleting {v}: {e}");
-            }
+            delete_link_logged(inner.nl.as_ref(), &v);
         }
         let ids: Vec<String> = inner.nets.keys().cloned().collect();
         let mut first_err = None;
@@ -1308,9 +1305,7 @@ fn reap_drained_veths(inner: &Mutex<Inner>) {
         };
         for veth in overdue {
             tracing::info!("deleting {veth}: it outlived its container");
-            if let Err(e) = nl.delete_link(&veth) {
-                tracing::warn!("deleting {veth}: {e}");
-            }
+            delete_link_logged(nl.as_ref(), &veth);
             lock().drain.forget(&veth);
         }
     }
