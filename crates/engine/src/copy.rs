@@ -282,18 +282,8 @@ impl Engine {
                 ));
             }
             let owner = if copy_uid_gid {
-                let read = |f: &str| -> String {
-                    root.open_in(f, libc::O_RDONLY)
-                        .ok()
-                        .and_then(|fd| std::io::read_to_string(File::from(fd)).ok())
-                        .unwrap_or_default()
-                };
-                let u = crate::user::resolve(
-                    &rec.config.user,
-                    &read("/etc/passwd"),
-                    &read("/etc/group"),
-                )
-                .map_err(EngineError::InvalidArgument)?;
+                let u = crate::user::lookup(root, &rec.config.user)
+                    .map_err(EngineError::InvalidArgument)?;
                 Some((u.uid, u.gid))
             } else {
                 None

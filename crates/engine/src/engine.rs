@@ -918,10 +918,7 @@ impl Engine {
         sys::mount_fs(&m.fstype, &m.source, &rootfs, &m.options)
             .map_err(internal("mounting container root filesystem"))?;
         // Identity and the per-container /etc files.
-        let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-        let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-        let u = user::resolve(&rec.config.user, &passwd, &group)
-            .map_err(EngineError::InvalidArgument)?;
+        let u = user::lookup_in_container(&rec.config.user, rootfs.clone()).await?;
         let dir = self.container_dir(&id);
         let host_net = rec.host_config.network_mode == "host";
         let hostname = spec::hostname(&id, &rec.config);
@@ -2064,6 +2061,24 @@ impl Engine {
             }
             st.started = true;
         }
+        let launched = self.exec_launch(&e, &c, detach).await;
+        if launched.is_err() {
+            // As dockerd: an exec that could not start reads as exited with 126, so that
+            // `docker exec` (which inspects the exit code after the stream) fails.
+            let mut st = e.state.lock().unwrap();
+            st.running = false;
+            st.exit_code.get_or_insert(126);
+        }
+        launched
+    }
+
+    async fn exec_launch(
+        &self,
+        e: &Arc<Exec>,
+        c: &Arc<Container>,
+        detach: bool,
+    ) -> Result<IoSession> {
+        let exec_id = e.id.as_str();
         if !c.running() {
             return Err(EngineError::Conflict(format!(
                 "container {} is not running",
@@ -2072,7 +2087,7 @@ impl Engine {
         }
         let rec = c.record();
         self.container_event(
-            &c,
+            c,
             &format!("exec_start: {}", e.config.cmd.join(" ")),
             &[("execID", e.id.clone())],
         );
@@ -2111,11 +2126,7 @@ impl Engine {
             process["cwd"] = serde_json::json!(cfg.working_dir);
         }
         if !cfg.user.is_empty() {
-            let rootfs = self.rootfs(&c.id);
-            let passwd = std::fs::read_to_string(rootfs.join("etc/passwd")).unwrap_or_default();
-            let group = std::fs::read_to_string(rootfs.join("etc/group")).unwrap_or_default();
-            let u =
-                user::resolve(&cfg.user, &passwd, &group).map_err(EngineError::InvalidArgument)?;
+            let u = user::lookup_in_container(&cfg.user, self.rootfs(&c.id)).await?;
             process["user"] = serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
         }
         if cfg.privileged {

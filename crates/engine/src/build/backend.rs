@@ -110,8 +110,8 @@ impl EngineBackend {
             Some((u, g)) => (u, Some(g)),
             None => (spec, None),
         };
-        let passwd = image.read_file("/etc/passwd");
-        let groups = image.read_file("/etc/group");
+        let passwd = image.read_file("/etc/passwd").map_err(other)?;
+        let groups = image.read_file("/etc/group").map_err(other)?;
         let uid = match user.parse::<u32>() {
             Ok(n) => n,
             Err(_) => {

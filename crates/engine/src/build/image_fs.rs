@@ -1,10 +1,30 @@
 //! Reading an image's file system without mounting it: paths are looked up through the
 //! image's unpacked layer directories, top-most first (a 0:0 character device is a deletion),
 //! following symbolic links inside the image, never out of it.
+//!
+//! The image is hostile input: each lookup in a layer directory is one `openat2` with
+//! `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS` ([`berth_sys::root::open_beneath`]), so a symlink a
+//! lower layer has where an upper layer has a directory can never lead the host path out of the
+//! layer; file contents are read only from regular files and never past [`READ_LIMIT`].
 
-use std::fs::{self, Metadata};
+use std::fs::{File, Metadata};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use berth_sys::root::{open_beneath, read_pinned, readlink_fd};
+
+/// The most of one image file (`/etc/passwd`, `/etc/group`) a build reads into memory.
+pub const READ_LIMIT: u64 = 8 << 20;
+
+/// `rel` in layer directory `layer`, itself (`O_PATH | O_NOFOLLOW`), with no symlink on the way.
+fn pin(layer: &Path, rel: &str) -> Option<OwnedFd> {
+    open_beneath(layer, rel, libc::O_PATH | libc::O_NOFOLLOW).ok()
+}
+
+fn metadata(fd: &OwnedFd) -> Option<Metadata> {
+    File::from(fd.try_clone().ok()?).metadata().ok()
+}
 
 /// An image's layer directories, top-most first.
 pub struct ImageFs {
@@ -25,10 +45,10 @@ impl ImageFs {
     /// The entry at the clean relative path `rel` (no symlink resolution).
     fn entry(&self, rel: &str) -> Option<Metadata> {
         if rel.is_empty() {
-            return self.layers.first().and_then(|l| fs::metadata(l).ok());
+            return self.layers.first().and_then(|l| std::fs::metadata(l).ok());
         }
         for l in &self.layers {
-            if let Ok(m) = fs::symlink_metadata(l.join(rel)) {
+            if let Some(m) = pin(l, rel).as_ref().and_then(metadata) {
                 let whiteout = m.file_type().is_char_device() && m.rdev() == 0;
                 return (!whiteout).then_some(m);
             }
@@ -74,11 +94,9 @@ impl ImageFs {
 
     fn read_link(&self, rel: &str) -> Option<String> {
         for l in &self.layers {
-            if let Ok(t) = fs::read_link(l.join(rel)) {
-                return Some(t.to_string_lossy().into_owned());
-            }
-            if fs::symlink_metadata(l.join(rel)).is_ok() {
-                return None;
+            if let Some(fd) = pin(l, rel) {
+                let t = readlink_fd(fd.as_raw_fd()).ok()?;
+                return Some(String::from_utf8_lossy(&t).into_owned());
             }
         }
         None
@@ -94,20 +112,23 @@ impl ImageFs {
         self.resolve(path, false).map(|(_, m)| m)
     }
 
-    /// The contents of the regular file at `path`, or empty.
-    pub fn read_file(&self, path: &str) -> String {
+    /// The contents of the regular file at `path`: empty when it is missing or not a regular
+    /// file, an error when it is larger than [`READ_LIMIT`].
+    pub fn read_file(&self, path: &str) -> Result<String, String> {
         let Some((rel, m)) = self.resolve(path, true) else {
-            return String::new();
+            return Ok(String::new());
         };
         if !m.is_file() {
-            return String::new();
+            return Ok(String::new());
         }
         for l in &self.layers {
-            if let Ok(s) = fs::read(l.join(&rel)) {
-                return String::from_utf8_lossy(&s).into_owned();
+            if let Some(fd) = pin(l, &rel) {
+                let data = read_pinned(&fd, path, READ_LIMIT)
+                    .map_err(|e| format!("reading the image's {e}"))?;
+                return Ok(String::from_utf8_lossy(&data).into_owned());
             }
         }
-        String::new()
+        Ok(String::new())
     }
 }
 
@@ -122,6 +143,7 @@ pub fn components(path: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn lookups_through_layers_and_links() {
@@ -146,7 +168,40 @@ mod tests {
             img.is_dir("/esc"),
             "a link climbing out stays inside the image"
         );
-        assert!(img.read_file("/etc/passwd").starts_with("root"));
+        assert!(img.read_file("/etc/passwd").unwrap().starts_with("root"));
         assert!(img.lstat("/nope").is_none());
+    }
+
+    #[test]
+    fn a_lower_layers_link_never_leads_out_of_the_layer() {
+        // The top layer has /etc as a directory without passwd; the bottom layer has /etc as a
+        // link to a host directory holding one. A host path `bottom/etc/passwd` would follow
+        // the link out of the image.
+        let host = tempfile::tempdir().unwrap();
+        fs::write(host.path().join("passwd"), b"evil:x:4242:4242::/:/bin/sh\n").unwrap();
+        fs::write(host.path().join("group"), b"evil:x:4242:\n").unwrap();
+        let bottom = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(host.path(), bottom.path().join("etc")).unwrap();
+        let top = tempfile::tempdir().unwrap();
+        fs::create_dir_all(top.path().join("etc")).unwrap();
+        let img = ImageFs::new(vec![bottom.path().into(), top.path().into()]);
+        assert!(img.lstat("/etc/passwd").is_none());
+        assert_eq!(img.read_file("/etc/passwd").unwrap(), "");
+        assert_eq!(img.read_file("/etc/group").unwrap(), "");
+    }
+
+    #[test]
+    fn reads_only_regular_files_and_never_past_the_cap() {
+        let layer = tempfile::tempdir().unwrap();
+        fs::create_dir_all(layer.path().join("etc")).unwrap();
+        let c = std::ffi::CString::new(layer.path().join("etc/group").to_str().unwrap()).unwrap();
+        // SAFETY: `c` is a valid C string for the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let big = fs::File::create(layer.path().join("etc/passwd")).unwrap();
+        big.set_len(READ_LIMIT * 100).unwrap();
+        let img = ImageFs::new(vec![layer.path().into()]);
+        assert_eq!(img.read_file("/etc/group").unwrap(), "");
+        let e = img.read_file("/etc/passwd").unwrap_err();
+        assert!(e.contains("larger than 8388608 bytes"), "{e}");
     }
 }
