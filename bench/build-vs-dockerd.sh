@@ -4,7 +4,7 @@
 # bench/fixtures/build-debian20 on a Debian image, without cache and fully cached, side by side
 # on the same context. OPT-IN: it installs and starts Docker.
 #
-#   sudo bash bench/build-vs-dockerd.sh --yes [--runs N] [--out DIR] [--debian-rootfs-tar TAR]
+#   bash bench/build-vs-dockerd.sh --yes [--runs N] [--out DIR] [--debian-rootfs-tar TAR]
 #
 # The Debian image is `docker import` of a rootfs tarball: TAR when given, else one made with
 # `debootstrap --variant=minbase bookworm` (needs a Debian mirror; skipped when it fails).

@@ -4,7 +4,7 @@
 # this script restores the previous policy when it ends) on bridge `docker0` with --bip
 # 172.30.0.1/16, next to a private berth daemon on `berth0`.
 #
-#   sudo bash bench/network-vs-dockerd.sh --yes [--runs N] [--mib N]
+#   bash bench/network-vs-dockerd.sh --yes [--runs N] [--mib N]
 #
 # Measures (traffic only to 127.0.0.1 and to the daemons' own containers):
 #   1. `run --rm busybox true` on each daemon's default bridge (hyperfine);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Day-to-day operations, berth vs dockerd side by side. OPT-IN: it installs and starts Docker.
 #
-#   sudo bash bench/ops-vs-dockerd.sh --yes [--containers N] [--running N] [--out DIR]
+#   bash bench/ops-vs-dockerd.sh --yes [--containers N] [--running N] [--out DIR]
 #
 # Measures, on a private dockerd (--iptables=false --bridge=none) and a private berth daemon
 # loaded with the same busybox archive:

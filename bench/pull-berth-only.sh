@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # berth alone (no dockerd): cold pulls of the one-layer Debian image from a local registry.
 #
-#   sudo bash bench/pull-berth-only.sh [BINDIR] [RUNS]      (BINDIR: target/release by default)
+#   bash bench/pull-berth-only.sh [BINDIR] [RUNS]      (BINDIR: target/release by default)
 #
 # Starts a private berth daemon (--bridge none) and a docker-registry on 127.0.0.1, imports
 # $BERTH_DEBIAN_TAR (default /var/tmp/berth-debian/debian-rootfs.tar), pushes it, then RUNS times

@@ -2,7 +2,7 @@
 # berth vs dockerd: registry pull and push, side by side on this machine. OPT-IN: it starts
 # Docker (installing Debian's docker.io if missing) and a docker-registry on 127.0.0.1.
 #
-#   sudo bash bench/pull-push-vs-dockerd.sh --yes [--runs N] [--out DIR] [--no-debootstrap]
+#   bash bench/pull-push-vs-dockerd.sh --yes [--runs N] [--out DIR] [--no-debootstrap]
 #
 # What it does:
 #   1. starts a private dockerd (--bridge=none, no iptables), a private berth daemon and a

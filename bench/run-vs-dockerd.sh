@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # berth vs dockerd, side by side on this machine. OPT-IN: it installs and starts Docker.
 #
-#   sudo bash bench/run-vs-dockerd.sh --yes [--runs N] [--parallel N] [--out DIR]
+#   bash bench/run-vs-dockerd.sh --yes [--runs N] [--parallel N] [--out DIR]
 #
 # What it does (see bench/README.md):
 #   1. installs Debian's docker.io (dockerd 20.10 + containerd) if dockerd is missing, with a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # runtime-vs-runc.sh — `runc run` vs `berth-runtime run` of the same busybox bundle running `true`.
 #
-#   sudo bash bench/runtime-vs-runc.sh [--runs N] [--berth PATH] [--out DIR]
+#   bash bench/runtime-vs-runc.sh [--runs N] [--berth PATH] [--out DIR]
 #
 # Needs root, runc, busybox-static (/bin/busybox), hyperfine and /usr/bin/time. Builds
 # berth-runtime (release) unless --berth is given. Every state root and bundle lives in a temp

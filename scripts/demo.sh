@@ -2,7 +2,7 @@
 # berth in one command: set up, start the daemon (if it is not running), load the busybox test
 # image and run a container. Then point the docker CLI at berth.
 #
-#   sudo bash scripts/demo.sh
+#   bash scripts/demo.sh
 #
 # The daemon uses the defaults: socket unix:///run/berth/berth.sock, data root /var/lib/berth,
 # exec root /run/berth; it logs to /var/log/berth.log and keeps running after the demo

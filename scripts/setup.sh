@@ -2,7 +2,7 @@
 # Prepare this machine to build, run and test berth. Idempotent: runs apt-get and pip only for
 # what is missing, then builds the release binaries and the busybox test image.
 #
-#   sudo bash scripts/setup.sh            # everything
+#   bash scripts/setup.sh            # everything
 #   SKIP_BUILD=1 bash scripts/setup.sh    # packages and test image only
 #
 # Debian 12, as root. Needs package registries (apt, PyPI, crates.io) only.
@@ -14,7 +14,7 @@ cd "$repo"
 log() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 if [ "$(id -u)" -ne 0 ]; then
-    echo "setup.sh: run as root (sudo bash scripts/setup.sh)" >&2
+    echo "setup.sh: run as root" >&2
     exit 1
 fi
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Build berth and run every test: the crates' own tests, then the integration suite (real docker
-# CLI, docker SDK and berth CLI against an isolated berth daemon). Run as root.
+# Build berth and run every test: the formatting and lint gates (`cargo fmt --check`, `cargo
+# clippy -D warnings`), the crates' own tests, then the integration suite (real docker CLI,
+# docker SDK and berth CLI against an isolated berth daemon). Run as root.
 #
-#   sudo bash scripts/test.sh                 # everything
-#   sudo bash scripts/test.sh -k isolation    # extra arguments go to pytest
+#   bash scripts/test.sh                 # everything
+#   bash scripts/test.sh -k isolation    # extra arguments go to pytest
 #
-# Exits non-zero if anything failed.
+# Exits non-zero if anything failed (a lint or format finding included).
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -20,6 +21,18 @@ fi
 
 status=0
 start=$(date +%s)
+
+echo "=== cargo fmt --all --check ==="
+if ! cargo fmt --all --check; then
+    echo "test.sh: cargo fmt --check FAILED (run cargo fmt --all)" >&2
+    status=1
+fi
+
+echo "=== cargo clippy --workspace --all-targets --release -- -D warnings ==="
+if ! cargo clippy --workspace --all-targets --release -- -D warnings; then
+    echo "test.sh: cargo clippy FAILED" >&2
+    status=1
+fi
 
 echo "=== cargo test --workspace --release ==="
 if ! cargo test --workspace --release --no-fail-fast; then

@@ -349,7 +349,9 @@ mod tests {
         let mut w = cs.writer().unwrap();
         w.write_all(b"partial").unwrap();
         assert!(!cs.exists(&digest_bytes(b"partial")));
-        std::mem::forget(w); // simulate a crash: the ingest file stays
+        // Simulate a crash: the ingest file stays (forgetting the writer skips its clean-up).
+        #[allow(clippy::mem_forget)]
+        std::mem::forget(w);
         assert!(!ingest_empty(dir.path()));
         let _cs = ContentStore::open(dir.path()).unwrap();
         assert!(ingest_empty(dir.path()));

@@ -39,7 +39,7 @@ pub(crate) fn inode_flags(file: &File) -> io::Result<c_int> {
         libc::ioctl(
             file.as_raw_fd(),
             libc::FS_IOC_GETFLAGS,
-            &mut flags as *mut c_int,
+            std::ptr::from_mut(&mut flags),
         )
     };
     if r == 0 {
@@ -58,7 +58,7 @@ pub(crate) fn set_inode_flags(file: &File, flags: c_int) -> io::Result<()> {
         libc::ioctl(
             file.as_raw_fd(),
             libc::FS_IOC_SETFLAGS,
-            &flags as *const c_int,
+            std::ptr::from_ref(&flags),
         )
     };
     if r == 0 {

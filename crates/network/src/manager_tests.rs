@@ -32,7 +32,7 @@ fn open(e: &Env, live: &dyn Fn(&str) -> bool) -> NetworkManager {
         e.dir.path(),
         ManagerConfig::default(),
         e.nl.clone(),
-        Some(e.fw.clone() as Arc<dyn Firewall>),
+        Some(e.fw.clone()),
         live,
     )
     .unwrap()

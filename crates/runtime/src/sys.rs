@@ -142,7 +142,11 @@ pub fn capset(effective: u64, permitted: u64, inheritable: u64) -> io::Result<()
     // SAFETY: hdr and data are valid, properly laid out (repr(C)) and live for the call;
     // version 3 takes exactly two CapData entries.
     check(unsafe {
-        libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) as libc::c_int
+        libc::syscall(
+            libc::SYS_capset,
+            std::ptr::from_mut(&mut hdr),
+            data.as_ptr(),
+        ) as libc::c_int
     })
 }
 
@@ -170,7 +174,7 @@ pub fn getrlimit(resource: libc::c_int) -> io::Result<(u64, u64)> {
 /// setdomainname(2).
 pub fn setdomainname(name: &str) -> io::Result<()> {
     // SAFETY: the pointer/length pair describes `name`'s bytes, valid for the call.
-    check(unsafe { libc::setdomainname(name.as_ptr() as *const libc::c_char, name.len()) })
+    check(unsafe { libc::setdomainname(name.as_ptr().cast::<libc::c_char>(), name.len()) })
 }
 
 /// TIOCSCTTY: make `fd`'s terminal the controlling terminal of this session.
@@ -233,7 +237,7 @@ pub fn seccomp_set_filter(program: &[u8], flags: libc::c_uint) -> io::Result<()>
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER as libc::c_ulong,
             flags as libc::c_ulong,
-            &prog as *const libc::sock_fprog,
+            std::ptr::from_ref(&prog),
         )
     };
     if r < 0 {
@@ -321,7 +325,7 @@ unsafe fn bpf_call<T>(cmd: libc::c_int, attr: &mut T) -> io::Result<libc::c_long
         libc::syscall(
             libc::SYS_bpf,
             cmd,
-            attr as *mut T,
+            std::ptr::from_mut(attr),
             std::mem::size_of::<T>() as libc::c_uint,
         )
     };
@@ -483,7 +487,7 @@ pub fn clone_into_cgroup(flags: libc::c_int, cgroup_dir: RawFd) -> io::Result<li
     let r = unsafe {
         libc::syscall(
             libc::SYS_clone3,
-            &args as *const CloneArgs,
+            std::ptr::from_ref(&args),
             std::mem::size_of::<CloneArgs>(),
         )
     };
@@ -513,7 +517,7 @@ pub fn openat2_in_root(
             libc::SYS_openat2,
             dir,
             path.as_ptr(),
-            &how as *const libc::open_how,
+            std::ptr::from_ref(&how),
             std::mem::size_of::<libc::open_how>(),
         )
     };

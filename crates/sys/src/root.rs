@@ -64,7 +64,7 @@ pub fn openat2(dirfd: RawFd, path: &str, flags: i32, resolve: u64) -> io::Result
                 libc::SYS_openat2,
                 dirfd,
                 p.as_ptr(),
-                &how as *const libc::open_how,
+                std::ptr::from_ref(&how),
                 std::mem::size_of::<libc::open_how>(),
             )
         };
