@@ -106,8 +106,8 @@ impl Engine {
                 r.id.clone(),
                 r.image_id.clone(),
                 r.config.clone(),
-                r.state.running,
-                r.state.paused,
+                r.state.running(),
+                r.state.paused(),
             )
         };
         // dockerd's history entry of a commit names the container's command.

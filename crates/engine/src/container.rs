@@ -4,15 +4,28 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_api::{ContainerConfig, ContainerState, HostConfig, WaitResponse};
+use berth_api::{ContainerConfig, HostConfig, WaitResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::lifecycle::{IllegalTransition, Lifecycle, Transition};
 use crate::{Output, StreamKind, WaitCondition};
+
+/// The record format this release writes (`version` in the record). Records without one were
+/// written by releases that stored the Docker wire state; they load unchanged
+/// ([`crate::lifecycle::StoredLifecycle`]).
+pub const RECORD_VERSION: u32 = 2;
+
+fn first_record_version() -> u32 {
+    1
+}
 
 /// What is persisted in `<data-root>/containers/<id>/config.v2.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
+    /// The record format ([`RECORD_VERSION`]); 1 for records written before it existed.
+    #[serde(default = "first_record_version")]
+    pub version: u32,
     pub id: String,
     /// With Docker's leading slash.
     pub name: String,
@@ -23,7 +36,8 @@ pub struct ContainerRecord {
     pub host_config: HostConfig,
     /// `sha256:…`
     pub image_id: String,
-    pub state: ContainerState,
+    /// Where the container is in its life: changed only through [`Container::apply`].
+    pub state: Lifecycle,
     pub restart_count: i64,
     pub log_path: String,
     /// The runc-compatible binary for this container.
@@ -71,9 +85,9 @@ pub struct Container {
     /// Set while an exit is being recorded: the container still reads as running until its
     /// networks and rootfs are released, so whoever waits for the exit sees them released.
     pub finishing: std::sync::atomic::AtomicBool,
-    /// Set while `restart` stops the container: the exit does not remove an `--rm` container
-    /// (dockerd's HasBeenManuallyRestarted).
-    pub restarting: std::sync::atomic::AtomicBool,
+    /// Set while `docker restart` stops the container: the exit does not remove an `--rm`
+    /// container (dockerd's HasBeenManuallyRestarted). Not the policy's `Restarting` status.
+    pub restarting_by_user: std::sync::atomic::AtomicBool,
     /// The restart policy's current back-off.
     pub restart_delay: Mutex<std::time::Duration>,
     /// Serialises writes of the record, so the last write holds the newest state.
@@ -95,7 +109,7 @@ impl Container {
             start_reply: Mutex::new(None),
             removed: std::sync::atomic::AtomicBool::new(false),
             finishing: std::sync::atomic::AtomicBool::new(false),
-            restarting: std::sync::atomic::AtomicBool::new(false),
+            restarting_by_user: std::sync::atomic::AtomicBool::new(false),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
             persisting: Mutex::new(()),
         })
@@ -109,8 +123,20 @@ impl Container {
         self.rec.lock().unwrap().name.clone()
     }
 
+    /// Whether its process exists (running or paused).
     pub fn running(&self) -> bool {
-        self.rec.lock().unwrap().state.running
+        self.rec.lock().unwrap().state.running()
+    }
+
+    /// Moves the container's life on by `t`, the only way its status changes; an illegal
+    /// transition changes nothing.
+    pub fn apply(&self, t: Transition) -> Result<(), IllegalTransition> {
+        self.rec.lock().unwrap().state.apply(t)
+    }
+
+    /// Where the container is.
+    pub fn status(&self) -> crate::lifecycle::Status {
+        self.rec.lock().unwrap().state.status
     }
 
     /// Delivers output to every subscriber that wants that stream; drops subscribers that are

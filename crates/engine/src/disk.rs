@@ -88,7 +88,7 @@ impl Engine {
         let mut reclaimed = 0;
         for c in all {
             let r = c.record();
-            if r.state.running || r.state.restarting {
+            if r.state.running() || r.state.restarting() {
                 continue;
             }
             if !label_filter_ok(&r.config.labels, &filters) {

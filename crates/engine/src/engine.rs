@@ -12,6 +12,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::container::{Container, ContainerRecord, Subscriber};
+use crate::lifecycle::{Lifecycle, Status, Transition};
 use crate::shim_client::{self, ExitInfo, ShimLaunch};
 use crate::util::{self, now_rfc3339, ZERO_TIME};
 use crate::{
@@ -198,10 +199,12 @@ impl Engine {
                 let _ = std::fs::remove_dir_all(e.path());
                 continue;
             };
-            let Ok(rec) = serde_json::from_slice::<ContainerRecord>(&data) else {
+            let Ok(mut rec) = serde_json::from_slice::<ContainerRecord>(&data) else {
                 tracing::warn!("skipping unreadable container record {}", path.display());
                 continue;
             };
+            // Older records were read into the current form; the next write stores it so.
+            rec.version = crate::container::RECORD_VERSION;
             let c = Container::new(rec);
             self.containers
                 .lock()
@@ -817,12 +820,8 @@ impl Engine {
             config: cfg,
             host_config: host,
             image_id,
-            state: ContainerState {
-                status: "created".into(),
-                started_at: ZERO_TIME.into(),
-                finished_at: ZERO_TIME.into(),
-                ..Default::default()
-            },
+            version: crate::container::RECORD_VERSION,
+            state: Lifecycle::created(),
             restart_count: 0,
             log_path,
             runtime_path,
@@ -878,10 +877,13 @@ impl Engine {
                 };
                 let auto_remove = {
                     let mut r = c.rec.lock().unwrap();
-                    r.state.error = e.to_string();
-                    r.state.exit_code = code;
-                    r.state.running = false;
-                    r.state.pid = 0;
+                    let failed = Transition::StartFailed {
+                        exit_code: code,
+                        error: e.to_string(),
+                    };
+                    if let Err(illegal) = r.state.apply(failed) {
+                        tracing::warn!("container {}: {illegal}", c.id);
+                    }
                     r.host_config.auto_remove
                 };
                 let _ = self.persist(&c);
@@ -1022,15 +1024,15 @@ impl Engine {
         // Running from here on: the container may exit before START's reply is read, and
         // finish() must then see it as running to record that exit.
         {
-            let mut r = c.rec.lock().unwrap();
-            r.state = ContainerState {
-                status: "running".into(),
-                running: true,
+            let started = c.apply(Transition::Start {
                 pid,
-                started_at: now_rfc3339(),
-                finished_at: ZERO_TIME.into(),
-                ..Default::default()
-            };
+                at: now_rfc3339(),
+            });
+            if let Err(illegal) = started {
+                self.disconnect_container(&id).await;
+                self.runtime_delete(&rec.runtime_path, &id).await;
+                return Err(EngineError::Conflict(illegal.to_string()));
+            }
         }
         let (tx, rx) = oneshot::channel();
         *c.start_reply.lock().unwrap() = Some(tx);
@@ -1168,7 +1170,7 @@ impl Engine {
         let _op = c.op.lock().await;
         let (running, paused) = {
             let r = c.rec.lock().unwrap();
-            (r.state.running, r.state.paused)
+            (r.state.running(), r.state.paused())
         };
         if !running {
             return Err(EngineError::Conflict(format!(
@@ -1183,11 +1185,8 @@ impl Engine {
             )));
         }
         self.runtime_command(&c, &["pause", &c.id]).await?;
-        {
-            let mut r = c.rec.lock().unwrap();
-            r.state.paused = true;
-            r.state.status = "paused".into();
-        }
+        c.apply(Transition::Pause)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
         self.container_event(&c, "pause", &[]);
         self.persist(&c)
     }
@@ -1196,7 +1195,7 @@ impl Engine {
     pub async fn container_unpause(&self, key: &str) -> Result<()> {
         let c = self.lookup(key)?;
         let _op = c.op.lock().await;
-        if !c.rec.lock().unwrap().state.paused {
+        if c.status() != Status::Paused {
             return Err(EngineError::Conflict(format!(
                 "Container {} is not paused",
                 c.id
@@ -1209,17 +1208,12 @@ impl Engine {
 
     /// Thaws a paused container (a frozen process cannot act on a signal).
     async fn resume_if_paused(&self, c: &Container) -> Result<()> {
-        if !c.rec.lock().unwrap().state.paused {
+        if c.status() != Status::Paused {
             return Ok(());
         }
         self.runtime_command(c, &["resume", &c.id]).await?;
-        {
-            let mut r = c.rec.lock().unwrap();
-            r.state.paused = false;
-            if r.state.running {
-                r.state.status = "running".into();
-            }
-        }
+        c.apply(Transition::Unpause)
+            .map_err(|e| EngineError::Conflict(e.to_string()))?;
         self.persist(c)
     }
 
@@ -1327,19 +1321,18 @@ impl Engine {
         self.release_networks_of_exited(&c.id).await;
         let _ = sys::unmount(&self.rootfs(&c.id));
         self.release_volumes(&c.record());
-        {
-            let mut r = c.rec.lock().unwrap();
-            r.state.running = false;
-            r.state.paused = false;
-            r.state.status = "exited".into();
-            r.state.pid = 0;
-            r.state.exit_code = exit.exit_code;
-            r.state.oom_killed = exit.oom_killed;
-            r.state.finished_at = if exit.finished_at.is_empty() {
+        let exited = c.apply(Transition::Exit {
+            exit_code: exit.exit_code,
+            oom_killed: exit.oom_killed,
+            at: if exit.finished_at.is_empty() {
                 now_rfc3339()
             } else {
                 exit.finished_at.clone()
-            };
+            },
+        });
+        if let Err(illegal) = exited {
+            // finish() runs only for a running container: nothing else can move it meanwhile.
+            tracing::error!("container {}: {illegal}", c.id);
         }
         c.finishing.store(false, Ordering::SeqCst);
         // Published before anyone waiting on the exit wakes: `die` precedes `stop`.
@@ -1370,8 +1363,8 @@ impl Engine {
         if auto_remove_allowed && self.maybe_schedule_restart(c, ran) {
             return;
         }
-        let auto_remove =
-            c.rec.lock().unwrap().host_config.auto_remove && !c.restarting.load(Ordering::SeqCst);
+        let auto_remove = c.rec.lock().unwrap().host_config.auto_remove
+            && !c.restarting_by_user.load(Ordering::SeqCst);
         if auto_remove && auto_remove_allowed {
             let engine = self.arc();
             let id = c.id.clone();
@@ -1467,11 +1460,9 @@ impl Engine {
     /// A container waiting out its restart back-off stays stopped; `true` if it was one.
     fn cancel_restart(&self, c: &Container) -> bool {
         let mut r = c.rec.lock().unwrap();
-        if !r.state.restarting {
+        if r.state.apply(Transition::CancelRestart).is_err() {
             return false;
         }
-        r.state.restarting = false;
-        r.state.status = "exited".into();
         r.manually_stopped = true;
         drop(r);
         let _ = self.persist(c);
@@ -1499,7 +1490,7 @@ impl Engine {
     ) -> Result<()> {
         use std::sync::atomic::Ordering;
         let c = self.lookup(key)?;
-        c.restarting.store(true, Ordering::SeqCst);
+        c.restarting_by_user.store(true, Ordering::SeqCst);
         let restarted = async {
             match self.container_stop(key, signal, timeout).await {
                 Ok(()) | Err(EngineError::NotModified(_)) => {}
@@ -1508,7 +1499,7 @@ impl Engine {
             self.container_start(key).await
         }
         .await;
-        c.restarting.store(false, Ordering::SeqCst);
+        c.restarting_by_user.store(false, Ordering::SeqCst);
         restarted?;
         self.container_event(&c, "restart", &[]);
         Ok(())
@@ -1539,7 +1530,7 @@ impl Engine {
 
     pub async fn container_remove(&self, key: &str, opts: RemoveOptions) -> Result<()> {
         let c = self.lookup(key)?;
-        if c.rec.lock().unwrap().state.restarting {
+        if c.status() == Status::Restarting {
             if !opts.force {
                 return Err(EngineError::Conflict(format!(
                     "cannot remove container \"{}\": container is restarting: stop the container before removing or force remove",
@@ -1571,6 +1562,10 @@ impl Engine {
         if c.removed.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Ok(());
         }
+        if let Err(illegal) = c.apply(Transition::Remove) {
+            c.removed.store(false, std::sync::atomic::Ordering::SeqCst);
+            return Err(EngineError::Conflict(illegal.to_string()));
+        }
         let id = c.id.clone();
         let rootfs = self.rootfs(&id);
         let _ = sys::unmount(&rootfs);
@@ -1586,6 +1581,10 @@ impl Engine {
         };
         let (layer_removed, ()) = tokio::join!(remove_layer, delete_runtime_state);
         if let Err(e) = layer_removed {
+            // As dockerd: a removal that failed half way leaves the container dead; another
+            // removal may try again.
+            let _ = c.apply(Transition::RemoveFailed);
+            let _ = self.persist(&c);
             c.removed.store(false, std::sync::atomic::Ordering::SeqCst);
             return Err(e);
         }
@@ -1616,7 +1615,7 @@ impl Engine {
         let r = c.rec.lock().unwrap();
         let now = chrono::Utc::now().timestamp();
         let (net_settings, ports) = self.network_settings(&r);
-        let status = if r.state.restarting {
+        let status = if r.state.status == Status::Restarting {
             format!(
                 "Restarting ({}) {} ago",
                 r.state.exit_code,
@@ -1624,13 +1623,13 @@ impl Engine {
                     now - util::parse_time(&r.state.finished_at).unwrap_or(now as f64) as i64
                 )
             )
-        } else if r.state.running {
+        } else if r.state.running() {
             format!(
                 "Up {}{}",
                 util::human_duration(
                     now - util::parse_time(&r.state.started_at).unwrap_or(now as f64) as i64
                 ),
-                if r.state.paused {
+                if r.state.status == Status::Paused {
                     " (Paused)"
                 } else {
                     match r.state.health.as_ref().map(|h| h.status.as_str()) {
@@ -1641,7 +1640,7 @@ impl Engine {
                     }
                 }
             )
-        } else if r.state.status == "exited" || r.state.finished_at != ZERO_TIME {
+        } else if r.state.status == Status::Exited || r.state.finished_at != ZERO_TIME {
             format!(
                 "Exited ({}) {} ago",
                 r.state.exit_code,
@@ -1666,7 +1665,7 @@ impl Engine {
             created: util::parse_time(&r.created).unwrap_or(0.0) as i64,
             ports,
             labels: r.config.labels.clone(),
-            state: r.state.status.clone(),
+            state: r.state.status.as_str().into(),
             status,
             host_config: serde_json::json!({"NetworkMode": r.host_config.network_mode}),
             network_settings: serde_json::json!({"Networks": net_settings["Networks"]}),
@@ -1737,12 +1736,12 @@ impl Engine {
         let mut out = Vec::new();
         for c in all {
             let r = c.record();
-            if !show_all && !r.state.running {
+            if !show_all && !r.state.running() {
                 continue;
             }
             let f = &opts.filters;
             if let Some(v) = f.get("status") {
-                if !v.contains(&r.state.status) {
+                if !v.iter().any(|s| s == r.state.status.as_str()) {
                     continue;
                 }
             }
@@ -1766,8 +1765,8 @@ impl Engine {
                 }
             }
             if let Some(v) = f.get("exited") {
-                if r.state.running
-                    || r.state.status != "exited"
+                if r.state.running()
+                    || r.state.status != Status::Exited
                     || !v
                         .iter()
                         .any(|e| e.parse::<i64>().ok() == Some(r.state.exit_code))
@@ -1820,10 +1819,7 @@ impl Engine {
             }
             gd.insert("MergedDir".into(), self.rootfs(&r.id).display().to_string());
         }
-        let mut state = r.state.clone();
-        if state.started_at.is_empty() {
-            state.started_at = ZERO_TIME.into();
-        }
+        let state = r.state.to_wire();
         Ok(ContainerInspect {
             id: r.id.clone(),
             created: r.created.clone(),

@@ -146,7 +146,7 @@ impl Engine {
             if *c.exits.borrow() != run || !c.running() {
                 return;
             }
-            if c.rec.lock().unwrap().state.paused {
+            if c.rec.lock().unwrap().state.paused() {
                 continue;
             }
             let in_start = started.elapsed() < p.start_period;

@@ -10,6 +10,7 @@ pub mod defaults;
 pub mod error;
 pub mod etc;
 pub mod events;
+pub mod lifecycle;
 pub mod logs;
 pub mod registry;
 pub mod seccomp;

@@ -339,7 +339,7 @@ impl Engine {
                     r.id.clone(),
                     (
                         r.state.pid,
-                        r.state.running && r.networks.keys().any(|n| is_user_network(n)),
+                        r.state.running() && r.networks.keys().any(|n| is_user_network(n)),
                     ),
                 )
             })
@@ -374,7 +374,7 @@ impl Engine {
 
     /// `NetworkSettings` of inspect and the `Ports` of ps for a container.
     pub(crate) fn network_settings(&self, rec: &ContainerRecord) -> (Value, Vec<Port>) {
-        let live = if rec.state.running {
+        let live = if rec.state.running() {
             self.network
                 .as_ref()
                 .map(|n| n.endpoints(&rec.id))
@@ -447,7 +447,7 @@ impl Engine {
         }
         let bridge = live.get("bridge");
         let settings = json!({
-            "Bridge": "", "SandboxID": "", "SandboxKey": if rec.state.running { format!("/proc/{}/ns/net", rec.state.pid) } else { String::new() },
+            "Bridge": "", "SandboxID": "", "SandboxKey": if rec.state.running() { format!("/proc/{}/ns/net", rec.state.pid) } else { String::new() },
             "HairpinMode": false, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
             "Ports": ports_json,
             "EndpointID": bridge.map(|e| e.endpoint_id.clone()).unwrap_or_default(),
@@ -609,7 +609,7 @@ impl Engine {
                 // As dockerd: only running containers hold endpoints; a stopped one that
                 // names the network does not keep it from being removed.
                 let r = c.rec.lock().unwrap();
-                r.state.running && r.networks.keys().any(|n| n == net_name || n == net_id)
+                r.state.running() && r.networks.keys().any(|n| n == net_name || n == net_id)
             })
             .map(|c| c.id.clone())
             .collect()

@@ -172,7 +172,7 @@ impl Engine {
         let c = self.lookup(key)?;
         let (running, pid) = {
             let r = c.rec.lock().unwrap();
-            (r.state.running, r.state.pid)
+            (r.state.running(), r.state.pid)
         };
         if !running {
             return Err(EngineError::Conflict(format!(
@@ -220,7 +220,7 @@ impl Engine {
         let (running, pid, name, net_mode) = {
             let r = c.rec.lock().unwrap();
             (
-                r.state.running,
+                r.state.running(),
                 r.state.pid,
                 r.name.clone(),
                 r.host_config.network_mode.clone(),

@@ -10,6 +10,7 @@ use berth_api::RestartPolicy;
 
 use crate::container::Container;
 use crate::engine::Engine;
+use crate::lifecycle::{Status, Transition};
 use crate::{EngineError, Result};
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -98,8 +99,9 @@ impl Engine {
             {
                 return false;
             }
-            r.state.restarting = true;
-            r.state.status = "restarting".into();
+            if r.state.apply(Transition::ScheduleRestart).is_err() {
+                return false;
+            }
             let mut d = c.restart_delay.lock().unwrap();
             *d = next_delay(*d, ran);
             *d
@@ -111,7 +113,7 @@ impl Engine {
             tokio::time::sleep(delay).await;
             let go = {
                 let r = c.rec.lock().unwrap();
-                r.state.restarting && !r.manually_stopped && !r.state.running
+                r.state.status == Status::Restarting && !r.manually_stopped
             } && !c.removed.load(std::sync::atomic::Ordering::SeqCst);
             if !go {
                 return;
@@ -119,10 +121,9 @@ impl Engine {
             c.rec.lock().unwrap().restart_count += 1;
             if let Err(e) = engine.start_by_policy(&c).await {
                 tracing::warn!("restarting {}: {e}", c.id);
-                let mut r = c.rec.lock().unwrap();
-                r.state.restarting = false;
-                r.state.status = "exited".into();
-                drop(r);
+                // The failed start left it exited; a start that failed before it began (the
+                // container was meanwhile removed, say) leaves the policy's wait to cancel.
+                let _ = c.apply(Transition::CancelRestart);
                 let _ = engine.persist(&c);
             }
         });
@@ -138,7 +139,7 @@ impl Engine {
             .values()
             .filter(|c| {
                 let r = c.rec.lock().unwrap();
-                !r.state.running
+                !r.state.running()
                     && restart_on_boot(
                         &r.host_config.restart_policy,
                         r.state.exit_code,

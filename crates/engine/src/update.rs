@@ -121,7 +121,7 @@ impl Engine {
         let _op = c.op.lock().await;
         let (old, running) = {
             let r = c.rec.lock().unwrap();
-            (r.host_config.clone(), r.state.running)
+            (r.host_config.clone(), r.state.running())
         };
         let new = apply(&old, &u)?;
         if running {
