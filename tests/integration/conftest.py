@@ -268,6 +268,8 @@ class Daemon:
         os.makedirs(self.docker_config, exist_ok=True)
         self.proc: subprocess.Popen | None = None
         self._client = None
+        # Further `berth daemon` flags for this instance.
+        self.extra_args: list[str] = []
         assert len(self.sock) < 100
         ALL_DAEMONS.append(self)
 
@@ -278,7 +280,7 @@ class Daemon:
                 "--data-root", overrides.get("data_root", self.data_root),
                 "--exec-root", overrides.get("exec_root", self.exec_root),
                 "-H", "unix://" + overrides.get("sock", self.sock)] + \
-            ([] if self.bridge else ["--bridge", "none"])
+            ([] if self.bridge else ["--bridge", "none"]) + self.extra_args
 
     def start(self, timeout: float = 30) -> "Daemon":
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"

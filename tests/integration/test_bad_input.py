@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tarfile
 import uuid
@@ -178,3 +179,52 @@ def test_bind_mount_missing_source(berth):
     assert p.returncode == 125, describe(p)
     assert "does not exist" in p.stderr, describe(p)
     assert set(berth.docker_ok("ps", "-aq", "--no-trunc").split()) == before
+
+
+def test_archive_paths_with_a_nul_byte_are_the_clients_error(berth, names):
+    # Found by fuzzing: these answered 500. No Linux path holds a NUL byte: 400, with a JSON
+    # message, for stat (HEAD), get and put alike.
+    c = names()
+    berth.docker_ok("create", "--name", c, IMAGE, "true")
+    for method, body in (("HEAD", None), ("GET", None), ("PUT", b"not a tar")):
+        status, _, data = berth.request(method, f"/containers/{c}/archive?path=/a%00b", body=body)
+        assert status == 400, (method, status, data)
+        if method != "HEAD":
+            assert "NUL" in json.loads(data)["message"], data
+    status, _, data = berth.request("GET", "/containers/99999999999999999999/archive?path=/etc")
+    assert status == 404, (status, data)
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_an_oversized_json_body_is_413_and_never_held(daemon_factory):
+    # A 256 MiB `POST /containers/create` was accepted and grew the daemon by over a GiB.
+    d = daemon_factory(load=False)
+    before = _rss_kib(d.proc.pid)
+    big = b'{"Image": "busybox", "Env": ["X=' + b"x" * (64 << 20) + b'"]}'
+    status, _, data = d.request("POST", "/containers/create", body=big,
+                                headers={"Content-Type": "application/json"}, timeout=120)
+    assert status == 413, (status, data[:200])
+    assert "max-json-body" in json.loads(data)["message"]
+    grown = _rss_kib(d.proc.pid) - before
+    assert grown < 32 * 1024, f"daemon RSS grew by {grown} KiB"
+    assert d.docker_ok("ps", "-aq").strip() == "", "a refused create left a container"
+    assert d.ping()
+
+
+def test_the_json_body_cap_is_configurable(daemon_factory):
+    d = daemon_factory(start=False)
+    d.extra_args = ["--max-json-body", "2k"]
+    d.start()
+    d.load_busybox()
+    body = json.dumps({"Image": IMAGE, "Env": ["X=" + "x" * 4096]})
+    status, _, data = d.request("POST", "/containers/create", body=body,
+                                headers={"Content-Type": "application/json"})
+    assert status == 413, (status, data)
+    small = json.dumps({"Image": IMAGE, "Cmd": ["true"]})
+    status, _, data = d.request("POST", "/containers/create", body=small,
+                                headers={"Content-Type": "application/json"})
+    assert status == 201, (status, data)

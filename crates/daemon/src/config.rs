@@ -59,6 +59,10 @@ pub struct DaemonArgs {
     /// Enable inter-container communication on the default bridge [default: true]
     #[arg(long = "icc", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
     pub icc: Option<bool>,
+    /// The largest JSON request body accepted, in bytes or with a unit (e.g. 4MiB); larger ones
+    /// get 413 [default: 4MiB]
+    #[arg(long = "max-json-body", value_name = "SIZE")]
+    pub max_json_body: Option<String>,
     /// Group for the unix socket [default: berth]
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
@@ -79,7 +83,13 @@ pub struct DaemonConfig {
     pub group: String,
     /// Registry settings (see `registry_config.rs`).
     pub registry: berth_engine::registry::RegistrySettings,
+    /// The largest JSON request body accepted (bytes); data bodies (archives, build contexts,
+    /// image loads) stream to disk and have no such cap.
+    pub max_json_body: u64,
 }
+
+/// The default of `max-json-body`: far above any real create or update request.
+pub const DEFAULT_MAX_JSON_BODY: u64 = 4 << 20;
 
 const KNOWN_KEYS: &[&str] = &[
     "data-root",
@@ -101,6 +111,7 @@ const KNOWN_KEYS: &[&str] = &[
     "registry-mirrors",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
+    "max-json-body",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -201,6 +212,7 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         &mut flag_set,
     );
     opt(args.icc.map(|b| b.to_string()), "icc", &mut flag_set);
+    opt(args.max_json_body.clone(), "max-json-body", &mut flag_set);
 
     let conflicts: Vec<String> = flag_set
         .iter()
@@ -371,13 +383,36 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         .clone()
         .or(fstr("group")?)
         .unwrap_or_else(|| "berth".into());
+    let max_json_body = match (args.max_json_body.as_deref(), file.get("max-json-body")) {
+        (Some(s), _) => parse_body_cap(s)?,
+        (None, Some(Value::String(s))) => parse_body_cap(s)?,
+        (None, Some(Value::Number(n))) => match n.as_u64() {
+            Some(b) => parse_body_cap(&b.to_string())?,
+            None => return Err(format!("invalid value for \"max-json-body\": {n}")),
+        },
+        (None, None | Some(Value::Null)) => DEFAULT_MAX_JSON_BODY,
+        (None, Some(other)) => return Err(format!("invalid value for \"max-json-body\": {other}")),
+    };
     Ok(DaemonConfig {
         engine,
         hosts,
         log_level,
         group,
         registry: crate::registry_config::parse(file)?,
+        max_json_body,
     })
+}
+
+/// `max-json-body`: bytes, or a size with a unit (`4m`); at least 1 KiB.
+fn parse_body_cap(s: &str) -> Result<u64, String> {
+    let n = berth_engine::spec::parse_size(s)
+        .map_err(|e| format!("invalid value for \"max-json-body\": {e}"))?;
+    if n < 1024 {
+        return Err(format!(
+            "invalid value for \"max-json-body\": {s} is less than 1 KiB"
+        ));
+    }
+    Ok(n as u64)
 }
 
 #[derive(serde::Deserialize)]

@@ -15,6 +15,7 @@ pub fn status_of(e: &EngineError) -> StatusCode {
         EngineError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
         EngineError::NotModified(_) => StatusCode::NOT_MODIFIED,
         EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
+        EngineError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

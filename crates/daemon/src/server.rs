@@ -141,6 +141,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), String> {
     let ctx = Arc::new(Ctx {
         engine: Some(engine.clone()),
         tmp_dir: data_root.join("tmp"),
+        max_json_body: cfg.max_json_body,
     });
 
     let stop = CancellationToken::new();

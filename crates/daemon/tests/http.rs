@@ -39,6 +39,7 @@ async fn ping_errors_and_versions() {
     let ctx = Arc::new(Ctx {
         engine: None,
         tmp_dir: dir.path().join("tmp"),
+        max_json_body: berth_daemon::config::DEFAULT_MAX_JSON_BODY,
     });
     let stop = CancellationToken::new();
     let server = tokio::spawn(serve(listener, ctx, stop.clone()));

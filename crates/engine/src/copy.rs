@@ -81,6 +81,17 @@ fn not_found(path: &str, key: &str) -> EngineError {
     EngineError::NotFound(format!("Could not find the file {path} in container {key}"))
 }
 
+/// A path from a request: no path on Linux can hold a NUL byte, so one that does is the
+/// client's error (400), never an internal one.
+fn checked_path(path: &str) -> Result<String> {
+    if path.contains('\0') {
+        return Err(EngineError::InvalidArgument(format!(
+            "invalid path {path:?}: it contains a NUL byte"
+        )));
+    }
+    Ok(path.to_string())
+}
+
 fn is_missing(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
 }
@@ -225,7 +236,7 @@ impl Engine {
 
     /// `HEAD /containers/{id}/archive?path=`.
     pub async fn container_stat_path(&self, key: &str, path: &str) -> Result<PathStat> {
-        let (k, p) = (key.to_string(), path.to_string());
+        let (k, p) = (key.to_string(), checked_path(path)?);
         self.with_rootfs(key, true, move |root, _| Ok(locate(root, &p, &k)?.stat))
             .await
     }
@@ -233,7 +244,7 @@ impl Engine {
     /// `GET /containers/{id}/archive?path=`: the stat and a spooled tar of the path, its
     /// entries named after the path's last element.
     pub async fn container_archive(&self, key: &str, path: &str) -> Result<(PathStat, File)> {
-        let (k, p) = (key.to_string(), path.to_string());
+        let (k, p) = (key.to_string(), checked_path(path)?);
         let out = self.spool_file()?;
         self.with_rootfs(key, true, move |root, _| {
             let loc = locate(root, &p, &k)?;
@@ -258,7 +269,7 @@ impl Engine {
         no_overwrite_dir_non_dir: bool,
         copy_uid_gid: bool,
     ) -> Result<()> {
-        let (k, p) = (key.to_string(), path.to_string());
+        let (k, p) = (key.to_string(), checked_path(path)?);
         self.with_rootfs(key, true, move |root, c| {
             let abs = abs_path(&p);
             let resolved = root.resolve(&abs).map_err(internal("resolving path"))?;
@@ -317,6 +328,15 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_path_with_a_nul_byte_is_the_clients_error() {
+        assert!(matches!(
+            checked_path("/a\0b"),
+            Err(EngineError::InvalidArgument(m)) if m.contains("NUL")
+        ));
+        assert_eq!(checked_path("/etc").unwrap(), "/etc");
+    }
 
     #[test]
     fn go_modes() {

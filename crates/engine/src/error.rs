@@ -15,6 +15,9 @@ pub enum EngineError {
     /// 403: the operation is not allowed on this object (a predefined network).
     #[error("{0}")]
     Forbidden(String),
+    /// 413: a request body over the daemon's cap.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// 304: the container was already in the requested state.
     #[error("{0}")]
     NotModified(String),

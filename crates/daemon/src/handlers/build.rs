@@ -147,7 +147,7 @@ pub async fn prune(ctx: &Ctx) -> ApiResult {
 
 /// `POST /commit`.
 pub async fn commit(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
-    let raw = read_body(req).await?;
+    let raw = read_body(ctx, req).await?;
     let config: Option<berth_api::ContainerConfig> = parse_json::<Option<_>>(&raw, true)?;
     let container = q
         .non_empty("container")

@@ -18,7 +18,7 @@ use crate::stream;
 pub async fn create(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     // The body is read before anything is refused: answering while the client still writes
     // breaks its connection instead of showing it our error.
-    let raw = super::read_body(req).await?;
+    let raw = super::read_body(ctx, req).await?;
     let name = q.non_empty("name");
     if let Some(n) = &name {
         if !valid_container_name(n) {
@@ -225,7 +225,7 @@ pub async fn rename(ctx: &Ctx, id: &str, q: &Query) -> ApiResult {
 }
 
 pub async fn update(ctx: &Ctx, id: &str, req: Request<Incoming>) -> ApiResult {
-    let body: berth_engine::update::UpdateRequest = super::read_json(req, false).await?;
+    let body: berth_engine::update::UpdateRequest = super::read_json(ctx, req, false).await?;
     Ok(body::json(
         StatusCode::OK,
         &ctx.engine()?.container_update(id, body).await?,

@@ -12,14 +12,14 @@ use crate::router::Query;
 use crate::stream;
 
 pub async fn create(ctx: &Ctx, container: &str, req: Request<Incoming>) -> ApiResult {
-    let cfg: ExecConfig = read_json(req, false).await?;
+    let cfg: ExecConfig = read_json(ctx, req, false).await?;
     let id = ctx.engine()?.exec_create(container, cfg).await?;
     Ok(body::json(StatusCode::CREATED, &IdResponse { id }))
 }
 
 pub async fn start(ctx: &Ctx, id: &str, mut req: Request<Incoming>) -> ApiResult {
     let upgrade = stream::take_upgrade(&mut req);
-    let start: ExecStartConfig = read_json(req, true).await?;
+    let start: ExecStartConfig = read_json(ctx, req, true).await?;
     let engine = ctx.engine()?;
     if let (Some(up), false) = (upgrade, start.detach) {
         // Checked before hijacking so that they get a status; the exec itself starts after.

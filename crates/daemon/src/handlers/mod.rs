@@ -34,6 +34,8 @@ pub struct Ctx {
     pub engine: Option<Arc<Engine>>,
     /// Where uploaded archives are spooled (`<data-root>/tmp`).
     pub tmp_dir: PathBuf,
+    /// The largest JSON body [`read_body`] accepts.
+    pub max_json_body: u64,
 }
 
 impl Ctx {
@@ -153,10 +155,11 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
 /// Reads a JSON body. A missing Content-Type is accepted; another than JSON is refused.
 /// An empty body is the type's default when `allow_empty`.
 pub async fn read_json<T: DeserializeOwned + Default>(
+    ctx: &Ctx,
     req: Request<Incoming>,
     allow_empty: bool,
 ) -> Result<T, EngineError> {
-    let raw = read_body(req).await?;
+    let raw = read_body(ctx, req).await?;
     parse_json(&raw, allow_empty)
 }
 
@@ -166,21 +169,41 @@ pub struct RawBody {
     data: Bytes,
 }
 
-/// Reads the whole body. Handlers read it before refusing anything, so that the client sees
-/// the error instead of a broken pipe.
-pub async fn read_body(req: Request<Incoming>) -> Result<RawBody, EngineError> {
+/// Reads the whole body, at most `ctx.max_json_body` bytes: a larger one is 413, and its rest
+/// is read and dropped (never kept), so that the client sees the error instead of a broken
+/// pipe. Handlers read the body before refusing anything, for the same reason.
+pub async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<RawBody, EngineError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
-    let data = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| bad_request(format!("reading the request body: {e}")))?
-        .to_bytes();
-    Ok(RawBody { content_type, data })
+    let cap = ctx.max_json_body;
+    let mut body = req.into_body();
+    let mut data = bytes::BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| bad_request(format!("reading the request body: {e}")))?;
+        let Some(chunk) = frame.data_ref() else {
+            continue;
+        };
+        total += chunk.len() as u64;
+        if total <= cap {
+            data.extend_from_slice(chunk);
+        } else if !data.is_empty() {
+            data = bytes::BytesMut::new();
+        }
+    }
+    if total > cap {
+        return Err(EngineError::PayloadTooLarge(format!(
+            "request body of {total} bytes is larger than the daemon's limit of {cap} bytes \
+             (max-json-body)"
+        )));
+    }
+    Ok(RawBody {
+        content_type,
+        data: data.freeze(),
+    })
 }
 
 /// Decodes a JSON body read by [`read_body`].

@@ -25,7 +25,7 @@ pub async fn inspect(ctx: &Ctx, id: &str) -> ApiResult {
 }
 
 pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult {
-    let body: NetworkCreateRequest = read_json(req, false).await?;
+    let body: NetworkCreateRequest = read_json(ctx, req, false).await?;
     Ok(body::json(
         StatusCode::CREATED,
         &ctx.engine()?.network_create(body).await?,
@@ -47,7 +47,7 @@ pub async fn prune(ctx: &Ctx, q: &Query) -> ApiResult {
 
 /// `connect` (true) or `disconnect` (false).
 pub async fn connect(ctx: &Ctx, id: &str, req: Request<Incoming>, join: bool) -> ApiResult {
-    let body: NetworkConnectRequest = read_json(req, false).await?;
+    let body: NetworkConnectRequest = read_json(ctx, req, false).await?;
     let engine = ctx.engine()?;
     if join {
         engine.network_connect(id, body).await?;

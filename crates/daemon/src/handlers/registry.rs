@@ -64,7 +64,7 @@ where
 /// `POST /images/create?fromImage=NAME&tag=TAG&platform=P`.
 pub async fn pull(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
     let auth = header_auth(&req);
-    let _ = read_body(req).await?;
+    let _ = read_body(ctx, req).await?;
     let engine = ctx.engine_arc()?;
     let image = q.get("fromImage").unwrap_or("").to_string();
     let tag = q.get("tag").unwrap_or("").to_string();
@@ -80,7 +80,7 @@ pub async fn pull(ctx: &Ctx, q: &Query, req: Request<Incoming>) -> ApiResult {
 /// `POST /images/{name}/push?tag=TAG`.
 pub async fn push(ctx: &Ctx, name: &str, q: &Query, req: Request<Incoming>) -> ApiResult {
     let auth = header_auth(&req);
-    let _ = read_body(req).await?;
+    let _ = read_body(ctx, req).await?;
     let engine = ctx.engine_arc()?;
     let refs = engine
         .image_push_resolve(name, q.get("tag").unwrap_or(""))
@@ -92,7 +92,7 @@ pub async fn push(ctx: &Ctx, name: &str, q: &Query, req: Request<Incoming>) -> A
 
 /// `POST /auth`.
 pub async fn auth(ctx: &Ctx, req: Request<Incoming>) -> ApiResult {
-    let raw = read_body(req).await?;
+    let raw = read_body(ctx, req).await?;
     let cfg: AuthConfigBody = parse_json(&raw, false)?;
     ctx.engine()?.registry_login(cfg.0).await?;
     Ok(body::json(

@@ -25,7 +25,7 @@ pub async fn inspect(ctx: &Ctx, name: &str) -> ApiResult {
 }
 
 pub async fn create(ctx: &Ctx, req: Request<Incoming>) -> ApiResult {
-    let body: VolumeCreateRequest = read_json(req, true).await?;
+    let body: VolumeCreateRequest = read_json(ctx, req, true).await?;
     Ok(body::json(
         StatusCode::CREATED,
         &ctx.engine()?.volume_create(body).await?,
