@@ -228,3 +228,22 @@ def test_the_json_body_cap_is_configurable(daemon_factory):
     status, _, data = d.request("POST", "/containers/create", body=small,
                                 headers={"Content-Type": "application/json"})
     assert status == 201, (status, data)
+
+
+def test_a_layer_past_the_size_cap_is_refused_and_leaves_nothing(daemon_factory):
+    # `max-layer-size` caps what one layer may expand to (a 2 MiB gzip layer can hold 2 GiB of
+    # zeros); the busybox layer (about 2 MiB) is past a 1 MiB cap.
+    from conftest import ensure_busybox_archive
+    d = daemon_factory(start=False)
+    d.extra_args = ["--max-layer-size", "1m"]
+    d.start()
+    p = d.docker("load", "-i", str(ensure_busybox_archive()), timeout=120)
+    assert p.returncode != 0, describe(p)
+    assert "max-layer-size" in p.stdout + p.stderr, describe(p)
+    assert d.docker_ok("images", "-q").strip() == ""
+    image_root = os.path.join(d.data_root, "image")
+    for sub in ("layers", "tmp", "ingest"):
+        left = os.listdir(os.path.join(image_root, sub)) if os.path.isdir(
+            os.path.join(image_root, sub)) else []
+        assert left == [], (sub, left)
+    assert d.ping()

@@ -63,6 +63,13 @@ pub struct DaemonArgs {
     /// get 413 [default: 4MiB]
     #[arg(long = "max-json-body", value_name = "SIZE")]
     pub max_json_body: Option<String>,
+    /// The most one image layer may expand to when unpacked (bytes, or with a unit: 256g)
+    /// [default: 256g]
+    #[arg(long = "max-layer-size", value_name = "SIZE")]
+    pub max_layer_size: Option<String>,
+    /// The most a layer past 1 GiB may expand per compressed byte [default: 100]
+    #[arg(long = "max-layer-ratio", value_name = "N")]
+    pub max_layer_ratio: Option<u64>,
     /// Group for the unix socket [default: berth]
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
@@ -112,6 +119,8 @@ const KNOWN_KEYS: &[&str] = &[
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "max-json-body",
+    "max-layer-size",
+    "max-layer-ratio",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -213,6 +222,12 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
     );
     opt(args.icc.map(|b| b.to_string()), "icc", &mut flag_set);
     opt(args.max_json_body.clone(), "max-json-body", &mut flag_set);
+    opt(args.max_layer_size.clone(), "max-layer-size", &mut flag_set);
+    opt(
+        args.max_layer_ratio.map(|n| n.to_string()),
+        "max-layer-ratio",
+        &mut flag_set,
+    );
 
     let conflicts: Vec<String> = flag_set
         .iter()
@@ -383,6 +398,7 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         .clone()
         .or(fstr("group")?)
         .unwrap_or_else(|| "berth".into());
+    engine.layer_limits = layer_limits(args, file)?;
     let max_json_body = match (args.max_json_body.as_deref(), file.get("max-json-body")) {
         (Some(s), _) => parse_body_cap(s)?,
         (None, Some(Value::String(s))) => parse_body_cap(s)?,
@@ -401,6 +417,45 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         registry: crate::registry_config::parse(file)?,
         max_json_body,
     })
+}
+
+/// `max-layer-size` and `max-layer-ratio`, from the flags or the file.
+fn layer_limits(
+    args: &DaemonArgs,
+    file: &Map<String, Value>,
+) -> Result<berth_engine::LayerLimits, String> {
+    let mut limits = berth_engine::LayerLimits::default();
+    let size = match (args.max_layer_size.as_ref(), file.get("max-layer-size")) {
+        (Some(s), _) | (None, Some(Value::String(s))) => Some(s.clone()),
+        (None, Some(Value::Number(n))) => Some(n.to_string()),
+        (None, None | Some(Value::Null)) => None,
+        (None, Some(other)) => {
+            return Err(format!("invalid value for \"max-layer-size\": {other}"))
+        }
+    };
+    if let Some(s) = size {
+        let n = berth_engine::spec::parse_size(&s)
+            .map_err(|e| format!("invalid value for \"max-layer-size\": {e}"))?;
+        if n <= 0 {
+            return Err(format!("invalid value for \"max-layer-size\": {s}"));
+        }
+        limits.max_size = n as u64;
+    }
+    let ratio = match (args.max_layer_ratio, file.get("max-layer-ratio")) {
+        (Some(n), _) => Some(n),
+        (None, Some(Value::Number(n))) if n.as_u64().is_some() => n.as_u64(),
+        (None, None | Some(Value::Null)) => None,
+        (None, Some(other)) => {
+            return Err(format!("invalid value for \"max-layer-ratio\": {other}"))
+        }
+    };
+    if let Some(n) = ratio {
+        if n == 0 {
+            return Err("invalid value for \"max-layer-ratio\": 0".into());
+        }
+        limits.max_ratio = n;
+    }
+    Ok(limits)
 }
 
 /// `max-json-body`: bytes, or a size with a unit (`4m`); at least 1 KiB.

@@ -36,6 +36,8 @@ pub struct EngineConfig {
     /// berth-runtime's sealed copy held by the daemon (`/proc/<pid>/fd/<n>`), which spares the
     /// runtime a copy of itself at every container start and exec.
     pub shim_runtime_paths: BTreeMap<PathBuf, PathBuf>,
+    /// What one image layer (or build context) may expand to when unpacked.
+    pub layer_limits: berth_image::layer_tar::LayerLimits,
 }
 
 impl EngineConfig {
@@ -59,6 +61,7 @@ impl EngineConfig {
             iptables: true,
             icc: true,
             shim_runtime_paths: BTreeMap::new(),
+            layer_limits: Default::default(),
         }
     }
 }

@@ -91,7 +91,13 @@ impl Engine {
             std::fs::create_dir_all(&d).map_err(internal("creating state directories"))?;
         }
         let image_root = config.data_root.join("image");
-        let images = blocking(move || Ok(ImageStore::open(&image_root)?)).await?;
+        let layer_limits = config.layer_limits;
+        let images = blocking(move || {
+            let mut store = ImageStore::open(&image_root)?;
+            store.set_layer_limits(layer_limits);
+            Ok(store)
+        })
+        .await?;
         let volume_root = config.data_root.join("volumes");
         let volumes = blocking(move || {
             Ok(berth_volume::VolumeStore::open(

@@ -40,6 +40,7 @@ mod tarwrite;
 pub mod update;
 mod volumes;
 
+pub use berth_image::layer_tar::LayerLimits;
 pub use commit::CommitOptions;
 pub use config::EngineConfig;
 pub use copy::PathStat;

@@ -24,6 +24,8 @@ use nix::sys::time::TimeSpec;
 use sha2::{Digest, Sha256};
 use tar::EntryType;
 
+use crate::layer_limits::CountingReader;
+pub use crate::layer_limits::LayerLimits;
 use crate::{io_err, ImageError, Result};
 
 /// What applying a layer produced.
@@ -72,12 +74,16 @@ pub fn maybe_decompress<'a>(mut r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 
     }
 }
 
-/// A reader that hashes and counts what passes through it, optionally copying it to a writer.
+/// A reader that hashes and counts what passes through it, optionally copying it to a writer,
+/// and stops at the layer limits (the reason kept in `broken`).
 struct HashingReader<'a, 'b> {
     inner: Box<dyn Read + 'a>,
     hasher: Sha256,
     size: u64,
     tee: Option<&'b mut dyn Write>,
+    limits: LayerLimits,
+    compressed: std::rc::Rc<std::cell::Cell<u64>>,
+    broken: Option<String>,
 }
 
 impl Read for HashingReader<'_, '_> {
@@ -85,6 +91,10 @@ impl Read for HashingReader<'_, '_> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;
+        if let Some(why) = self.limits.broken_by(self.size, self.compressed.get()) {
+            self.broken = Some(why.clone());
+            return Err(io::Error::other(why));
+        }
         if let Some(t) = self.tee.as_mut() {
             t.write_all(&buf[..n])?;
         }
@@ -398,20 +408,44 @@ fn set_mtime(path: &Path, mtime: u64) {
 /// Applies the (optionally gzip'd) layer tar `src` into the existing, empty directory `dest`.
 /// The uncompressed stream is copied to `tee` when given. On error `dest` is left in an
 /// unspecified state: the caller removes it.
+///
+/// A stream that breaks `limits` stops there with an error saying which.
 pub fn apply_layer(
     src: &mut dyn Read,
     dest: &Path,
     tee: Option<&mut dyn Write>,
+    limits: LayerLimits,
 ) -> Result<Applied> {
-    let plain = maybe_decompress(Box::new(io::BufReader::with_capacity(1 << 16, src)))?;
+    let compressed = std::rc::Rc::new(std::cell::Cell::new(0));
+    let counted = CountingReader {
+        inner: src,
+        count: compressed.clone(),
+    };
+    let plain = maybe_decompress(Box::new(io::BufReader::with_capacity(1 << 16, counted)))?;
     let mut hr = HashingReader {
         inner: plain,
         hasher: Sha256::new(),
         size: 0,
         tee,
+        limits,
+        compressed,
+        broken: None,
     };
+    let result = unpack(&mut hr, dest);
+    if let Some(why) = hr.broken.take() {
+        return Err(ImageError::InvalidArgument(why));
+    }
+    result?;
+    Ok(Applied {
+        diff_id: format!("sha256:{}", hex::encode(hr.hasher.finalize())),
+        size: hr.size,
+    })
+}
+
+/// Applies the entries of the tar stream `hr` under `dest`, then reads its padding.
+fn unpack(hr: &mut HashingReader<'_, '_>, dest: &Path) -> Result<()> {
     {
-        let mut ar = tar::Archive::new(&mut hr);
+        let mut ar = tar::Archive::new(&mut *hr);
         let mut ap = Applier {
             root: dest,
             root_user: is_root(),
@@ -427,11 +461,8 @@ pub fn apply_layer(
         }
     }
     // Hash (and tee) the end-of-archive padding too.
-    io::copy(&mut hr, &mut io::sink()).map_err(bad_layer)?;
-    Ok(Applied {
-        diff_id: format!("sha256:{}", hex::encode(hr.hasher.finalize())),
-        size: hr.size,
-    })
+    io::copy(hr, &mut io::sink()).map_err(bad_layer)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -551,7 +582,7 @@ pub(crate) mod tests {
 
     fn apply(data: &[u8]) -> (tempfile::TempDir, Result<Applied>) {
         let dir = tempfile::tempdir().unwrap();
-        let r = apply_layer(&mut &data[..], dir.path(), None);
+        let r = apply_layer(&mut &data[..], dir.path(), None, LayerLimits::default());
         (dir, r)
     }
 
@@ -613,7 +644,13 @@ pub(crate) mod tests {
         let data = TarBuilder::new().file("a", b"hello").build();
         let dir = tempfile::tempdir().unwrap();
         let mut out = Vec::new();
-        apply_layer(&mut &data[..], dir.path(), Some(&mut out)).unwrap();
+        apply_layer(
+            &mut &data[..],
+            dir.path(),
+            Some(&mut out),
+            LayerLimits::default(),
+        )
+        .unwrap();
         assert_eq!(out, data);
     }
 

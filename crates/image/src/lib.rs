@@ -26,6 +26,7 @@ mod archive;
 mod commit;
 pub mod content;
 pub mod layer_diff;
+pub mod layer_limits;
 pub mod layer_tar;
 pub mod pgzip;
 mod placement;
@@ -106,12 +107,24 @@ pub struct ImageStore {
     pub(crate) content: content::ContentStore,
     pub(crate) state: std::sync::Mutex<store::State>,
     pub(crate) writer: std::sync::Mutex<()>,
+    /// What one layer may expand to ([`layer_tar::LayerLimits`]).
+    pub(crate) layer_limits: layer_tar::LayerLimits,
 }
 
 impl ImageStore {
     /// Opens (creating if needed) the store under `root`, cleaning interrupted ingests.
     pub fn open(root: &Path) -> Result<Self> {
         store::open(root)
+    }
+
+    /// Caps what each layer unpacked from now on may expand to.
+    pub fn set_layer_limits(&mut self, limits: layer_tar::LayerLimits) {
+        self.layer_limits = limits;
+    }
+
+    /// The caps on what one layer may expand to.
+    pub fn layer_limits(&self) -> layer_tar::LayerLimits {
+        self.layer_limits
     }
 
     /// The directory this store lives in.

@@ -156,7 +156,7 @@ impl ImageStore {
             .map_err(|e| io_err("chmod layer", e))?;
         // apply_layer hashes every byte it tees into the writer: the diff ID is the blob's digest.
         let mut w = self.content.writer_hashed_by_caller()?;
-        let applied = apply_layer(src, &diff, Some(&mut w))?;
+        let applied = apply_layer(src, &diff, Some(&mut w), self.layer_limits)?;
         if let Some(exp) = expected {
             if applied.diff_id != exp {
                 return Err(mismatch(&applied.diff_id));

@@ -217,6 +217,7 @@ pub(crate) fn open(root: &Path) -> Result<ImageStore> {
         content,
         state: Mutex::new(State::default()),
         writer: Mutex::new(()),
+        layer_limits: crate::layer_tar::LayerLimits::default(),
     };
     let mut st = State::default();
     if let Ok(rd) = fs::read_dir(root.join("images")) {

@@ -190,9 +190,11 @@ impl Engine {
         let context_dir = root.join("context");
         std::fs::create_dir_all(&context_dir).map_err(EngineError::from)?;
         let unpack_dir = context_dir.clone();
+        // A build context is a tar stream like a layer, and as hostile: the same caps.
+        let limits = self.images.layer_limits();
         tokio::task::spawn_blocking(move || {
             let mut f = context;
-            berth_image::layer_tar::apply_layer(&mut f, &unpack_dir, None)
+            berth_image::layer_tar::apply_layer(&mut f, &unpack_dir, None, limits)
         })
         .await
         .map_err(|e| EngineError::Internal(e.to_string()))?
