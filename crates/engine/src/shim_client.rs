@@ -1,9 +1,11 @@
-//! Starting a `berth-shim` and talking to it over its socket.
+//! Starting a `berth-shim` and talking to it over its socket. The frames and the exit record
+//! are `berth_shim::protocol`'s, shared with the shim; this module only reads and writes them
+//! on tokio's sockets.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_shim::protocol;
+use berth_shim::protocol::{self, ExitRecord, Frame, Header, ProtocolError};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -29,16 +31,6 @@ pub struct ShimLaunch {
     pub stdin: bool,
     /// The container's cgroup, for the shim's OOM check.
     pub cgroup: Option<String>,
-}
-
-/// The exit status a shim reports (`exit.json` / the EXIT frame).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct ExitInfo {
-    pub exit_code: i64,
-    #[serde(default)]
-    pub finished_at: String,
-    #[serde(default)]
-    pub oom_killed: bool,
 }
 
 /// Runs the shim and waits for its readiness line; returns the process pid it reported.
@@ -125,24 +117,54 @@ pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
     UnixStream::connect(sock.path()).await
 }
 
-/// Reads one frame.
-pub async fn read_frame(r: &mut OwnedReadHalf) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    let mut head = [0u8; 5];
-    match r.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+/// Reads one frame; `Ok(None)` on a clean end of stream before a frame starts. Data payloads
+/// become [`Bytes`] without a copy.
+pub async fn read_frame(
+    r: &mut OwnedReadHalf,
+) -> std::result::Result<Option<Frame<Bytes>>, ProtocolError> {
+    let mut head = [0u8; protocol::HEADER_LEN];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..]).await? {
+            0 if got == 0 => return Ok(None),
+            0 => return Err(ProtocolError::Truncated),
+            n => got += n,
+        }
     }
-    let (kind, len) = protocol::parse_header(&head);
-    if len > protocol::MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "shim frame too large",
-        ));
+    let header = Header::parse(&head)?;
+    let mut payload = vec![0u8; header.len];
+    r.read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
+            _ => e.into(),
+        })?;
+    Frame::decode(header.kind, payload).map(Some)
+}
+
+/// The next frame from a shim, skipping (with a warning) frames that are unknown or malformed;
+/// `None` once the connection ends or cannot be read any further. `who` names the container or
+/// exec in the log.
+pub async fn next_frame(r: &mut OwnedReadHalf, who: &str) -> Option<Frame<Bytes>> {
+    loop {
+        match read_frame(r).await {
+            Ok(frame) => return frame,
+            Err(e) if !e.is_fatal() => tracing::warn!("shim of {who}: skipping a frame: {e}"),
+            Err(ProtocolError::Io(e)) => {
+                tracing::debug!("shim of {who}: {e}");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("shim of {who}: {e}");
+                return None;
+            }
+        }
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
-    Ok(Some((kind, payload)))
+}
+
+/// Writes one frame.
+pub async fn write_frame(w: &mut OwnedWriteHalf, frame: &ShimFrame) -> std::io::Result<()> {
+    w.write_all(&frame.encode()).await
 }
 
 /// Forwards queued frames to the shim until the connection or the queue ends. Holding the
@@ -154,16 +176,16 @@ pub async fn pump_to_shim(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut q = queue.lock().await;
-    if let Some((k, p)) = first.take() {
-        if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+    if let Some(f) = first.take() {
+        if write_frame(&mut w, &f).await.is_err() {
             return;
         }
     }
     loop {
         tokio::select! {
             f = q.recv() => match f {
-                Some((k, p)) => {
-                    if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+                Some(f) => {
+                    if write_frame(&mut w, &f).await.is_err() {
                         return;
                     }
                 }
@@ -174,19 +196,9 @@ pub async fn pump_to_shim(
     }
 }
 
-/// Output chunk from a frame kind.
-pub fn output_kind(kind: u8) -> Option<crate::StreamKind> {
-    match kind {
-        protocol::STDOUT => Some(crate::StreamKind::Stdout),
-        protocol::STDERR => Some(crate::StreamKind::Stderr),
-        _ => None,
-    }
-}
-
-/// Reads `exit.json` from a shim's state dir.
-pub fn read_exit(state_dir: &Path) -> Option<ExitInfo> {
-    let text = std::fs::read_to_string(state_dir.join(protocol::EXIT_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+/// Reads `exit.json` from a shim's state dir; `None` when it is missing or unreadable.
+pub fn read_exit(state_dir: &Path) -> Option<ExitRecord> {
+    ExitRecord::read_file(state_dir).ok()
 }
 
 /// Whether the shim whose pid file is in `state_dir` is alive.
@@ -218,9 +230,4 @@ pub async fn wait_shim_gone(state_dir: &Path, limit: std::time::Duration) {
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-}
-
-/// Bytes of a frame payload as output data.
-pub fn bytes(p: Vec<u8>) -> Bytes {
-    Bytes::from(p)
 }
