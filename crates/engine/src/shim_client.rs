@@ -231,3 +231,99 @@ pub async fn wait_shim_gone(state_dir: &Path, limit: std::time::Duration) {
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: the write end and the engine's read half.
+    fn pair() -> (UnixStream, OwnedReadHalf) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (a, b.into_split().0)
+    }
+
+    /// A header followed by `payload`, built by hand as an older shim would.
+    fn raw(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind];
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn reads_an_old_shims_frames_and_skips_unknown_ones() {
+        let (mut w, mut r) = pair();
+        let exit =
+            br#"{"exit_code":3,"finished_at":"2026-11-25T22:01:02.123456789Z","oom_killed":false}"#;
+        let mut bytes = raw(4, b"ok");
+        bytes.extend(raw(1, b"out"));
+        bytes.extend(raw(42, b"from the future"));
+        bytes.extend(raw(6, b"\x00")); // malformed: a resize the shim never sends
+        bytes.extend(raw(2, b"err"));
+        bytes.extend(raw(3, exit));
+        w.write_all(&bytes).await.unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        while let Some(f) = next_frame(&mut r, "test").await {
+            got.push(f);
+        }
+        assert_eq!(
+            got,
+            vec![
+                Frame::Reply(Ok(())),
+                Frame::Stdout(Bytes::from_static(b"out")),
+                Frame::Stderr(Bytes::from_static(b"err")),
+                Frame::Exit(ExitRecord {
+                    exit_code: 3,
+                    finished_at: "2026-11-25T22:01:02.123456789Z".into(),
+                    oom_killed: false,
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_and_oversized_frames_end_the_stream() {
+        let (mut w, mut r) = pair();
+        w.write_all(&raw(1, b"hello")[..7]).await.unwrap();
+        drop(w);
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ProtocolError::Truncated)
+        ));
+
+        let (mut w, mut r) = pair();
+        w.write_all(&[1, 0x00, 0x10, 0x00, 0x01]).await.unwrap();
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ProtocolError::TooLarge(_))
+        ));
+
+        let (w, mut r) = pair();
+        drop(w);
+        assert!(read_frame(&mut r).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn writes_the_bytes_an_old_shim_reads() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_, mut w) = a.into_split();
+        for f in [
+            Frame::Resize { rows: 24, cols: 80 },
+            Frame::Start,
+            Frame::Stdin(Bytes::from_static(b"in")),
+            Frame::StdinClose,
+        ] {
+            write_frame(&mut w, &f).await.unwrap();
+        }
+        drop(w);
+        let mut got = Vec::new();
+        let mut b = b;
+        b.read_to_end(&mut got).await.unwrap();
+        let mut want = raw(6, &[0, 24, 0, 80]);
+        want.extend(raw(7, b""));
+        want.extend(raw(0, b"in"));
+        want.extend(raw(5, b""));
+        assert_eq!(got, want);
+    }
+}
