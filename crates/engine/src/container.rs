@@ -62,8 +62,8 @@ pub struct Subscriber {
     pub stderr: bool,
 }
 
-/// Frames to send to the current shim (stdin, resize, close).
-pub type ShimFrame = (u8, Vec<u8>);
+/// Frames to send to the current shim (stdin, resize, close, start).
+pub type ShimFrame = berth_shim::protocol::Frame<bytes::Bytes>;
 
 pub struct Container {
     pub id: String,

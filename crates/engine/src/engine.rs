@@ -7,13 +7,12 @@ use std::sync::{Arc, Mutex};
 
 use berth_api::*;
 use berth_image::ImageStore;
-use berth_shim::protocol;
-use bytes::Bytes;
+use berth_shim::protocol::{self, ExitRecord, Frame};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::container::{Container, ContainerRecord, Subscriber};
+use crate::container::{Container, ContainerRecord, ShimFrame, Subscriber};
 use crate::lifecycle::{Lifecycle, Status, Transition};
-use crate::shim_client::{self, ExitInfo, ShimLaunch};
+use crate::shim_client::{self, ShimLaunch};
 use crate::util::{self, now_rfc3339, ZERO_TIME};
 use crate::{
     logs, spec, sys, user, AttachOptions, EngineConfig, EngineError, Filters, Input, IoSession,
@@ -34,7 +33,7 @@ struct ExecState {
     running: bool,
     exit_code: Option<i64>,
     pid: i64,
-    to_shim: Option<mpsc::UnboundedSender<(u8, Vec<u8>)>>,
+    to_shim: Option<mpsc::UnboundedSender<ShimFrame>>,
 }
 
 pub struct Engine {
@@ -225,7 +224,7 @@ impl Engine {
                         self.spawn_shim_reader(c.clone(), stream, None);
                     }
                     _ => {
-                        let exit = shim_client::read_exit(&sdir).unwrap_or(ExitInfo {
+                        let exit = shim_client::read_exit(&sdir).unwrap_or(ExitRecord {
                             exit_code: 255,
                             finished_at: now_rfc3339(),
                             oom_killed: false,
@@ -1042,7 +1041,7 @@ impl Engine {
         }
         let (tx, rx) = oneshot::channel();
         *c.start_reply.lock().unwrap() = Some(tx);
-        self.spawn_shim_reader(c.clone(), stream, Some((protocol::START, Vec::new())));
+        self.spawn_shim_reader(c.clone(), stream, Some(Frame::Start));
         match rx.await {
             Ok(Ok(())) => {}
             Ok(Err(m)) => return Err(shim_client::classify_start_error(m)),
@@ -1251,7 +1250,7 @@ impl Engine {
         &self,
         c: Arc<Container>,
         stream: tokio::net::UnixStream,
-        first: Option<(u8, Vec<u8>)>,
+        first: Option<ShimFrame>,
     ) {
         let engine = self.arc();
         tokio::spawn(async move {
@@ -1263,23 +1262,25 @@ impl Engine {
                 first,
                 stop_rx,
             ));
-            let mut exit: Option<ExitInfo> = None;
-            while let Ok(Some((kind, payload))) = shim_client::read_frame(&mut r).await {
-                if let Some(stream) = shim_client::output_kind(kind) {
-                    c.publish(stream, shim_client::bytes(payload));
-                } else if kind == protocol::REPLY {
-                    let text = String::from_utf8_lossy(&payload).to_string();
-                    let res = if text == "ok" {
-                        Ok(())
-                    } else {
-                        Err(text.trim_start_matches("error:").trim().to_string())
-                    };
-                    if let Some(tx) = c.start_reply.lock().unwrap().take() {
-                        let _ = tx.send(res);
+            let mut exit: Option<ExitRecord> = None;
+            while let Some(frame) = shim_client::next_frame(&mut r, &c.id).await {
+                match frame {
+                    Frame::Stdout(data) => c.publish(StreamKind::Stdout, data),
+                    Frame::Stderr(data) => c.publish(StreamKind::Stderr, data),
+                    Frame::Reply(res) => {
+                        if let Some(tx) = c.start_reply.lock().unwrap().take() {
+                            let _ = tx.send(res);
+                        }
                     }
-                } else if kind == protocol::EXIT {
-                    exit = serde_json::from_slice(&payload).ok();
-                    break;
+                    Frame::Exit(record) => {
+                        exit = Some(record);
+                        break;
+                    }
+                    other => tracing::debug!(
+                        "ignoring a {:?} frame from the shim of {}",
+                        other.kind(),
+                        c.id
+                    ),
                 }
             }
             let _ = stop_tx.send(true);
@@ -1303,7 +1304,7 @@ impl Engine {
                     match found.or_else(|| shim_client::read_exit(&sdir)) {
                         Some(e) => e,
                         None if !c.running() => return,
-                        None => ExitInfo {
+                        None => ExitRecord {
                             exit_code: 255,
                             finished_at: now_rfc3339(),
                             oom_killed: false,
@@ -1316,7 +1317,7 @@ impl Engine {
     }
 
     /// Records a container's exit and cleans up after it.
-    async fn finish(&self, c: &Arc<Container>, exit: ExitInfo, auto_remove_allowed: bool) {
+    async fn finish(&self, c: &Arc<Container>, exit: ExitRecord, auto_remove_allowed: bool) {
         use std::sync::atomic::Ordering;
         if !c.running() || c.finishing.swap(true, Ordering::SeqCst) {
             return;
@@ -2000,9 +2001,7 @@ impl Engine {
                 c.id
             )));
         }
-        let _ = c
-            .to_shim
-            .send((protocol::RESIZE, resize_payload(rows, cols)));
+        let _ = c.to_shim.send(Frame::Resize { rows, cols });
         Ok(())
     }
 
@@ -2170,7 +2169,7 @@ impl Engine {
             .map_err(|err| EngineError::Internal(format!("connecting to exec shim: {err}")))?;
         let (mut r, mut w) = stream.into_split();
         let (out_tx, out_rx) = mpsc::channel::<Output>(1024);
-        let (to_shim_tx, mut to_shim_rx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
+        let (to_shim_tx, mut to_shim_rx) = mpsc::unbounded_channel::<ShimFrame>();
         e.state.lock().unwrap().to_shim = Some(to_shim_tx.clone());
         let (reply_tx, reply_rx) = oneshot::channel::<std::result::Result<(), String>>();
         let (want_out, want_err) = (cfg.attach_stdout && !detach, cfg.attach_stderr && !detach);
@@ -2179,43 +2178,24 @@ impl Engine {
         tokio::spawn(async move {
             let mut reply_tx = Some(reply_tx);
             let mut code = None;
-            while let Ok(Some((kind, payload))) = shim_client::read_frame(&mut r).await {
-                match kind {
-                    protocol::STDOUT | protocol::STDERR => {
-                        let stream = if kind == protocol::STDOUT {
-                            StreamKind::Stdout
-                        } else {
-                            StreamKind::Stderr
-                        };
-                        if (stream == StreamKind::Stdout && want_out)
-                            || (stream == StreamKind::Stderr && want_err)
-                        {
-                            let _ = out_tx
-                                .send(Output {
-                                    stream,
-                                    data: Bytes::from(payload),
-                                })
-                                .await;
-                        }
-                    }
-                    protocol::REPLY => {
-                        let text = String::from_utf8_lossy(&payload).to_string();
+            let who = format!("exec {}", exec.id);
+            while let Some(frame) = shim_client::next_frame(&mut r, &who).await {
+                let (stream, data) = match frame {
+                    Frame::Stdout(data) if want_out => (StreamKind::Stdout, data),
+                    Frame::Stderr(data) if want_err => (StreamKind::Stderr, data),
+                    Frame::Reply(res) => {
                         if let Some(tx) = reply_tx.take() {
-                            let _ = tx.send(if text == "ok" {
-                                Ok(())
-                            } else {
-                                Err(text.trim_start_matches("error:").trim().to_string())
-                            });
+                            let _ = tx.send(res);
                         }
+                        continue;
                     }
-                    protocol::EXIT => {
-                        code = serde_json::from_slice::<ExitInfo>(&payload)
-                            .ok()
-                            .map(|x| x.exit_code);
+                    Frame::Exit(record) => {
+                        code = Some(record.exit_code);
                         break;
                     }
-                    _ => {}
-                }
+                    _ => continue,
+                };
+                let _ = out_tx.send(Output { stream, data }).await;
             }
             let code = code
                 .or_else(|| shim_client::read_exit(&sdir2).map(|x| x.exit_code))
@@ -2230,14 +2210,13 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&sdir2);
         });
         tokio::spawn(async move {
-            use tokio::io::AsyncWriteExt;
-            while let Some((k, p)) = to_shim_rx.recv().await {
-                if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+            while let Some(frame) = to_shim_rx.recv().await {
+                if shim_client::write_frame(&mut w, &frame).await.is_err() {
                     return;
                 }
             }
         });
-        let _ = to_shim_tx.send((protocol::START, Vec::new()));
+        let _ = to_shim_tx.send(Frame::Start);
         match reply_rx.await {
             Ok(Ok(())) => {}
             Ok(Err(m)) => {
@@ -2303,7 +2282,7 @@ impl Engine {
         let st = e.state.lock().unwrap();
         match &st.to_shim {
             Some(tx) => {
-                let _ = tx.send((protocol::RESIZE, resize_payload(rows, cols)));
+                let _ = tx.send(Frame::Resize { rows, cols });
                 Ok(())
             }
             None => Err(EngineError::Conflict(format!(
@@ -2316,31 +2295,25 @@ impl Engine {
 /// An attach session's input channel: stdin data and resizes become shim frames; when the
 /// client closes its end, the process's stdin is closed too if `close_stdin`.
 fn input_to_shim(
-    to_shim: mpsc::UnboundedSender<(u8, Vec<u8>)>,
+    to_shim: mpsc::UnboundedSender<ShimFrame>,
     close_stdin: bool,
 ) -> mpsc::Sender<Input> {
     let (itx, mut irx) = mpsc::channel::<Input>(64);
     tokio::spawn(async move {
         while let Some(i) = irx.recv().await {
             let frame = match i {
-                Input::Data(d) => (protocol::STDIN, d.to_vec()),
-                Input::Resize { rows, cols } => (protocol::RESIZE, resize_payload(rows, cols)),
+                Input::Data(d) => Frame::Stdin(d),
+                Input::Resize { rows, cols } => Frame::Resize { rows, cols },
             };
             if to_shim.send(frame).is_err() {
                 return;
             }
         }
         if close_stdin {
-            let _ = to_shim.send((protocol::STDIN_CLOSE, Vec::new()));
+            let _ = to_shim.send(Frame::StdinClose);
         }
     });
     itx
-}
-
-fn resize_payload(rows: u16, cols: u16) -> Vec<u8> {
-    let mut p = rows.to_be_bytes().to_vec();
-    p.extend_from_slice(&cols.to_be_bytes());
-    p
 }
 
 fn name_conflict(name: &str, id: &str) -> EngineError {

@@ -1,9 +1,11 @@
-//! Starting a `berth-shim` and talking to it over its socket.
+//! Starting a `berth-shim` and talking to it over its socket. The frames and the exit record
+//! are `berth_shim::protocol`'s, shared with the shim; this module only reads and writes them
+//! on tokio's sockets.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use berth_shim::protocol;
+use berth_shim::protocol::{self, ExitRecord, Frame, Header, ProtocolError};
 use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -29,16 +31,6 @@ pub struct ShimLaunch {
     pub stdin: bool,
     /// The container's cgroup, for the shim's OOM check.
     pub cgroup: Option<String>,
-}
-
-/// The exit status a shim reports (`exit.json` / the EXIT frame).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct ExitInfo {
-    pub exit_code: i64,
-    #[serde(default)]
-    pub finished_at: String,
-    #[serde(default)]
-    pub oom_killed: bool,
 }
 
 /// Runs the shim and waits for its readiness line; returns the process pid it reported.
@@ -125,24 +117,54 @@ pub async fn connect(state_dir: &Path) -> std::io::Result<UnixStream> {
     UnixStream::connect(sock.path()).await
 }
 
-/// Reads one frame.
-pub async fn read_frame(r: &mut OwnedReadHalf) -> std::io::Result<Option<(u8, Vec<u8>)>> {
-    let mut head = [0u8; 5];
-    match r.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+/// Reads one frame; `Ok(None)` on a clean end of stream before a frame starts. Data payloads
+/// become [`Bytes`] without a copy.
+pub async fn read_frame(
+    r: &mut OwnedReadHalf,
+) -> std::result::Result<Option<Frame<Bytes>>, ProtocolError> {
+    let mut head = [0u8; protocol::HEADER_LEN];
+    let mut got = 0;
+    while got < head.len() {
+        match r.read(&mut head[got..]).await? {
+            0 if got == 0 => return Ok(None),
+            0 => return Err(ProtocolError::Truncated),
+            n => got += n,
+        }
     }
-    let (kind, len) = protocol::parse_header(&head);
-    if len > protocol::MAX_FRAME {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "shim frame too large",
-        ));
+    let header = Header::parse(&head)?;
+    let mut payload = vec![0u8; header.len];
+    r.read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => ProtocolError::Truncated,
+            _ => e.into(),
+        })?;
+    Frame::decode(header.kind, payload).map(Some)
+}
+
+/// The next frame from a shim, skipping (with a warning) frames that are unknown or malformed;
+/// `None` once the connection ends or cannot be read any further. `who` names the container or
+/// exec in the log.
+pub async fn next_frame(r: &mut OwnedReadHalf, who: &str) -> Option<Frame<Bytes>> {
+    loop {
+        match read_frame(r).await {
+            Ok(frame) => return frame,
+            Err(e) if !e.is_fatal() => tracing::warn!("shim of {who}: skipping a frame: {e}"),
+            Err(ProtocolError::Io(e)) => {
+                tracing::debug!("shim of {who}: {e}");
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!("shim of {who}: {e}");
+                return None;
+            }
+        }
     }
-    let mut payload = vec![0u8; len];
-    r.read_exact(&mut payload).await?;
-    Ok(Some((kind, payload)))
+}
+
+/// Writes one frame.
+pub async fn write_frame(w: &mut OwnedWriteHalf, frame: &ShimFrame) -> std::io::Result<()> {
+    w.write_all(&frame.encode()).await
 }
 
 /// Forwards queued frames to the shim until the connection or the queue ends. Holding the
@@ -154,16 +176,16 @@ pub async fn pump_to_shim(
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut q = queue.lock().await;
-    if let Some((k, p)) = first.take() {
-        if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+    if let Some(f) = first.take() {
+        if write_frame(&mut w, &f).await.is_err() {
             return;
         }
     }
     loop {
         tokio::select! {
             f = q.recv() => match f {
-                Some((k, p)) => {
-                    if w.write_all(&protocol::encode(k, &p)).await.is_err() {
+                Some(f) => {
+                    if write_frame(&mut w, &f).await.is_err() {
                         return;
                     }
                 }
@@ -174,19 +196,9 @@ pub async fn pump_to_shim(
     }
 }
 
-/// Output chunk from a frame kind.
-pub fn output_kind(kind: u8) -> Option<crate::StreamKind> {
-    match kind {
-        protocol::STDOUT => Some(crate::StreamKind::Stdout),
-        protocol::STDERR => Some(crate::StreamKind::Stderr),
-        _ => None,
-    }
-}
-
-/// Reads `exit.json` from a shim's state dir.
-pub fn read_exit(state_dir: &Path) -> Option<ExitInfo> {
-    let text = std::fs::read_to_string(state_dir.join(protocol::EXIT_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+/// Reads `exit.json` from a shim's state dir; `None` when it is missing or unreadable.
+pub fn read_exit(state_dir: &Path) -> Option<ExitRecord> {
+    ExitRecord::read_file(state_dir).ok()
 }
 
 /// Whether the shim whose pid file is in `state_dir` is alive.
@@ -220,7 +232,98 @@ pub async fn wait_shim_gone(state_dir: &Path, limit: std::time::Duration) {
     }
 }
 
-/// Bytes of a frame payload as output data.
-pub fn bytes(p: Vec<u8>) -> Bytes {
-    Bytes::from(p)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A connected pair: the write end and the engine's read half.
+    fn pair() -> (UnixStream, OwnedReadHalf) {
+        let (a, b) = UnixStream::pair().unwrap();
+        (a, b.into_split().0)
+    }
+
+    /// A header followed by `payload`, built by hand as an older shim would.
+    fn raw(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut v = vec![kind];
+        v.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[tokio::test]
+    async fn reads_an_old_shims_frames_and_skips_unknown_ones() {
+        let (mut w, mut r) = pair();
+        let exit =
+            br#"{"exit_code":3,"finished_at":"2026-11-25T22:01:02.123456789Z","oom_killed":false}"#;
+        let mut bytes = raw(4, b"ok");
+        bytes.extend(raw(1, b"out"));
+        bytes.extend(raw(42, b"from the future"));
+        bytes.extend(raw(6, b"\x00")); // malformed: a resize the shim never sends
+        bytes.extend(raw(2, b"err"));
+        bytes.extend(raw(3, exit));
+        w.write_all(&bytes).await.unwrap();
+        drop(w);
+        let mut got = Vec::new();
+        while let Some(f) = next_frame(&mut r, "test").await {
+            got.push(f);
+        }
+        assert_eq!(
+            got,
+            vec![
+                Frame::Reply(Ok(())),
+                Frame::Stdout(Bytes::from_static(b"out")),
+                Frame::Stderr(Bytes::from_static(b"err")),
+                Frame::Exit(ExitRecord {
+                    exit_code: 3,
+                    finished_at: "2026-11-25T22:01:02.123456789Z".into(),
+                    oom_killed: false,
+                }),
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn truncated_and_oversized_frames_end_the_stream() {
+        let (mut w, mut r) = pair();
+        w.write_all(&raw(1, b"hello")[..7]).await.unwrap();
+        drop(w);
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ProtocolError::Truncated)
+        ));
+
+        let (mut w, mut r) = pair();
+        w.write_all(&[1, 0x00, 0x10, 0x00, 0x01]).await.unwrap();
+        assert!(matches!(
+            read_frame(&mut r).await,
+            Err(ProtocolError::TooLarge(_))
+        ));
+
+        let (w, mut r) = pair();
+        drop(w);
+        assert!(read_frame(&mut r).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn writes_the_bytes_an_old_shim_reads() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (_, mut w) = a.into_split();
+        for f in [
+            Frame::Resize { rows: 24, cols: 80 },
+            Frame::Start,
+            Frame::Stdin(Bytes::from_static(b"in")),
+            Frame::StdinClose,
+        ] {
+            write_frame(&mut w, &f).await.unwrap();
+        }
+        drop(w);
+        let mut got = Vec::new();
+        let mut b = b;
+        b.read_to_end(&mut got).await.unwrap();
+        let mut want = raw(6, &[0, 24, 0, 80]);
+        want.extend(raw(7, b""));
+        want.extend(raw(0, b"in"));
+        want.extend(raw(5, b""));
+        assert_eq!(got, want);
+    }
 }

@@ -4,7 +4,8 @@
 //! json-file log, relays output to connected clients, feeds stdin, reaps the process and records
 //! its exit status in `exit.json` so the status survives a daemon restart.
 //!
-//! The library half is only the protocol: [`protocol`] framing shared by shim and engine.
+//! The library half is what the engine shares with the binary: the [`protocol`] (typed frames,
+//! their codec and the exit record) and [`sockpath`].
 //!
 //! The binary's command line (`--name value` flags):
 //!

@@ -8,7 +8,7 @@
 
 use crate::args::{Args, Mode};
 use crate::{jsonlog, sys};
-use berth_shim::protocol;
+use berth_shim::protocol::{self, ExitRecord, Frame};
 use berth_shim::sockpath::SocketPath;
 use std::collections::VecDeque;
 use std::fmt::Display;
@@ -86,13 +86,13 @@ struct ProcState {
     failed: Option<i32>,
 }
 
-/// A frame ready to be written, shared between client queues.
-type Frame = Arc<[u8]>;
+/// An encoded frame ready to be written, shared between client queues.
+type Encoded = Arc<[u8]>;
 
 /// Frames waiting to be written to one client.
 #[derive(Default)]
 struct Queue {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<Encoded>,
     bytes: usize,
     writing: bool,
     /// Frames written so far: the client's progress.
@@ -109,7 +109,7 @@ struct Client {
 
 impl Client {
     /// Queues a frame; `false` once the client is gone (or was dropped for falling behind).
-    fn push(&self, frame: &Frame) -> bool {
+    fn push(&self, frame: &Encoded) -> bool {
         let mut q = lock(&self.queue);
         // Over the backlog, wait for the writer as long as the client keeps reading; one that
         // makes no progress for STALL is dropped, so it holds the container up at most that long.
@@ -190,7 +190,32 @@ impl Client {
 #[derive(Default)]
 struct Clients {
     list: Vec<Arc<Client>>,
-    exit: Option<Frame>,
+    exit: Option<Encoded>,
+}
+
+/// One of the process's output streams (a terminal counts as stdout).
+#[derive(Clone, Copy)]
+enum Output {
+    Stdout,
+    Stderr,
+}
+
+impl Output {
+    /// The stream's name in the json-file log.
+    fn name(self) -> &'static str {
+        match self {
+            Output::Stdout => "stdout",
+            Output::Stderr => "stderr",
+        }
+    }
+
+    /// An output frame of this stream, borrowing `data`.
+    fn frame(self, data: &[u8]) -> Frame<&[u8]> {
+        match self {
+            Output::Stdout => Frame::Stdout(data),
+            Output::Stderr => Frame::Stderr(data),
+        }
+    }
 }
 
 /// The container's end of its stdio pipes and the shim's ends, until the runtime gets them.
@@ -566,11 +591,11 @@ impl Shim {
                 let _ = sys::set_winsize(&*master, rows, cols);
             }
             *lock(&self.pty) = Some(master.clone());
-            self.spawn_reader(master, protocol::STDOUT);
+            self.spawn_reader(master, Output::Stdout);
         }
         if let Some((out, err)) = readers {
-            self.spawn_reader(Arc::new(out), protocol::STDOUT);
-            self.spawn_reader(Arc::new(err), protocol::STDERR);
+            self.spawn_reader(Arc::new(out), Output::Stdout);
+            self.spawn_reader(Arc::new(err), Output::Stderr);
         }
         Ok(())
     }
@@ -678,18 +703,20 @@ impl Shim {
                 .0;
         }
         drop(n);
-        let oom = self.args.cgroup.as_deref().is_some_and(oom_killed);
-        let json = format!(
-            "{{\"exit_code\":{code},\"finished_at\":\"{finished_at}\",\"oom_killed\":{oom}}}"
-        );
-        if let Err(e) = self.write_exit_file(&json) {
+        let record = ExitRecord {
+            exit_code: code.into(),
+            finished_at,
+            oom_killed: self.args.cgroup.as_deref().is_some_and(oom_killed),
+        };
+        if let Err(e) = record.write_file(&self.args.state_dir) {
             debug(format_args!("writing {}: {e}", protocol::EXIT_FILE));
         }
         if !self.args.is_exec() {
             // Before EXIT goes out, so runtime state is gone by the time anyone acts on it.
             self.delete();
         }
-        let frame: Frame = protocol::encode(protocol::EXIT, json.as_bytes()).into();
+        let exit = Frame::<&[u8]>::Exit(record);
+        let frame: Encoded = exit.encode().into();
         let clients = {
             let _gate = lock(&self.gate);
             let mut c = lock(&self.clients);
@@ -705,24 +732,12 @@ impl Shim {
         }
         let _ = fs::remove_file(self.args.state_file(protocol::SOCKET));
         let _ = fs::remove_file(self.args.state_file(protocol::SHIM_PID_FILE));
-        debug(format_args!("exiting: {json}"));
+        debug(format_args!("exiting: {exit:?}"));
         std::process::exit(0)
     }
 
-    /// Writes `exit.json` atomically. Not fsynced: it must outlive the daemon, not the host
-    /// (a host crash ends the container and the exec root is normally on tmpfs).
-    fn write_exit_file(&self, json: &str) -> io::Result<()> {
-        let tmp = self
-            .args
-            .state_file(&format!("{}.tmp", protocol::EXIT_FILE));
-        let mut f = File::create(&tmp)?;
-        f.write_all(json.as_bytes())?;
-        drop(f);
-        fs::rename(&tmp, self.args.state_file(protocol::EXIT_FILE))
-    }
-
     /// Sends a frame to every client, dropping the ones that are gone or too far behind.
-    fn broadcast(&self, frame: Frame) {
+    fn broadcast(&self, frame: Encoded) {
         let _gate = lock(&self.gate);
         lock(&self.clients).list.retain(|c| c.push(&frame));
     }
@@ -763,8 +778,10 @@ impl Shim {
         let mut r = &client.stream;
         loop {
             match protocol::read_frame(&mut r) {
-                Ok(Some((kind, payload))) => self.handle(client, kind, &payload),
+                Ok(Some(frame)) => self.handle(client, frame),
                 Ok(None) => return,
+                // An unknown or malformed frame was consumed whole: skip it.
+                Err(e) if !e.is_fatal() => debug(format_args!("ignoring a frame: {e}")),
                 Err(e) => {
                     debug(format_args!("client read: {e}"));
                     client.kill();
@@ -774,9 +791,9 @@ impl Shim {
         }
     }
 
-    fn handle(self: &Arc<Self>, client: &Client, kind: u8, payload: &[u8]) {
-        match kind {
-            protocol::STDIN => {
+    fn handle(self: &Arc<Self>, client: &Client, frame: Frame) {
+        match frame {
+            Frame::Stdin(payload) => {
                 let target = if self.args.tty {
                     if self.args.stdin {
                         lock(&self.pty).clone()
@@ -787,7 +804,7 @@ impl Shim {
                     lock(&self.stdin).clone()
                 };
                 if let Some(f) = target {
-                    if let Err(e) = (&*f).write_all(payload) {
+                    if let Err(e) = (&*f).write_all(&payload) {
                         debug(format_args!("writing stdin: {e}"));
                         if !self.args.tty {
                             *lock(&self.stdin) = None;
@@ -795,14 +812,12 @@ impl Shim {
                     }
                 }
             }
-            protocol::STDIN_CLOSE => {
+            Frame::StdinClose => {
                 if !self.args.tty {
                     *lock(&self.stdin) = None;
                 }
             }
-            protocol::RESIZE if payload.len() >= 4 => {
-                let rows = u16::from_be_bytes([payload[0], payload[1]]);
-                let cols = u16::from_be_bytes([payload[2], payload[3]]);
+            Frame::Resize { rows, cols } => {
                 *lock(&self.winsize) = Some((rows, cols));
                 if let Some(pty) = lock(&self.pty).clone() {
                     if let Err(e) = sys::set_winsize(&*pty, rows, cols) {
@@ -810,7 +825,7 @@ impl Shim {
                     }
                 }
             }
-            protocol::START => {
+            Frame::Start => {
                 if self.started.swap(true, Ordering::SeqCst) {
                     client.push(&reply_frame(Err("already started")));
                     return;
@@ -826,15 +841,18 @@ impl Shim {
                 }
                 sys::release_free_heap();
             }
-            other => debug(format_args!("ignoring frame kind {other}")),
+            other => debug(format_args!(
+                "ignoring a {:?} frame from a client",
+                other.kind()
+            )),
         }
     }
 
-    fn spawn_reader(self: &Arc<Self>, src: Arc<File>, kind: u8) {
+    fn spawn_reader(self: &Arc<Self>, src: Arc<File>, stream: Output) {
         *lock(&self.readers) += 1;
         let shim = self.clone();
         spawn("output", move || {
-            shim.pump(&src, kind);
+            shim.pump(&src, stream);
             *lock(&shim.readers) -= 1;
             shim.readers_cv.notify_all();
         });
@@ -842,12 +860,8 @@ impl Shim {
 
     /// Copies one output descriptor to the log and to clients until EOF (or EIO: the pty's
     /// other side is closed).
-    fn pump(&self, src: &File, kind: u8) {
-        let stream = if kind == protocol::STDERR {
-            "stderr"
-        } else {
-            "stdout"
-        };
+    fn pump(&self, src: &File, output: Output) {
+        let stream = output.name();
         // Not zero-filled: only the pages a read actually fills become resident, so an idle
         // container's readers hold no buffer memory.
         let mut buf = Vec::with_capacity(CHUNK);
@@ -884,7 +898,7 @@ impl Shim {
                 });
                 self.write_log(&mut records);
             }
-            self.broadcast(protocol::encode(kind, data).into());
+            self.broadcast(output.frame(data).encode().into());
         }
         if self.log.is_some() {
             let time = jsonlog::now_rfc3339();
@@ -910,13 +924,9 @@ impl Shim {
     }
 }
 
-/// A REPLY frame: `ok` or `error: <message>`.
-fn reply_frame(r: Result<(), &str>) -> Frame {
-    let text = match r {
-        Ok(()) => "ok".to_owned(),
-        Err(msg) => format!("error: {}", one_line(msg)),
-    };
-    protocol::encode(protocol::REPLY, text.as_bytes()).into()
+/// A REPLY frame: `ok` or `error: <message>` (on one line).
+fn reply_frame(r: Result<(), &str>) -> Encoded {
+    Frame::<&[u8]>::Reply(r.map_err(one_line)).encode().into()
 }
 
 /// Splits pipes into the runtime's stdio and the shim's read ends; `/dev/null` without pipes.

@@ -3,7 +3,7 @@
 //! They need root, `runc` in PATH and a static busybox at /bin/busybox (Debian's
 //! `busybox-static`). Without those they FAIL with a message saying so; they never skip.
 
-use berth_shim::protocol;
+use berth_shim::protocol::{self, Frame, Kind};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
@@ -167,17 +167,18 @@ fn connect(state: &Path) -> UnixStream {
     s
 }
 
-fn send(s: &mut UnixStream, kind: u8, payload: &[u8]) {
-    protocol::write_frame(s, kind, payload).unwrap();
+fn send(s: &mut UnixStream, frame: Frame<&[u8]>) {
+    frame.write_to(s).unwrap();
 }
 
 /// Everything a client received until EXIT.
 #[derive(Default, Debug)]
 struct Session {
     /// Kind of the first frame received.
-    first: Option<u8>,
+    first: Option<Kind>,
     stdout: Vec<u8>,
     stderr: Vec<u8>,
+    /// As on the wire: `ok` or `error: <message>`.
     replies: Vec<String>,
     exit: String,
 }
@@ -196,19 +197,20 @@ fn read_session(s: &mut UnixStream, until_reply: Option<usize>) -> Session {
         if until_reply.is_some_and(|n| out.replies.len() >= n) {
             return out;
         }
-        let (kind, payload) = protocol::read_frame(s)
+        let frame = protocol::read_frame(s)
             .expect("reading a frame")
             .expect("shim closed before EXIT");
-        out.first.get_or_insert(kind);
-        match kind {
-            protocol::STDOUT => out.stdout.extend_from_slice(&payload),
-            protocol::STDERR => out.stderr.extend_from_slice(&payload),
-            protocol::REPLY => out.replies.push(String::from_utf8(payload).unwrap()),
-            protocol::EXIT => {
-                out.exit = String::from_utf8(payload).unwrap();
+        out.first.get_or_insert(frame.kind());
+        match frame {
+            Frame::Stdout(data) => out.stdout.extend_from_slice(&data),
+            Frame::Stderr(data) => out.stderr.extend_from_slice(&data),
+            Frame::Reply(Ok(())) => out.replies.push("ok".into()),
+            Frame::Reply(Err(msg)) => out.replies.push(format!("error: {msg}")),
+            Frame::Exit(record) => {
+                out.exit = String::from_utf8(record.to_json()).unwrap();
                 return out;
             }
-            other => panic!("unexpected frame kind {other}"),
+            other => panic!("unexpected frame {other:?}"),
         }
     }
 }
@@ -239,10 +241,10 @@ fn echo_runs_logs_and_exits_zero() {
     assert!(fx.state().join(protocol::SHIM_PID_FILE).exists());
     assert_eq!(fx.runc_list(), fx.id, "runc create ran before ready");
     let mut c = connect(&fx.state());
-    send(&mut c, protocol::START, b"");
+    send(&mut c, Frame::Start);
     let s = read_session(&mut c, None);
     assert_eq!(s.replies, ["ok"]);
-    assert_eq!(s.first, Some(protocol::REPLY), "REPLY comes before output");
+    assert_eq!(s.first, Some(Kind::Reply), "REPLY comes before output");
     assert_eq!(s.stdout, b"hi\n");
     assert!(s.stderr.is_empty());
     assert_eq!(s.exit_code(), 0, "{}", s.exit);
@@ -285,7 +287,7 @@ fn nonzero_exit_and_stderr() {
     );
     fx.start_ready(&[]);
     let mut c = connect(&fx.state());
-    send(&mut c, protocol::START, b"");
+    send(&mut c, Frame::Start);
     let s = read_session(&mut c, None);
     assert_eq!(s.stdout, b"out\nno newline");
     assert_eq!(s.stderr, b"err\n");
@@ -312,9 +314,9 @@ fn stdin_round_trip() {
     let fx = Fixture::new("cat", &["cat"], false);
     fx.start_ready(&["--stdin"]);
     let mut c = connect(&fx.state());
-    send(&mut c, protocol::START, b"");
-    send(&mut c, protocol::STDIN, b"abc");
-    send(&mut c, protocol::STDIN_CLOSE, b"");
+    send(&mut c, Frame::Start);
+    send(&mut c, Frame::Stdin(b"abc"));
+    send(&mut c, Frame::StdinClose);
     let s = read_session(&mut c, None);
     assert_eq!(s.replies, ["ok"]);
     assert_eq!(s.stdout, b"abc");
@@ -331,11 +333,14 @@ fn tty_output_resize_and_exit() {
     );
     fx.start_ready(&["--tty"]);
     let mut c = connect(&fx.state());
-    let mut size = Vec::new();
-    size.extend_from_slice(&30u16.to_be_bytes());
-    size.extend_from_slice(&100u16.to_be_bytes());
-    send(&mut c, protocol::RESIZE, &size);
-    send(&mut c, protocol::START, b"");
+    send(
+        &mut c,
+        Frame::Resize {
+            rows: 30,
+            cols: 100,
+        },
+    );
+    send(&mut c, Frame::Start);
     let s = read_session(&mut c, None);
     let out = String::from_utf8_lossy(&s.stdout);
     assert!(out.contains("30 100\r\n"), "{out:?}");
@@ -380,9 +385,9 @@ fn exec_session_and_signal_exit() {
     let fx = Fixture::new("exec", &["sleep", "100"], false);
     fx.start_ready(&[]);
     let mut init = connect(&fx.state());
-    send(&mut init, protocol::START, b"");
+    send(&mut init, Frame::Start);
     assert_eq!(read_session(&mut init, Some(1)).replies, ["ok"]);
-    send(&mut init, protocol::START, b"");
+    send(&mut init, Frame::Start);
     assert_eq!(
         read_session(&mut init, Some(1)).replies,
         ["error: already started"]
@@ -412,8 +417,8 @@ fn exec_session_and_signal_exit() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 0\n");
     let mut c = connect(&exec_state);
-    send(&mut c, protocol::START, b"");
-    send(&mut c, protocol::STDIN, b"line\n");
+    send(&mut c, Frame::Start);
+    send(&mut c, Frame::Stdin(b"line\n"));
     let s = read_session(&mut c, None);
     assert_eq!(s.replies, ["ok"]);
     assert_eq!(s.stdout, b"got line\n");
@@ -448,7 +453,7 @@ fn exec_session_and_signal_exit() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 0\n");
     let mut c = connect(&bad_state);
-    send(&mut c, protocol::START, b"");
+    send(&mut c, Frame::Start);
     let s = read_session(&mut c, None);
     assert_eq!(s.replies.len(), 1);
     assert!(
@@ -482,10 +487,8 @@ fn exec_session_and_signal_exit() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 0\n");
     let mut c = connect(&tty_state);
-    let mut size = 24u16.to_be_bytes().to_vec();
-    size.extend_from_slice(&81u16.to_be_bytes());
-    send(&mut c, protocol::RESIZE, &size);
-    send(&mut c, protocol::START, b"");
+    send(&mut c, Frame::Resize { rows: 24, cols: 81 });
+    send(&mut c, Frame::Start);
     let s = read_session(&mut c, None);
     assert_eq!(s.replies, ["ok"]);
     let text = String::from_utf8_lossy(&s.stdout);
@@ -515,7 +518,7 @@ fn late_client_and_idle_memory() {
     let fx = Fixture::new("idle", &["sleep", "100"], false);
     fx.start_ready(&[]);
     let mut c = connect(&fx.state());
-    send(&mut c, protocol::START, b"");
+    send(&mut c, Frame::Start);
     assert_eq!(read_session(&mut c, Some(1)).replies, ["ok"]);
     std::thread::sleep(Duration::from_millis(300));
     let shim_pid = fs::read_to_string(fx.state().join(protocol::SHIM_PID_FILE)).unwrap();
