@@ -4,7 +4,8 @@
 # take this path; run this script on a pure-v2 host with binaries built elsewhere.
 #
 # Usage: scripts/check-pure-cgroup-v2.sh DIR
-#   DIR holds: bin/{berth,berth-runtime,berth-shim}, tests/* (runtime crate test executables from
+#   DIR holds: bin/{berth,berthd,berth-runtime,berth-shim} (copied together from target/release:
+#   `berth daemon` execs the berthd next to berth), tests/* (runtime crate test executables from
 #   `cargo test --release -p berth-runtime --no-run`), busybox (static), runc, busybox.tar (the
 #   image from scripts/make-busybox-image.sh) and optionally lib/ (libseccomp.so.2).
 # Exits non-zero when any check fails; prints one PASS/FAIL line per check.
@@ -22,6 +23,9 @@ uname -a
 fstype=$(stat -fc %T /sys/fs/cgroup)
 echo "cgroup fs: $fstype; controllers: $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
 [ "$fstype" = cgroup2fs ] || { echo "not a pure cgroup v2 host"; exit 2; }
+for b in berth berthd berth-runtime berth-shim; do
+    [ -x "$dir/bin/$b" ] || { echo "$dir/bin/$b missing (copy it from target/release)"; exit 2; }
+done
 
 # The runtime's tests compare with runc and copy /bin/busybox into their bundles.
 [ -x /bin/busybox ] || install -m 0755 "$dir/busybox" /bin/busybox

@@ -64,7 +64,7 @@ fi
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
     log "cargo build --release"
     cargo build --release --workspace
-    for b in berth berth-shim; do
+    for b in berth berthd berth-runtime berth-shim; do
         [ -x "target/release/$b" ] || { echo "setup.sh: target/release/$b was not built" >&2; exit 1; }
     done
 fi

@@ -11,6 +11,9 @@
 #   test_second_daemon_same_data_root_refused (dockerd fails late, with no lock message),
 #   test_privileged (dockerd asks for caps outside the host's bounding set),
 #   test_versioned_paths / test_malformed_json_* (API 1.41 max; invalid JSON gives 500).
+# berth's own binaries, which the stand-in lacks (expected failures there):
+#   test_berth_daemon_becomes_berthd_in_place, test_berth_daemon_usage_errors,
+#   test_berth_runtime_runs_berth_runtime, test_the_client_links_neither_daemon_nor_runtime.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 command -v dockerd >/dev/null || { echo "dockerd not installed" >&2; exit 1; }
@@ -38,7 +41,9 @@ fi
 exec "${DOCKER_BIN:-/usr/local/bin/docker}" "$@"
 WRAP
 chmod +x "$fake/berth"
-printf '#!/bin/sh\nexit 1\n' >"$fake/berth-shim"
-chmod +x "$fake/berth-shim"
+for b in berth-shim berthd; do  # the suite checks that they sit next to berth
+    printf '#!/bin/sh\nexit 1\n' >"$fake/$b"
+    chmod +x "$fake/$b"
+done
 cd "$repo"
 BERTH_BIN="$fake/berth" python3 -m pytest -v tests/integration "$@"

@@ -36,6 +36,9 @@ sys.path.insert(0, str(SCRIPTS))
 
 BERTH = Path(os.environ.get("BERTH_BIN", REPO / "target" / "release" / "berth"))
 SHIM = BERTH.parent / "berth-shim"
+# `berth daemon` and `berth runtime` exec these, found next to berth (the client links neither)
+BERTHD = BERTH.parent / "berthd"
+RUNTIME = BERTH.parent / "berth-runtime"
 DOCKER = os.environ.get("DOCKER_BIN", "/usr/local/bin/docker")
 BUSYBOX_ARCHIVE = Path(os.environ.get("BERTH_TEST_IMAGE",
                                       REPO / "tests" / "fixtures" / "out" / "busybox.tar"))
@@ -61,6 +64,9 @@ def check_prerequisites() -> None:
         problems.append(f"{BERTH} missing (cargo build --release)")
     if not SHIM.is_file():
         problems.append(f"{SHIM} missing (cargo build --release; berth-shim sits next to berth)")
+    if not BERTHD.is_file():
+        problems.append(f"{BERTHD} missing (cargo build --release --workspace; `berth daemon` "
+                        "runs the berthd next to berth)")
     if not (Path(DOCKER).is_file() and os.access(DOCKER, os.X_OK)):
         problems.append(f"docker CLI {DOCKER} missing")
     if shutil.which("runc") is None:

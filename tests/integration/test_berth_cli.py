@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 
-from conftest import IMAGE, describe
+from conftest import BERTH, BERTHD, IMAGE, RUNTIME, describe
 
 
 def test_version(berth):
@@ -83,6 +84,33 @@ def test_ps_images_inspect_logs_exec_rm(berth, names):
     assert p.stdout.strip() == name
     p = berth.berth_cli("ps", "-a", "--format", "{{.Names}}")
     assert name not in p.stdout.split()
+
+
+def test_berth_runtime_runs_berth_runtime(prerequisites):
+    # `berth runtime ARGS` execs the berth-runtime next to berth with ARGS untouched
+    for args in (["--help"], ["--version"], ["list", "--help"], []):
+        via = subprocess.run([str(BERTH), "runtime", *args], capture_output=True, text=True,
+                             timeout=10)
+        own = subprocess.run([str(RUNTIME), *args], capture_output=True, text=True, timeout=10)
+        assert (via.returncode, via.stdout, via.stderr) == \
+            (own.returncode, own.stdout, own.stderr), describe(via) + "\n" + describe(own)
+    p = subprocess.run([str(BERTH), "runtime", "--help"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 0 and p.stdout.startswith("usage: berth-runtime"), describe(p)
+
+
+def test_the_client_links_neither_daemon_nor_runtime(prerequisites):
+    # strings of the engine, the daemon and the runtime crates: in their binaries, not in berth
+    client = BERTH.read_bytes()
+    daemon = BERTHD.read_bytes()
+    runtime = RUNTIME.read_bytes()
+    for marker, home in ((b"error gathering device information", daemon),
+                         (b"berth daemon: starting the runtime", daemon),
+                         (b"memfd_create for the sealed runtime binary", runtime),
+                         (b"usage: berth-runtime [--root DIR]", runtime)):
+        assert marker in home, marker
+        assert marker not in client, f"berth links the code behind {marker!r} again"
+    assert len(client) < len(daemon), (len(client), len(daemon))
 
 
 def test_unknown_image_125(berth):

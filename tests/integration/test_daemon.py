@@ -11,7 +11,7 @@ import stat
 import subprocess
 import time
 
-from conftest import BERTH, IMAGE, describe
+from conftest import BERTH, BERTHD, IMAGE, describe
 
 
 def wait_for(pred, timeout: float = 15, interval: float = 0.2, what: str = "condition"):
@@ -120,6 +120,28 @@ def test_daemon_help(prerequisites):
     assert p.returncode == 0, describe(p)
     for flag in ("--data-root", "--exec-root", "-H"):
         assert flag in p.stdout, p.stdout
+    assert "Usage: berth daemon [OPTIONS]" in p.stdout, p.stdout
+
+
+def test_berth_daemon_becomes_berthd_in_place(daemon_factory):
+    # `berth daemon` execs the berthd next to berth: the process started is the daemon itself
+    # (its pid, its signals, its exit status), and its command line still reads `berth daemon`
+    d = daemon_factory(load=False)
+    pid = d.proc.pid
+    assert os.readlink(f"/proc/{pid}/exe") == str(BERTHD.resolve())
+    assert open(f"/proc/{pid}/comm").read().strip() == "berthd"
+    argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+    assert argv[0] == f"{BERTH} daemon".encode(), argv
+    assert argv[1:3] == [b"--data-root", d.data_root.encode()], argv
+    assert d.stop() == 0  # SIGTERM reached the daemon, which shut down cleanly
+
+
+def test_berth_daemon_usage_errors(prerequisites):
+    p = subprocess.run([str(BERTH), "daemon", "--nope"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 125, describe(p)
+    assert p.stderr.startswith("unknown flag: --nope\n\nUsage:  berth daemon [OPTIONS]"), \
+        describe(p)
 
 
 def test_a_deep_exec_root_still_runs_execs_and_ttys(daemon_factory):

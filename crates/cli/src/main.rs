@@ -1,5 +1,7 @@
 //! `berth`: a Docker-compatible command line that talks to the berth daemon over the Docker
-//! Engine API (v1.50), plus `berth daemon`.
+//! Engine API (v1.50). It links neither the daemon nor the runtime: `berth daemon` and
+//! `berth runtime` exec the `berthd` and `berth-runtime` binaries installed next to it
+//! (`commands/engine.rs`).
 
 mod client;
 mod commands;
@@ -15,11 +17,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use commands::*;
-
-/// The daemon's flags and entry point (`berth daemon`), from berth-daemon.
-mod daemon_cmd {
-    pub use berth_daemon::{run, DaemonArgs};
-}
 
 #[derive(Parser, Debug)]
 #[command(
@@ -148,9 +145,9 @@ enum Cmd {
     #[command(subcommand)]
     System(SystemCmd),
     /// Run the berth daemon
-    Daemon(daemon_cmd::DaemonArgs),
+    Daemon(engine::DaemonArgs),
     /// berth's OCI runtime, with runc's command line
-    Runtime(runtime::RuntimeArgs),
+    Runtime(engine::RuntimeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -313,89 +310,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// The command path and usage line from a clap error ("berth run", "Usage: ...").
-fn usage_of(e: &clap::Error) -> Option<(String, String)> {
-    use clap::error::{ContextKind, ContextValue};
-    let usage = match e.get(ContextKind::Usage) {
-        Some(ContextValue::StyledStr(s)) => s.to_string(),
-        _ => return None,
-    };
-    let line = usage
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("Usage:")
-        .trim()
-        .to_string();
-    let cmd = line
-        .split_whitespace()
-        .take_while(|w| !w.starts_with('[') && !w.starts_with('<') && !w.starts_with('-'))
-        .collect::<Vec<_>>()
-        .join(" ");
-    Some((cmd, line))
-}
-
-/// Rewrites clap's errors into docker's wording (missing arguments, unknown flags).
-fn usage_error(e: &clap::Error) -> Option<String> {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let (cmd, line) = usage_of(e)?;
-    match e.kind() {
-        ErrorKind::MissingRequiredArgument => {
-            let n = line
-                .split_whitespace()
-                .filter(|w| w.starts_with('<'))
-                .count()
-                .max(1);
-            let plural = if n == 1 { "" } else { "s" };
-            Some(format!(
-                "berth: '{cmd}' requires at least {n} argument{plural}\n\nUsage:  {line}\n\nSee '{cmd} --help' for more information"
-            ))
-        }
-        ErrorKind::UnknownArgument => {
-            let arg = match e.get(ContextKind::InvalidArg) {
-                Some(ContextValue::String(s)) => s.clone(),
-                _ => return None,
-            };
-            let what = if arg.starts_with("--") {
-                format!("unknown flag: {}", arg.split('=').next().unwrap_or(&arg))
-            } else if let Some(c) = arg.strip_prefix('-') {
-                format!(
-                    "unknown shorthand flag: '{}' in {arg}",
-                    c.chars().next().unwrap_or('-')
-                )
-            } else {
-                format!("{cmd}: '{arg}' accepts no arguments")
-            };
-            Some(format!(
-                "{what}\n\nUsage:  {line}\n\nRun '{cmd} --help' for more information"
-            ))
-        }
-        _ => None,
-    }
-}
-
 fn main() -> ExitCode {
+    if let Some(failed) = engine::exec_if_engine_command() {
+        return failed;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            use clap::error::ErrorKind;
-            match e.kind() {
-                ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    let _ = e.print();
-                    return ExitCode::SUCCESS;
-                }
-                _ => {
-                    if let Some(m) = usage_error(&e) {
-                        eprintln!("{m}");
-                    } else {
-                        let _ = e.print();
-                    }
-                    return ExitCode::from(125);
-                }
-            }
-        }
+        Err(e) => return berth_usage::report(&e),
     };
     if cli.version {
         println!(
@@ -405,12 +326,11 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    if let Some(Cmd::Daemon(args)) = cli.cmd {
-        return daemon_cmd::run(args);
-    }
-    if let Some(Cmd::Runtime(args)) = cli.cmd {
-        // before any thread exists: the runtime forks
-        std::process::exit(runtime::run(args));
+    // after global flags (`berth -D daemon …`); the usual form execs before parsing
+    match cli.cmd {
+        Some(Cmd::Daemon(a)) => return engine::exec("daemon", a.args),
+        Some(Cmd::Runtime(a)) => return engine::exec("runtime", a.args),
+        _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -486,17 +406,31 @@ mod tests {
     #[test]
     fn docker_style_errors() {
         let e = parse(&["run"]).unwrap_err();
-        let m = usage_error(&e).unwrap();
+        let m = berth_usage::usage_error(&e).unwrap();
         assert!(
             m.contains("'berth run' requires at least 1 argument"),
             "{m}"
         );
         let e = parse(&["ps", "--nope"]).unwrap_err();
-        let m = usage_error(&e).unwrap();
+        let m = berth_usage::usage_error(&e).unwrap();
         assert!(m.starts_with("unknown flag: --nope"), "{m}");
         let e = parse(&["exec", "c1"]).unwrap_err();
-        assert!(usage_error(&e)
+        assert!(berth_usage::usage_error(&e)
             .unwrap()
             .contains("requires at least 2 arguments"));
+    }
+
+    #[test]
+    fn engine_commands_pass_everything_through() {
+        let cli = parse(&["-D", "daemon", "--nope", "--help"]).unwrap();
+        let Some(Cmd::Daemon(a)) = cli.cmd else {
+            panic!("not daemon")
+        };
+        assert_eq!(a.args, vec!["--nope", "--help"]);
+        let cli = parse(&["runtime", "--root", "/r", "run", "--bundle", "/b", "c1"]).unwrap();
+        let Some(Cmd::Runtime(a)) = cli.cmd else {
+            panic!("not runtime")
+        };
+        assert_eq!(a.args.len(), 6);
     }
 }

@@ -289,7 +289,7 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
     let log_level = parse_level(&level_str)?;
 
     let mut engine = EngineConfig::with_roots(data_root, exec_root);
-    // berth's own runtime, installed next to the berth binary, is the default when present;
+    // berth's own runtime, installed next to berthd (and berth), is the default when present;
     // `runc` stays available by name.
     let exe_dir = std::env::current_exe()
         .ok()
