@@ -25,21 +25,11 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| io_err(format!("sync {}", dir.display()), e))
 }
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes `data` to `path` durably (image content and layer metadata are durable records):
+/// temp file, fsync, rename, fsync of the directory.
 pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!(".tmp-{}", random_name()));
-    let res = (|| -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(format!("write {}", path.display()), e));
-    }
-    sync_dir(dir)
+    berth_sys::write_atomic(path, data, berth_sys::Durability::Durable)
+        .map_err(|e| io_err(format!("write {}", path.display()), e))
 }
 
 /// `sha256:<hex>` of `data`.
