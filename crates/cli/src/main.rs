@@ -1,5 +1,6 @@
 //! `berth`: a Docker-compatible command line that talks to the berth daemon over the Docker
 //! Engine API (v1.50), plus `berth daemon`.
+#![forbid(unsafe_code)]
 
 mod client;
 mod commands;
