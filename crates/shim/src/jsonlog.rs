@@ -5,11 +5,6 @@
 /// Longest record written without a newline: a longer partial line is cut into pieces this big.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// Formats seconds + nanoseconds since the Unix epoch as RFC 3339 UTC with nine fraction digits.
-pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    berth_sys::time::format_rfc3339(secs, nanos, berth_sys::time::Precision::Nanos)
-}
-
 /// The current time (CLOCK_REALTIME) as RFC 3339 UTC with nanoseconds.
 pub use berth_sys::time::now_rfc3339;
 
@@ -202,21 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_time() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            format_rfc3339(951_782_400, 5),
-            "2000-02-29T00:00:00.000000005Z"
-        );
-        assert_eq!(
-            format_rfc3339(1_795_644_062, 123_456_789),
-            "2026-11-25T22:01:02.123456789Z"
-        );
-        assert_eq!(
-            format_rfc3339(4_107_542_399, 999_999_999),
-            "2100-02-28T23:59:59.999999999Z"
-        );
-        assert_eq!(format_rfc3339(-1, 0), "1969-12-31T23:59:59.000000000Z");
+    fn now_is_rfc3339_with_nanoseconds() {
         let now = now_rfc3339();
         assert_eq!(now.len(), 30, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'));

@@ -88,6 +88,14 @@ mod tests {
             format_rfc3339(-1, 999_999_999, Precision::Nanos),
             "1969-12-31T23:59:59.999999999Z"
         );
+        assert_eq!(
+            format_rfc3339(1_795_644_062, 123_456_789, Precision::Nanos),
+            "2026-11-25T22:01:02.123456789Z"
+        );
+        assert_eq!(
+            format_rfc3339(4_107_542_399, 999_999_999, Precision::Nanos),
+            "2100-02-28T23:59:59.999999999Z"
+        );
     }
 
     #[test]
