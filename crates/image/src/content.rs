@@ -20,9 +20,7 @@ pub(crate) fn random_name() -> String {
 
 /// fsyncs a directory so that renames into it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(format!("sync {}", dir.display()), e))
+    berth_sys::fs::sync_dir(dir).map_err(|e| io_err(format!("sync {}", dir.display()), e))
 }
 
 /// Writes `data` to `path` durably (image content and layer metadata are durable records):

@@ -72,30 +72,43 @@ mod tests {
 
     #[test]
     fn known_instants() {
-        assert_eq!(
-            format_rfc3339(0, 0, Precision::Nanos),
-            "1970-01-01T00:00:00.000000000Z"
-        );
-        assert_eq!(
-            format_rfc3339(1_700_000_000, 5, Precision::Nanos),
-            "2023-11-14T22:13:20.000000005Z"
-        );
-        assert_eq!(
-            format_rfc3339(951_782_400, 0, Precision::Seconds),
-            "2000-02-29T00:00:00Z"
-        );
-        assert_eq!(
-            format_rfc3339(-1, 999_999_999, Precision::Nanos),
-            "1969-12-31T23:59:59.999999999Z"
-        );
-        assert_eq!(
-            format_rfc3339(1_795_644_062, 123_456_789, Precision::Nanos),
-            "2026-11-25T22:01:02.123456789Z"
-        );
-        assert_eq!(
-            format_rfc3339(4_107_542_399, 999_999_999, Precision::Nanos),
-            "2100-02-28T23:59:59.999999999Z"
-        );
+        let cases = [
+            (0, 0, Precision::Nanos, "1970-01-01T00:00:00.000000000Z"),
+            (
+                1_700_000_000,
+                5,
+                Precision::Nanos,
+                "2023-11-14T22:13:20.000000005Z",
+            ),
+            (951_782_400, 0, Precision::Seconds, "2000-02-29T00:00:00Z"),
+            (
+                -1,
+                999_999_999,
+                Precision::Nanos,
+                "1969-12-31T23:59:59.999999999Z",
+            ),
+            (
+                1_795_644_062,
+                123_456_789,
+                Precision::Nanos,
+                "2026-11-25T22:01:02.123456789Z",
+            ),
+            (
+                4_107_542_399,
+                999_999_999,
+                Precision::Nanos,
+                "2100-02-28T23:59:59.999999999Z",
+            ),
+            (
+                4_107_542_399,
+                999_999_999,
+                Precision::Seconds,
+                "2100-02-28T23:59:59Z",
+            ),
+        ];
+        for (secs, nanos, precision, want) in cases {
+            assert_eq!(format_rfc3339(secs, nanos, precision), want);
+        }
     }
 
     #[test]
