@@ -10,6 +10,7 @@
 //! - [`driver`]: runs a Dockerfile over a backend as dockerd's classic builder does: image
 //!   config changes, history entries, cache keys, ONBUILD triggers and progress messages;
 //! - [`secrets`]: `--secret` specs and the header that carries secret values to the daemon.
+#![forbid(unsafe_code)]
 
 pub mod backend;
 pub mod dockerfile;

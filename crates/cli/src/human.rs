@@ -140,10 +140,7 @@ pub fn ellipsis(s: &str, max: usize) -> String {
 }
 
 /// A short (12-hex) ID without the `sha256:` prefix.
-pub fn short_id(id: &str) -> String {
-    let id = id.strip_prefix("sha256:").unwrap_or(id);
-    id.chars().take(12).collect()
-}
+pub use berth_sys::ids::short_id;
 
 /// Parses a Go duration ("10m", "1h30m", "1.5s", "300ms") into seconds.
 pub fn parse_go_duration(s: &str) -> Option<f64> {

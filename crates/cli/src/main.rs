@@ -2,6 +2,7 @@
 //! Engine API (v1.50). It links neither the daemon nor the runtime: `berth daemon` and
 //! `berth runtime` exec the `berthd` and `berth-runtime` binaries installed next to it
 //! (`commands/engine.rs`).
+#![forbid(unsafe_code)]
 
 mod client;
 mod commands;

@@ -7,10 +7,7 @@ use nix::sys::termios::{self, SetArg, Termios};
 
 static SAVED: Mutex<Option<Termios>> = Mutex::new(None);
 
-pub fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only inspects the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
-}
+pub use berth_sys::tty::is_tty;
 
 pub fn stdin_is_tty() -> bool {
     is_tty(0)
@@ -48,20 +45,7 @@ pub fn restore() {
 
 /// Terminal size (rows, cols) of stdout, else stdin.
 pub fn size() -> Option<(u16, u16)> {
-    for fd in [1, 0, 2] {
-        let mut ws: libc::winsize = libc::winsize {
-            ws_row: 0,
-            ws_col: 0,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCGWINSZ writes a winsize into the pointer we own.
-        let r = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
-        if r == 0 && ws.ws_row > 0 && ws.ws_col > 0 {
-            return Some((ws.ws_row, ws.ws_col));
-        }
-    }
-    None
+    [1, 0, 2].into_iter().find_map(berth_sys::tty::window_size)
 }
 
 /// Keeps the remote terminal size in sync: now and on every SIGWINCH.

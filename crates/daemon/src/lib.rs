@@ -4,6 +4,7 @@
 //! `router` turns paths into typed routes; `handlers` call the engine; `error` maps engine
 //! errors to statuses (the one place); `stream` multiplexes output and pumps hijacked
 //! connections; `body` builds whole and streaming bodies.
+#![forbid(unsafe_code)]
 
 pub mod body;
 pub mod config;

@@ -20,32 +20,19 @@ const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "pids", "blkio"];
 /// v1 controller we read is mounted (hybrid), else the v2 mount.
 pub fn locate(mountinfo: &str, rel: &str) -> Option<CgroupDirs> {
     let rel = rel.trim_start_matches('/');
+    let mounts = berth_sys::mountinfo::cgroup_mounts(mountinfo);
     let mut v1 = BTreeMap::new();
-    let mut v2 = None;
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let mount = pre.split(' ').nth(4).unwrap_or("");
-        let mut post = post.split(' ');
-        let fstype = post.next().unwrap_or("");
-        let opts = post.nth(1).unwrap_or("");
-        match fstype {
-            "cgroup2" => v2 = Some(PathBuf::from(mount)),
-            "cgroup" => {
-                for o in opts.split(',') {
-                    if V1_CONTROLLERS.contains(&o) {
-                        v1.insert(o.to_string(), Path::new(mount).join(rel));
-                    }
-                }
+    for (mount, options) in &mounts.v1 {
+        for o in options {
+            if V1_CONTROLLERS.contains(&o.as_str()) {
+                v1.insert(o.clone(), mount.join(rel));
             }
-            _ => {}
         }
     }
     if !v1.is_empty() {
         Some(CgroupDirs::V1(v1))
     } else {
-        v2.map(|m| CgroupDirs::V2(m.join(rel)))
+        mounts.v2.map(|m| CgroupDirs::V2(m.join(rel)))
     }
 }
 

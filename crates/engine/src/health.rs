@@ -90,9 +90,7 @@ pub fn record(
     (h.status != before).then(|| h.status.clone())
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+use berth_sys::time::now_rfc3339 as now;
 
 impl Engine {
     /// After a start: the container's health is `starting` and its probe loop runs until it

@@ -3,6 +3,7 @@
 //! translation of a container's configuration into an OCI runtime bundle with Docker's default
 //! security, the shims that supervise containers, and the image operations on top of
 //! [`berth_image::ImageStore`]. Every operation is typed, with a typed [`EngineError`].
+#![deny(unsafe_code)]
 
 pub mod changes;
 pub mod config;
@@ -26,6 +27,7 @@ mod container;
 mod copy;
 mod disk;
 mod engine;
+#[allow(unsafe_code)] // tar extraction by descriptors (mknodat, fchownat, utimensat)
 mod extract;
 mod fschanges;
 mod health;
@@ -34,6 +36,7 @@ mod networks;
 mod observe;
 mod restart;
 mod shim_client;
+#[allow(unsafe_code)] // mounts and the loopback ioctl
 mod sys;
 mod taglog;
 mod tarwrite;

@@ -47,9 +47,8 @@ pub fn unmount(target: &Path) -> std::io::Result<()> {
 
 /// Whether `target` is a mount point (per /proc/self/mountinfo).
 pub fn is_mounted(target: &Path) -> bool {
-    let t = target.to_string_lossy();
     std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(&t)))
+        .map(|m| berth_sys::mountinfo::is_mount_point(&m, &target.to_string_lossy()))
         .unwrap_or(false)
 }
 

@@ -4,45 +4,16 @@
 //! (`GET /containers/{id}/archive`, `GET /containers/{id}/export`).
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 
 use tar::{EntryType, Header};
 
 use crate::inroot::{fstat, is_type, lstat_at};
 
-/// `openat(dirfd, name, flags | O_NOFOLLOW | O_CLOEXEC)`.
-pub(crate) fn openat_nofollow(dirfd: RawFd, name: &str, flags: i32) -> io::Result<OwnedFd> {
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: `n` is a valid C string alive for the call.
-    let fd = unsafe {
-        libc::openat(
-            dirfd,
-            n.as_ptr(),
-            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn readlinkat(dirfd: RawFd, name: &str) -> io::Result<Vec<u8>> {
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: `buf` is writable for its length; `n` a valid C string.
-    let len = unsafe { libc::readlinkat(dirfd, n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if len < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    buf.truncate(len as usize);
-    Ok(buf)
-}
+pub(crate) use berth_sys::at::openat_nofollow;
+use berth_sys::at::readlinkat;
 
 /// Writes entries for `name` in directory `parent` (and, for a directory, everything under
 /// it) named `tar_name` in the archive.

@@ -211,9 +211,11 @@ mod tests {
     fn fifos_and_devices_read_as_absent_and_do_not_block() {
         let t = rootfs("");
         std::fs::remove_file(t.path().join("etc/passwd")).unwrap();
-        let c = std::ffi::CString::new(t.path().join("etc/passwd").to_str().unwrap()).unwrap();
-        // SAFETY: `c` is a valid C string for the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        nix::unistd::mkfifo(
+            &t.path().join("etc/passwd"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
         assert!(lookup_in_root("nobody", t.path())
             .unwrap_err()
             .contains("unable to find user nobody"));

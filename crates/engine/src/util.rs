@@ -1,42 +1,8 @@
 //! Small helpers: atomic file writes, IDs, names, times and Docker's human-readable durations.
 
-use std::io::Write;
-use std::path::Path;
-
 use rand::Rng;
 
-/// What [`write_atomic`] promises once it returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Durability {
-    /// Readers see the old or the new content, never a mix; a host crash may bring back the
-    /// old content (no fsync).
-    Atomic,
-    /// As `Atomic`, and the new content survives a host crash (file and directory fsynced).
-    Durable,
-}
-
-/// Writes `data` to `path` atomically: temp file, (fsync,) rename, (fsync of the directory).
-pub fn write_atomic(path: &Path, data: &[u8], durability: Durability) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    // A unique temporary name: concurrent writers of one file must not share it.
-    let tmp = dir.join(format!(
-        ".{}.{:08x}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("file"),
-        rand::random::<u32>()
-    ));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        if durability == Durability::Durable {
-            f.sync_all()?;
-        }
-    }
-    std::fs::rename(&tmp, path)?;
-    if durability == Durability::Durable {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
-}
+pub use berth_sys::fs::{write_atomic, Durability};
 
 /// A new 64-hex-digit ID.
 pub fn new_id() -> String {
@@ -44,10 +10,8 @@ pub fn new_id() -> String {
     hex::encode(bytes)
 }
 
-/// Now, RFC 3339 with nanoseconds in UTC (Docker's timestamp format).
-pub fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+/// Now, RFC 3339 with nine fraction digits in UTC (Docker's timestamp format).
+pub use berth_sys::time::now_rfc3339;
 
 /// The zero time as Docker prints it.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -148,13 +112,7 @@ pub fn random_name() -> String {
 
 /// Whether `name` is a valid container name (`[a-zA-Z0-9][a-zA-Z0-9_.-]+`, optional leading `/`).
 pub fn valid_name(name: &str) -> bool {
-    let n = name.strip_prefix('/').unwrap_or(name);
-    let mut chars = n.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_alphanumeric() => {}
-        _ => return false,
-    }
-    n.len() >= 2 && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    berth_sys::names::is_valid(name.strip_prefix('/').unwrap_or(name), 2)
 }
 
 /// Signal name or number → number (`KILL`, `SIGKILL`, `9`).
@@ -239,33 +197,6 @@ mod tests {
         assert_eq!(parse_signal("RTMIN+2"), Some(36));
         assert_eq!(parse_signal("BOGUS"), None);
         assert_eq!(parse_signal("99"), None);
-    }
-
-    #[test]
-    fn concurrent_atomic_writes_of_one_file_all_succeed() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("rec.json");
-        std::thread::scope(|s| {
-            for i in 0..8 {
-                let p = &p;
-                s.spawn(move || {
-                    for _ in 0..50 {
-                        write_atomic(p, format!("{i}").as_bytes(), Durability::Durable).unwrap();
-                    }
-                });
-            }
-        });
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
-    }
-
-    #[test]
-    fn atomic_write_replaces() {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("x.json");
-        write_atomic(&p, b"one", Durability::Durable).unwrap();
-        write_atomic(&p, b"two", Durability::Atomic).unwrap();
-        assert_eq!(std::fs::read(&p).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
     }
 }
 

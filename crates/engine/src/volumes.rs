@@ -586,77 +586,36 @@ fn volume_matches(rec: &VolumeRecord, filters: &Filters, used: bool) -> Result<b
     Ok(true)
 }
 
-/// Resolves `path` inside `root` the way the container would see it: each symlink is
-/// followed relative to `root`, and `..` never climbs above it. The answer is always under
-/// `root`.
-pub(crate) fn resolve_in_root(root: &Path, path: &str) -> PathBuf {
-    let mut pending: Vec<String> = path
-        .split('/')
-        .filter(|p| !p.is_empty())
-        .rev()
-        .map(String::from)
-        .collect();
-    let mut resolved: Vec<String> = Vec::new();
-    let mut links = 0;
-    while let Some(part) = pending.pop() {
-        match part.as_str() {
-            "." => continue,
-            ".." => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = root.join(resolved.join("/")).join(&part);
-        match std::fs::read_link(&candidate) {
-            Ok(target) if links < 40 => {
-                links += 1;
-                let t = target.to_string_lossy().into_owned();
-                if t.starts_with('/') {
-                    resolved.clear();
-                }
-                pending.extend(
-                    t.split('/')
-                        .filter(|p| !p.is_empty())
-                        .rev()
-                        .map(String::from),
-                );
-            }
-            _ => resolved.push(part),
-        }
-    }
-    root.join(resolved.join("/"))
-}
-
-/// Docker's copy-up: an empty volume receives what the image has at the mount path
-/// (ownership and modes kept).
+/// Docker's copy-up: an empty volume receives what the image has at the mount path (owners,
+/// modes, times, links and hard links kept). The mount path is resolved inside the container's
+/// root (`openat2(RESOLVE_IN_ROOT)`, so its symlinks never reach a host path) and the tree is
+/// copied by descriptors, never following a link ([`berth_sys::copy`]). A mount path that is
+/// missing or not a directory in the image copies nothing.
 fn copy_up(rootfs: &Path, destination: &str, volume: &Path) -> Result<()> {
-    let src = resolve_in_root(rootfs, destination);
-    let Ok(md) = std::fs::symlink_metadata(&src) else {
-        return Ok(());
+    let fail = |e: std::io::Error| {
+        EngineError::Internal(format!("copying image content into volume: {e}"))
     };
-    if !md.is_dir() {
-        return Ok(());
-    }
+    let root = berth_sys::Root::open(rootfs).map_err(fail)?;
+    let src = match root.open_in(destination, libc::O_RDONLY | libc::O_DIRECTORY) {
+        Ok(fd) => fd,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+            ) =>
+        {
+            return Ok(())
+        }
+        Err(e) => return Err(fail(e)),
+    };
     let empty = std::fs::read_dir(volume)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false);
     if !empty {
         return Ok(());
     }
-    let out = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(format!("{}/.", src.display()))
-        .arg(format!("{}/", volume.display()))
-        .output()
-        .map_err(|e| EngineError::Internal(format!("copying image content into volume: {e}")))?;
-    if !out.status.success() {
-        return Err(EngineError::Internal(format!(
-            "copying image content into volume: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    Ok(())
+    let dst = std::fs::File::open(volume).map_err(fail)?;
+    berth_sys::copy::copy_dir_contents(&src, &dst.into()).map_err(fail)
 }
 
 #[cfg(test)]
@@ -664,22 +623,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resolution_stays_inside_the_root() {
+    fn copy_up_stays_inside_the_root() {
         let d = tempfile::tempdir().unwrap();
-        let root = d.path();
-        std::fs::create_dir_all(root.join("real/dir")).unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("abs")).unwrap();
-        std::os::unix::fs::symlink("../../../../..", root.join("up")).unwrap();
-        std::os::unix::fs::symlink("real/dir", root.join("rel")).unwrap();
-        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        assert_eq!(
-            resolve_in_root(root, "/abs/passwd"),
-            root.join("etc/passwd")
+        let (root, vol, host) = (
+            d.path().join("root"),
+            d.path().join("vol"),
+            d.path().join("host"),
         );
-        assert_eq!(resolve_in_root(root, "/up/etc"), root.join("etc"));
-        assert_eq!(resolve_in_root(root, "/../../x"), root.join("x"));
-        assert_eq!(resolve_in_root(root, "/rel/f"), root.join("real/dir/f"));
-        assert!(resolve_in_root(root, "/loop").starts_with(root));
+        std::fs::create_dir_all(root.join("real/data")).unwrap();
+        std::fs::create_dir_all(host.join("data")).unwrap();
+        std::fs::create_dir(&vol).unwrap();
+        std::fs::write(root.join("real/data/inside"), "i").unwrap();
+        std::fs::write(host.join("data/outside"), "o").unwrap();
+        std::os::unix::fs::symlink("/real", root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../../../../..", root.join("up")).unwrap();
+        std::os::unix::fs::symlink(&host, root.join("hostlink")).unwrap();
+        // An absolute link resolves inside the root.
+        copy_up(&root, "/abs/data", &vol).unwrap();
+        assert_eq!(std::fs::read_to_string(vol.join("inside")).unwrap(), "i");
+        // `..` cannot climb out: /up/<host>/data is looked up inside the root, and missing.
+        let vol2 = d.path().join("vol2");
+        std::fs::create_dir(&vol2).unwrap();
+        let via_up = format!("/up{}/data", host.display());
+        copy_up(&root, &via_up, &vol2).unwrap();
+        copy_up(&root, "/hostlink/data", &vol2).unwrap();
+        assert_eq!(std::fs::read_dir(&vol2).unwrap().count(), 0);
+        // A volume that is not empty is left alone; a file mount path copies nothing.
+        std::fs::write(root.join("real/file"), "f").unwrap();
+        copy_up(&root, "/real/file", &vol2).unwrap();
+        copy_up(&root, "/real/data", &vol).unwrap();
+        assert_eq!(std::fs::read_dir(&vol).unwrap().count(), 1);
     }
 
     #[test]

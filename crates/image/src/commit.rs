@@ -38,9 +38,7 @@ pub struct ChildImage {
     pub tags: Vec<String>,
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+use berth_sys::time::now_rfc3339;
 
 impl ImageStore {
     /// The parent's raw config (or an empty base) and its id.

@@ -20,26 +20,14 @@ pub(crate) fn random_name() -> String {
 
 /// fsyncs a directory so that renames into it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_err(format!("sync {}", dir.display()), e))
+    berth_sys::fs::sync_dir(dir).map_err(|e| io_err(format!("sync {}", dir.display()), e))
 }
 
-/// Writes `data` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+/// Writes `data` to `path` durably (image content and layer metadata are durable records):
+/// temp file, fsync, rename, fsync of the directory.
 pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let tmp = dir.join(format!(".tmp-{}", random_name()));
-    let res = (|| -> io::Result<()> {
-        let mut f = File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(format!("write {}", path.display()), e));
-    }
-    sync_dir(dir)
+    berth_sys::write_atomic(path, data, berth_sys::Durability::Durable)
+        .map_err(|e| io_err(format!("write {}", path.display()), e))
 }
 
 /// `sha256:<hex>` of `data`.

@@ -95,9 +95,7 @@ pub(crate) struct State {
     pub taglog: TagLog,
 }
 
-fn short_id(id: &str) -> String {
-    digest_hex(id).chars().take(12).collect()
-}
+use berth_sys::ids::short_id;
 
 fn rfc3339_to_unix(s: Option<&str>) -> i64 {
     s.and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
@@ -105,9 +103,7 @@ fn rfc3339_to_unix(s: Option<&str>) -> i64 {
         .unwrap_or(0)
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+use berth_sys::time::now_rfc3339;
 
 impl State {
     /// Finds the image `name` designates: a reference (tags win) or a full/short ID.

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -342,34 +341,18 @@ fn random_id() -> String {
     hex::encode(rand::random::<[u8; 32]>())
 }
 
-fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+use berth_sys::time::now_rfc3339 as now;
 
 /// Writes `data` to `path` atomically; with `durable`, also fsyncs it and its directory so the
 /// new content survives a host crash.
 fn write_atomic(path: &Path, data: &[u8], durable: bool) -> Result<(), NetworkError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let res = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        if durable {
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if durable {
-            fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(|e| NetworkError::io(format!("writing {}", path.display()), e))
+    let durability = if durable {
+        berth_sys::Durability::Durable
+    } else {
+        berth_sys::Durability::Atomic
+    };
+    berth_sys::write_atomic(path, data, durability)
+        .map_err(|e| NetworkError::io(format!("writing {}", path.display()), e))
 }
 
 /// Deletes link `name`, logging a failure (for clean-ups nobody can act on).
@@ -380,9 +363,7 @@ fn delete_link_logged(nl: &dyn Netlink, name: &str) {
 }
 
 fn valid_name(name: &str) -> bool {
-    let mut c = name.chars();
-    c.next().is_some_and(|f| f.is_ascii_alphanumeric())
-        && c.all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch))
+    berth_sys::names::is_valid(name, 1)
 }
 
 fn valid_ifname(name: &str) -> bool {

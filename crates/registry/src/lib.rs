@@ -7,6 +7,7 @@
 //! as they expire), TLS with the system roots plus
 //! Docker's `certs.d` layout, and plain HTTP for loopback and insecure registries. It knows
 //! nothing of the image store; the engine drives it.
+#![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod client;

@@ -53,62 +53,32 @@ const V1_KNOWN: &[&str] = &[
     "name=systemd",
 ];
 
-/// Parses /proc/self/mountinfo text into a layout.
+/// Parses /proc/self/mountinfo text into a layout: the v1 hierarchies with a controller we
+/// know (the first mount of each), else pure v2.
 pub fn parse_mountinfo(text: &str) -> Layout {
-    let mut hier = Vec::new();
-    let mut v2 = None;
-    for line in text.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        if pre.len() < 5 || post.len() < 3 {
-            continue;
-        }
-        let mount = PathBuf::from(pre[4]);
-        match post[0] {
-            "cgroup2" => v2 = Some(mount),
-            "cgroup" => {
-                let controllers: Vec<String> = post[2]
-                    .split(',')
-                    .filter(|o| V1_KNOWN.contains(o))
-                    .map(String::from)
-                    .collect();
-                if !controllers.is_empty() && !hier.iter().any(|h: &Hierarchy| h.mount == mount) {
-                    hier.push(Hierarchy { mount, controllers });
-                }
-            }
-            _ => {}
+    let mounts = berth_sys::mountinfo::cgroup_mounts(text);
+    let mut hier: Vec<Hierarchy> = Vec::new();
+    for (mount, options) in mounts.v1 {
+        let controllers: Vec<String> = options
+            .into_iter()
+            .filter(|o| V1_KNOWN.contains(&o.as_str()))
+            .collect();
+        if !controllers.is_empty() && !hier.iter().any(|h| h.mount == mount) {
+            hier.push(Hierarchy { mount, controllers });
         }
     }
     if hier.is_empty() {
-        Layout::V2(v2.unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")))
+        Layout::V2(mounts.v2.unwrap_or_else(|| PathBuf::from("/sys/fs/cgroup")))
     } else {
         Layout::V1 {
             hierarchies: hier,
-            unified: v2,
+            unified: mounts.v2,
         }
     }
 }
 
 /// Parses /proc/<pid>/cgroup: (controllers, path) per line; v2's line has no controllers.
-pub fn parse_proc_cgroup(text: &str) -> Vec<(Vec<String>, PathBuf)> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let _id = it.next()?;
-            let ctrls = it.next()?;
-            let path = it.next()?;
-            let c: Vec<String> = ctrls
-                .split(',')
-                .filter(|x| !x.is_empty())
-                .map(String::from)
-                .collect();
-            Some((c, PathBuf::from(path)))
-        })
-        .collect()
-}
+pub use berth_sys::mountinfo::parse_proc_cgroup;
 
 /// The runtime's own cgroups.
 pub fn own() -> Vec<(Vec<String>, PathBuf)> {

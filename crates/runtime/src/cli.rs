@@ -40,7 +40,7 @@ struct Logger {
 
 impl Logger {
     fn error(&self, msg: &str) {
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let time = berth_sys::time::now_rfc3339_secs();
         if let Some(p) = &self.file {
             let line = if self.json {
                 serde_json::json!({"level": "error", "msg": msg, "time": time}).to_string()

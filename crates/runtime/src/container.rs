@@ -84,9 +84,7 @@ pub fn cgroups_path(spec: &Spec, id: &str) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(id))
 }
 
-fn now_rfc3339() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+use berth_sys::time::now_rfc3339;
 
 fn write_id_map(pid: i32, file: &str, maps: &[oci_spec::runtime::LinuxIdMapping]) -> Result<()> {
     let text: String = maps

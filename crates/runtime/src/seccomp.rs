@@ -223,11 +223,8 @@ fn store(dir: &Path, key: &str, program: &[u8]) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
-    let tmp = dir.join(format!(".{key}.{}", std::process::id()));
-    std::fs::write(&tmp, program)?;
-    std::fs::rename(&tmp, dir.join(key)).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    // A cache: a host crash at worst costs a recompilation.
+    berth_sys::write_atomic(&dir.join(key), program, berth_sys::Durability::Atomic)
 }
 
 #[cfg(test)]

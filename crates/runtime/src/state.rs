@@ -4,7 +4,6 @@
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The state the runtime keeps for a container.
@@ -114,21 +113,8 @@ pub fn proc_stat(pid: i32) -> Option<(char, u64)> {
 /// state describes processes, which a host crash ends anyway (and the state root is normally
 /// on tmpfs).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("f"),
-        std::process::id()
-    ));
-    let r = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        std::fs::rename(&tmp, path)
-    })();
-    r.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    berth_sys::write_atomic(path, data, berth_sys::Durability::Atomic)
+        .map_err(|e| Error::io(path, e))
 }
 
 impl Saved {

@@ -506,26 +506,10 @@ pub fn openat2_in_root(
     path: &std::ffi::CStr,
     flags: libc::c_int,
 ) -> io::Result<std::os::fd::OwnedFd> {
-    // SAFETY: open_how is plain old data; zeroed is a valid value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (flags | libc::O_CLOEXEC) as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `path` is NUL-terminated and `how` is a valid open_how of the size passed; the
-    // kernel only reads both during the call.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir,
-            path.as_ptr(),
-            std::ptr::from_ref(&how),
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        use std::os::fd::FromRawFd;
-        // SAFETY: openat2 just returned this descriptor; nothing else owns it.
-        Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(r as RawFd) })
-    }
+    berth_sys::root::openat2_c(
+        dir,
+        path,
+        flags,
+        libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS,
+    )
 }

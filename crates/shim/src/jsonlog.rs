@@ -2,53 +2,11 @@
 //! line, `{"log":"…","stream":"stdout","time":"2026-11-25T22:01:02.123456789Z"}`. Also the
 //! RFC 3339 timestamps (UTC, nine fraction digits) used there and in `exit.json`.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Longest record written without a newline: a longer partial line is cut into pieces this big.
 pub const MAX_LINE: usize = 16 * 1024;
 
-/// Days since 1970-01-01 to a (year, month, day) civil date (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32; // [1, 12]
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Formats seconds + nanoseconds since the Unix epoch as RFC 3339 UTC with nine fraction digits.
-pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
-}
-
 /// The current time (CLOCK_REALTIME) as RFC 3339 UTC with nanoseconds.
-pub fn now_rfc3339() -> String {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => format_rfc3339(d.as_secs() as i64, d.subsec_nanos()),
-        Err(e) => {
-            let d = e.duration();
-            let (mut s, mut n) = (-(d.as_secs() as i64), d.subsec_nanos());
-            if n > 0 {
-                s -= 1;
-                n = 1_000_000_000 - n;
-            }
-            format_rfc3339(s, n)
-        }
-    }
-}
+pub use berth_sys::time::now_rfc3339;
 
 /// Appends `s` as a JSON string (with quotes), escaping as Docker's json-file driver does:
 /// `\"`, `\\`, `\n`, `\r`, other control characters and `<`, `>`, `&` as `\u00XX`, U+2028 and
@@ -239,21 +197,7 @@ mod tests {
     }
 
     #[test]
-    fn formats_time() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            format_rfc3339(951_782_400, 5),
-            "2000-02-29T00:00:00.000000005Z"
-        );
-        assert_eq!(
-            format_rfc3339(1_795_644_062, 123_456_789),
-            "2026-11-25T22:01:02.123456789Z"
-        );
-        assert_eq!(
-            format_rfc3339(4_107_542_399, 999_999_999),
-            "2100-02-28T23:59:59.999999999Z"
-        );
-        assert_eq!(format_rfc3339(-1, 0), "1969-12-31T23:59:59.000000000Z");
+    fn now_is_rfc3339_with_nanoseconds() {
         let now = now_rfc3339();
         assert_eq!(now.len(), 30, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'));

@@ -19,6 +19,7 @@
 //! session, whose process only starts on START) or `error: <message>` with status 1 (for a
 //! failed create: runc's error, e.g. `runc create failed: unable to start container process:
 //! exec: "x": executable file not found in $PATH`; nothing is left behind then).
+#![forbid(unsafe_code)]
 
 pub mod protocol;
 pub mod sockpath;

@@ -10,11 +10,13 @@
 //! `error: <message>` (exit status 1) — and exits. The child lives on in its own session as a
 //! child subreaper, serves `<state-dir>/shim.sock` (see `berth_shim::protocol`), and exits once
 //! the process it supervises has exited and `exit.json` is written.
+#![deny(unsafe_code)]
 
 mod args;
 mod jsonlog;
 mod logfile;
 mod supervisor;
+#[allow(unsafe_code)] // the shim's syscall module
 mod sys;
 
 use std::fs::File;

@@ -1,15 +1,33 @@
-//! berth's low-level primitives, shared by the engine, the image store and the builder so that
-//! each exists once, with one meaning:
+//! berth's low-level primitives, shared by the engine, the image store, the volume store, the
+//! network manager, the builder and the runtime so that each exists once, with one meaning:
 //!
 //! - [`root`]: confined access to a directory tree that a container or an image controls. Every
 //!   lookup goes through `openat2(RESOLVE_IN_ROOT)` on a descriptor of the root, so no symbolic
 //!   link (absolute, `../..`, or swapped in while we work) can reach a host path.
-//! - [`root::Root::read_regular`]: reading a file that a container controls (its `/etc/passwd`,
+//!   [`root::Root::read_regular`] reads a file that a container controls (its `/etc/passwd`,
 //!   say) as hostile input: never a FIFO, device or socket, never more than a cap.
+//! - [`copy`]: a tree copied by descriptors, never following a link (Docker's volume copy-up).
+//! - [`fs`]: atomic file replacement, each caller stating the [`fs::Durability`] it needs.
+//! - [`at`]: single-name `openat`/`readlinkat` that never follow a final link.
+//! - [`mountinfo`]: mount points and the cgroup layout from `/proc/<pid>/mountinfo`.
+//! - [`caps`]: the capability table.
+//! - [`tty`]: whether a descriptor is a terminal, and its size.
+//! - [`ids`], [`names`], [`time`]: short IDs, the name rule and RFC 3339 timestamps as Docker
+//!   has them.
 //!
 //! `unsafe` in berth lives in syscall modules; this crate is one of them, and each block says
 //! why it is sound.
 
+pub mod at;
+pub mod caps;
+pub mod copy;
+pub mod fs;
+pub mod ids;
+pub mod mountinfo;
+pub mod names;
 pub mod root;
+pub mod time;
+pub mod tty;
 
+pub use fs::{write_atomic, Durability};
 pub use root::{ReadError, Root};

@@ -11,7 +11,7 @@
 //! device's open can have effects); only a regular file is reopened for reading, non-blocking,
 //! and no more than a cap is read.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
@@ -51,7 +51,11 @@ fn cstr(s: &str) -> io::Result<CString> {
 
 /// `openat2(dirfd, path, flags | O_CLOEXEC, resolve)`, retried on EAGAIN and EINTR.
 pub fn openat2(dirfd: RawFd, path: &str, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
-    let p = cstr(path)?;
+    openat2_c(dirfd, &cstr(path)?, flags, resolve)
+}
+
+/// [`openat2`] of a C string path (any bytes but NUL).
+pub fn openat2_c(dirfd: RawFd, p: &CStr, flags: i32, resolve: u64) -> io::Result<OwnedFd> {
     // SAFETY: open_how is plain old data; zeroed is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;

@@ -4,6 +4,7 @@
 //! with `-o type=… -o device=… -o o=…` is mounted on its `_data` when its first user needs it
 //! and unmounted when the last one lets go. Which containers use a volume is the engine's
 //! business; this crate only counts mount users.
+#![forbid(unsafe_code)]
 
 mod mounter;
 mod store;

@@ -48,9 +48,8 @@ impl Mounter for SystemMounter {
     }
 
     fn is_mounted(&self, target: &Path) -> bool {
-        let t = target.to_string_lossy();
         std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|m| m.lines().any(|l| l.split(' ').nth(4) == Some(&t)))
+            .map(|m| berth_sys::mountinfo::is_mount_point(&m, &target.to_string_lossy()))
             .unwrap_or(false)
     }
 

@@ -125,7 +125,7 @@ impl VolumeStore {
         let rec = VolumeRecord {
             name: name.clone(),
             driver: driver.into(),
-            created_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            created_at: berth_sys::time::now_rfc3339_secs(),
             labels,
             options,
         };
@@ -265,20 +265,13 @@ impl VolumeStore {
 
 /// Docker's rule for local volume names.
 pub fn validate_name(name: &str) -> Result<()> {
-    let ok_first = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphanumeric());
-    let ok_rest = name
-        .chars()
-        .skip(1)
-        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if name.len() < 2 && ok_first {
+    let ok = berth_sys::names::has_valid_chars(name);
+    if name.len() < 2 && ok {
         return Err(VolumeError::InvalidArgument(
             "volume name is too short, names should be at least two alphanumeric characters".into(),
         ));
     }
-    if !ok_first || !ok_rest {
+    if !ok {
         return Err(VolumeError::InvalidArgument(format!(
             "\"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
         )));
@@ -322,12 +315,13 @@ fn validate_options(options: &BTreeMap<String, String>) -> Result<()> {
     Ok(())
 }
 
+/// Volume records are durable (the design's list of fsynced records): temp file, fsync,
+/// rename, fsync of the directory.
 fn write_record(dir: &Path, rec: &VolumeRecord) -> Result<()> {
-    let tmp = dir.join(".volume.json.tmp");
     let body = serde_json::to_vec_pretty(rec).expect("volume records serialise");
-    std::fs::write(&tmp, body).map_err(io_err(format!("writing {}", tmp.display())))?;
-    std::fs::rename(&tmp, dir.join("volume.json"))
-        .map_err(io_err(format!("writing {}", dir.display())))
+    let path = dir.join("volume.json");
+    berth_sys::write_atomic(&path, &body, berth_sys::Durability::Durable)
+        .map_err(io_err(format!("writing {}", path.display())))
 }
 
 fn random_name() -> String {

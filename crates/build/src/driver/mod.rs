@@ -282,10 +282,7 @@ pub fn normalize_tag(reference: &str) -> String {
 }
 
 /// The 12-character short form of an id (`sha256:` removed).
-pub fn short_id(id: &str) -> String {
-    let hex = id.strip_prefix("sha256:").unwrap_or(id);
-    hex.chars().take(12).collect()
-}
+pub use berth_sys::ids::short_id;
 
 /// The cache key of a step: the parent image, the history text, the resulting config and the
 /// step's extra inputs (build args, content digests, mounts).

@@ -194,9 +194,11 @@ mod tests {
     fn reads_only_regular_files_and_never_past_the_cap() {
         let layer = tempfile::tempdir().unwrap();
         fs::create_dir_all(layer.path().join("etc")).unwrap();
-        let c = std::ffi::CString::new(layer.path().join("etc/group").to_str().unwrap()).unwrap();
-        // SAFETY: `c` is a valid C string for the call.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        nix::unistd::mkfifo(
+            &layer.path().join("etc/group"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
         let big = fs::File::create(layer.path().join("etc/passwd")).unwrap();
         big.set_len(READ_LIMIT * 100).unwrap();
         let img = ImageFs::new(vec![layer.path().into()]);
