@@ -207,23 +207,11 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
         .into();
     let cgpath = cgroups_path(&spec, &o.id);
     let mgr = Manager::new(&cgroups::detect(), &cgpath, &cgroups::own());
-    // the cgroup always denies devices but the spec's rules, the spec's devices and the
-    // defaults (runc's specconv does the same)
-    let mut resources = linux.resources().clone().unwrap_or_default();
-    let mut rules = resources.devices().clone().unwrap_or_default();
-    for d in linux.devices().iter().flatten() {
-        rules.push(
-            oci_spec::runtime::LinuxDeviceCgroupBuilder::default()
-                .allow(true)
-                .typ(d.typ())
-                .major(d.major())
-                .minor(d.minor())
-                .access("rwm")
-                .build()
-                .map_err(|e| Error::invalid(format!("linux.devices: {e}")))?,
-        );
-    }
-    resources.set_devices(Some(rules));
+    // The cgroup denies every device but the spec's `linux.resources.devices` rules and the
+    // default allowed devices, as runc's specconv. `linux.devices` only makes nodes: a FIFO
+    // (`p`) there is no device-cgroup rule at all, and the engine adds the rules a `--device`
+    // needs itself.
+    let resources = linux.resources().clone().unwrap_or_default();
     mgr.create(Some(&resources))?;
     guard.cgroup = mgr.paths();
     let hooks = spec.hooks().clone().unwrap_or_default();

@@ -159,6 +159,30 @@ fn seccomp_profile() {
     assert!(out.contains("mkdir=1"), "{out}");
 }
 
+/// `linux.devices` makes nodes, never device-cgroup rules: a FIFO (`p`) listed there used to be
+/// written to `devices.allow` on cgroup v1 and failed the create (`Invalid argument`).
+#[test]
+fn linux_devices_make_nodes_not_cgroup_rules() {
+    let mut b = Bundle::new(
+        "ls -l /dev/pipe0 | cut -c1; ls -l /dev/fuse | cut -c1; \
+         grep -c 10:229 /sys/fs/cgroup/devices/devices.list 2>/dev/null; echo done",
+    );
+    b.config["linux"]["devices"] = json!([
+        {"path": "/dev/pipe0", "type": "p", "fileMode": 420, "uid": 0, "gid": 0},
+        {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0}
+    ]);
+    b.config["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+    let namespaces = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+    if !namespaces.iter().any(|n| n["type"] == "cgroup") {
+        namespaces.push(json!({"type": "cgroup"}));
+    }
+    let o = run_both(&b, "devnodes");
+    assert_same(&o);
+    let out = text(&o.1);
+    assert!(out.starts_with("p\nc\n"), "{out}");
+    assert!(out.ends_with("done\n"), "{out}");
+}
+
 #[test]
 fn masked_readonly_sysctl_devices() {
     let mut b = Bundle::new(
