@@ -35,18 +35,9 @@ done
 WORK="$(mktemp -d /tmp/clientbench.XXXXXX)"
 trap 'rm -rf "$WORK"' EXIT
 B="$WORK/bundle"
-mkdir -p "$B/rootfs/bin" "$B/rootfs/proc" "$B/rootfs/sys" "$B/rootfs/dev" "$B/rootfs/tmp"
-cp /bin/busybox "$B/rootfs/bin/busybox"
-for a in sh true; do ln -s busybox "$B/rootfs/bin/$a"; done
-runc spec --bundle "$B"
-python3 - "$B/config.json" <<'PY'
-import json, sys
-p = sys.argv[1]
-c = json.load(open(p))
-c["process"]["terminal"] = False
-c["process"]["args"] = ["true"]
-json.dump(c, open(p, "w"), indent=1)
-PY
+# shellcheck source=bench/busybox-bundle.sh
+. "$(dirname "${BASH_SOURCE[0]}")/busybox-bundle.sh"
+make_true_bundle "$B"
 mkdir -p "$OUT"
 
 # each run gets a fresh ID and state root: one.sh ROOTNAME CMD...

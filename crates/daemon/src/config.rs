@@ -399,16 +399,8 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         .or(fstr("group")?)
         .unwrap_or_else(|| "berth".into());
     engine.layer_limits = layer_limits(args, file)?;
-    let max_json_body = match (args.max_json_body.as_deref(), file.get("max-json-body")) {
-        (Some(s), _) => parse_body_cap(s)?,
-        (None, Some(Value::String(s))) => parse_body_cap(s)?,
-        (None, Some(Value::Number(n))) => match n.as_u64() {
-            Some(b) => parse_body_cap(&b.to_string())?,
-            None => return Err(format!("invalid value for \"max-json-body\": {n}")),
-        },
-        (None, None | Some(Value::Null)) => DEFAULT_MAX_JSON_BODY,
-        (None, Some(other)) => return Err(format!("invalid value for \"max-json-body\": {other}")),
-    };
+    let max_json_body = size_setting(args.max_json_body.as_ref(), file, "max-json-body", 1024)?
+        .unwrap_or(DEFAULT_MAX_JSON_BODY);
     Ok(DaemonConfig {
         engine,
         hosts,
@@ -425,21 +417,8 @@ fn layer_limits(
     file: &Map<String, Value>,
 ) -> Result<berth_engine::LayerLimits, String> {
     let mut limits = berth_engine::LayerLimits::default();
-    let size = match (args.max_layer_size.as_ref(), file.get("max-layer-size")) {
-        (Some(s), _) | (None, Some(Value::String(s))) => Some(s.clone()),
-        (None, Some(Value::Number(n))) => Some(n.to_string()),
-        (None, None | Some(Value::Null)) => None,
-        (None, Some(other)) => {
-            return Err(format!("invalid value for \"max-layer-size\": {other}"))
-        }
-    };
-    if let Some(s) = size {
-        let n = berth_engine::spec::parse_size(&s)
-            .map_err(|e| format!("invalid value for \"max-layer-size\": {e}"))?;
-        if n <= 0 {
-            return Err(format!("invalid value for \"max-layer-size\": {s}"));
-        }
-        limits.max_size = n as u64;
+    if let Some(n) = size_setting(args.max_layer_size.as_ref(), file, "max-layer-size", 1)? {
+        limits.max_size = n;
     }
     let ratio = match (args.max_layer_ratio, file.get("max-layer-ratio")) {
         (Some(n), _) => Some(n),
@@ -458,16 +437,28 @@ fn layer_limits(
     Ok(limits)
 }
 
-/// `max-json-body`: bytes, or a size with a unit (`4m`); at least 1 KiB.
-fn parse_body_cap(s: &str) -> Result<u64, String> {
-    let n = berth_engine::spec::parse_size(s)
-        .map_err(|e| format!("invalid value for \"max-json-body\": {e}"))?;
-    if n < 1024 {
+/// A size setting (`max-json-body`, `max-layer-size`) from its flag or the file: bytes, or a
+/// size with a unit (`4m`), at least `min` bytes; `None` when neither sets it.
+fn size_setting(
+    flag: Option<&String>,
+    file: &Map<String, Value>,
+    key: &str,
+    min: u64,
+) -> Result<Option<u64>, String> {
+    let text = match (flag, file.get(key)) {
+        (Some(s), _) | (None, Some(Value::String(s))) => s.clone(),
+        (None, Some(Value::Number(n))) => n.to_string(),
+        (None, None | Some(Value::Null)) => return Ok(None),
+        (None, Some(other)) => return Err(format!("invalid value for {key:?}: {other}")),
+    };
+    let n = berth_engine::spec::parse_size(&text)
+        .map_err(|e| format!("invalid value for {key:?}: {e}"))?;
+    if n < 0 || (n as u64) < min {
         return Err(format!(
-            "invalid value for \"max-json-body\": {s} is less than 1 KiB"
+            "invalid value for {key:?}: {text} is less than {min} bytes"
         ));
     }
-    Ok(n as u64)
+    Ok(Some(n as u64))
 }
 
 #[derive(serde::Deserialize)]
@@ -537,6 +528,32 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn size_settings_come_from_the_flag_or_the_file() {
+        let file = |v: Value| json!({ "max-json-body": v }).as_object().unwrap().clone();
+        let none = Map::new();
+        let key = "max-json-body";
+        assert_eq!(size_setting(None, &none, key, 1024).unwrap(), None);
+        let flag = "4m".to_string();
+        assert_eq!(
+            size_setting(Some(&flag), &none, key, 1024).unwrap(),
+            Some(4 << 20)
+        );
+        assert_eq!(
+            size_setting(None, &file(json!(2048)), key, 1024).unwrap(),
+            Some(2048)
+        );
+        assert_eq!(
+            size_setting(None, &file(json!("2k")), key, 1024).unwrap(),
+            Some(2048)
+        );
+        let e = size_setting(None, &file(json!(10)), key, 1024).unwrap_err();
+        assert!(e.contains("less than 1024 bytes"), "{e}");
+        assert!(size_setting(None, &file(json!(-5)), key, 1).is_err());
+        assert!(size_setting(None, &file(json!(true)), key, 1).is_err());
+        assert!(size_setting(None, &file(json!("lots")), key, 1).is_err());
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
