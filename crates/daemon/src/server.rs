@@ -127,8 +127,8 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), String> {
         signal(SignalKind::terminate()).map_err(|e| format!("signal handler: {e}"))?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| format!("signal handler: {e}"))?;
 
-    berth_engine::registry::configure(cfg.registry.clone());
     let mut engine_cfg = cfg.engine.clone();
+    engine_cfg.registry = cfg.registry.clone();
     // Held for the daemon's life: shims open the copies through /proc/<daemon>/fd/<n>.
     let _sealed = crate::sealed_runtime::seal_own_runtime(&mut engine_cfg);
     let engine = match Engine::open(engine_cfg).await {

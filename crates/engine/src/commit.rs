@@ -6,7 +6,9 @@
 use berth_api::ContainerConfig;
 use berth_image::ChildImage;
 
-use crate::{Engine, EngineError, Result};
+use crate::context::Context;
+use crate::{EngineError, Result};
+use std::sync::Arc;
 
 /// What `POST /commit` asks for.
 #[derive(Debug, Clone, Default)]
@@ -95,73 +97,75 @@ fn commit_reference(repo: &str, tag: &str) -> Result<Option<String>> {
     Ok(Some(r))
 }
 
-impl Engine {
-    /// `docker commit`: returns the new image's id (`sha256:…`).
-    pub async fn container_commit(&self, key: &str, opts: CommitOptions) -> Result<String> {
-        let reference = commit_reference(&opts.repo, &opts.tag)?;
-        let c = self.lookup(key)?;
-        let (id, image_id, mut config, running, paused) = {
-            let r = c.rec.lock().unwrap();
-            (
-                r.id.clone(),
-                r.image_id.clone(),
-                r.config.clone(),
-                r.state.running(),
-                r.state.paused(),
-            )
-        };
-        // dockerd's history entry of a commit names the container's command.
-        let created_by = config.cmd.0.join(" ");
-        if let Some(user) = &opts.config {
-            merge_config(&mut config, user);
-        }
-        for ch in &opts.changes {
-            for line in ch.lines().filter(|l| !l.trim().is_empty()) {
-                crate::changes::apply(&mut config, line).map_err(EngineError::InvalidArgument)?;
-            }
-        }
-        config.image = String::new();
-        config.hostname = String::new();
-        config.domainname = String::new();
-        let pause_now = opts.pause && running && !paused;
-        if pause_now {
-            self.container_pause(&id).await?;
-        }
-        let child = ChildImage {
-            parent: Some(image_id.clone()),
-            config,
-            created_by,
-            author: opts.author.clone(),
-            comment: opts.comment.clone(),
-            tags: reference.iter().cloned().collect(),
-        };
-        let images = self.images.clone();
-        let cid = id.clone();
-        let result = tokio::task::spawn_blocking(move || images.commit_rw_layer(&cid, &child))
-            .await
-            .map_err(|e| EngineError::Internal(format!("task failed: {e}")));
-        if pause_now {
-            let _ = self.container_unpause(&id).await;
-        }
-        let new_id = result??;
-        let name = c
-            .rec
-            .lock()
-            .unwrap()
-            .name
-            .trim_start_matches('/')
-            .to_string();
-        let mut attrs = vec![
-            ("comment", opts.comment.clone()),
-            ("imageID", new_id.clone()),
-            ("name", name),
-        ];
-        if let Some(r) = &reference {
-            attrs.push(("imageRef", r.clone()));
-        }
-        self.event("container", "commit", &id, &attrs);
-        Ok(new_id)
+/// `docker commit`: returns the new image's id (`sha256:…`).
+pub(crate) async fn container_commit(
+    ctx: &Arc<Context>,
+    key: &str,
+    opts: CommitOptions,
+) -> Result<String> {
+    let reference = commit_reference(&opts.repo, &opts.tag)?;
+    let c = ctx.lookup(key)?;
+    let (id, image_id, mut config, running, paused) = {
+        let r = c.rec.lock().unwrap();
+        (
+            r.id.clone(),
+            r.image_id.clone(),
+            r.config.clone(),
+            r.state.running(),
+            r.state.paused(),
+        )
+    };
+    // dockerd's history entry of a commit names the container's command.
+    let created_by = config.cmd.0.join(" ");
+    if let Some(user) = &opts.config {
+        merge_config(&mut config, user);
     }
+    for ch in &opts.changes {
+        for line in ch.lines().filter(|l| !l.trim().is_empty()) {
+            crate::changes::apply(&mut config, line).map_err(EngineError::InvalidArgument)?;
+        }
+    }
+    config.image = String::new();
+    config.hostname = String::new();
+    config.domainname = String::new();
+    let pause_now = opts.pause && running && !paused;
+    if pause_now {
+        crate::control::container_pause(ctx, &id).await?;
+    }
+    let child = ChildImage {
+        parent: Some(image_id.clone()),
+        config,
+        created_by,
+        author: opts.author.clone(),
+        comment: opts.comment.clone(),
+        tags: reference.iter().cloned().collect(),
+    };
+    let images = ctx.images.clone();
+    let cid = id.clone();
+    let result = tokio::task::spawn_blocking(move || images.commit_rw_layer(&cid, &child))
+        .await
+        .map_err(|e| EngineError::Internal(format!("task failed: {e}")));
+    if pause_now {
+        let _ = crate::control::container_unpause(ctx, &id).await;
+    }
+    let new_id = result??;
+    let name = c
+        .rec
+        .lock()
+        .unwrap()
+        .name
+        .trim_start_matches('/')
+        .to_string();
+    let mut attrs = vec![
+        ("comment", opts.comment.clone()),
+        ("imageID", new_id.clone()),
+        ("name", name),
+    ];
+    if let Some(r) = &reference {
+        attrs.push(("imageRef", r.clone()));
+    }
+    ctx.event("container", "commit", &id, &attrs);
+    Ok(new_id)
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ pub struct EngineConfig {
     pub shim_runtime_paths: BTreeMap<PathBuf, PathBuf>,
     /// What one image layer (or build context) may expand to when unpacked.
     pub layer_limits: berth_image::layer_tar::LayerLimits,
+    /// Mirrors, insecure registries, and how many layers move at once.
+    pub registry: RegistrySettings,
 }
 
 impl EngineConfig {
@@ -62,6 +64,25 @@ impl EngineConfig {
             icc: true,
             shim_runtime_paths: BTreeMap::new(),
             layer_limits: Default::default(),
+            registry: Default::default(),
+        }
+    }
+}
+
+/// The daemon's registry settings.
+#[derive(Debug, Clone)]
+pub struct RegistrySettings {
+    pub options: berth_registry::RegistryOptions,
+    pub max_concurrent_downloads: usize,
+    pub max_concurrent_uploads: usize,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            options: berth_registry::RegistryOptions::default(),
+            max_concurrent_downloads: 3,
+            max_concurrent_uploads: 5,
         }
     }
 }

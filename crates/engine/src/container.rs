@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use berth_api::{ContainerConfig, HostConfig, WaitResponse};
+use berth_api::{ContainerConfig, ExecConfig, HostConfig, WaitResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -178,4 +178,45 @@ impl Container {
         }
         *ws = keep;
     }
+}
+
+/// A volume (or, from `--volumes-from`, a host path) a container mounts; persisted in its
+/// record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VolumeMount {
+    /// The volume's name; empty for a host path inherited with `--volumes-from`.
+    #[serde(default)]
+    pub name: String,
+    /// The host path of an inherited bind mount.
+    #[serde(default)]
+    pub source: String,
+    pub destination: String,
+    #[serde(default)]
+    pub read_only: bool,
+    /// Made for this container (`-v /dst`, image `VOLUME`): `rm -v` and `--rm` remove it.
+    #[serde(default)]
+    pub anonymous: bool,
+    /// `nocopy`: no copy-up of the image's content.
+    #[serde(default)]
+    pub no_copy: bool,
+    /// Docker's `Mode` in `Mounts` (`z` for `-v NAME:/dst`).
+    #[serde(default)]
+    pub mode: String,
+}
+
+/// One exec session.
+pub(crate) struct Exec {
+    pub(crate) id: String,
+    pub(crate) container_id: String,
+    pub(crate) config: ExecConfig,
+    pub(crate) state: Mutex<ExecState>,
+}
+
+#[derive(Default)]
+pub(crate) struct ExecState {
+    pub(crate) started: bool,
+    pub(crate) running: bool,
+    pub(crate) exit_code: Option<i64>,
+    pub(crate) pid: i64,
+    pub(crate) to_shim: Option<mpsc::UnboundedSender<ShimFrame>>,
 }

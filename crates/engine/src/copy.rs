@@ -20,10 +20,11 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::container::Container;
+use crate::context::Context;
 use crate::extract::{self, ExtractError, ExtractOptions};
 use crate::inroot::{self, abs_path, base_name, fstat, split_dir_base, Root};
 use crate::tarwrite::TreeWriter;
-use crate::{sys, Engine, EngineError, Result};
+use crate::{sys, EngineError, Result};
 
 /// What `X-Docker-Container-Path-Stat` carries (base64 JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -169,160 +170,172 @@ fn write_tar(root: &Root, resolved: &str, tar_name: &str, out: File) -> Result<F
     Ok(f)
 }
 
-impl Engine {
-    fn spool_file(&self) -> Result<File> {
-        let dir = self.config().data_root.join("tmp");
-        std::fs::create_dir_all(&dir).map_err(internal("creating tmp dir"))?;
-        tempfile::tempfile_in(&dir).map_err(internal("creating a temporary file"))
-    }
+fn spool_file(ctx: &Arc<Context>) -> Result<File> {
+    let dir = ctx.config.data_root.join("tmp");
+    std::fs::create_dir_all(&dir).map_err(internal("creating tmp dir"))?;
+    tempfile::tempfile_in(&dir).map_err(internal("creating a temporary file"))
+}
 
-    /// Opens the container's root filesystem. The caller holds `c.op`.
-    pub(crate) fn open_rootfs(&self, c: &Container) -> Result<Root> {
-        let mounted = self.container_dir(&c.id).join("rootfs");
-        if c.running() && sys::is_mounted(&mounted) {
-            return Root::open(&mounted).map_err(internal("opening the container root"));
-        }
-        let rw: PathBuf = self.config().data_root.join("image/rw").join(&c.id);
-        let lower = std::fs::read_to_string(rw.join("lower")).map_err(|_| {
-            EngineError::Internal(format!("no writable layer for container {}", c.id))
-        })?;
-        let options = vec![
-            format!("lowerdir={lower}"),
-            format!("upperdir={}", rw.join("upper").display()),
-            format!("workdir={}", rw.join("work").display()),
-        ];
-        let tmp = tempfile::Builder::new()
-            .prefix("cp-")
-            .tempdir_in(self.container_dir(&c.id))
-            .map_err(internal("creating a mount point"))?;
-        sys::mount_fs("overlay", "overlay", tmp.path(), &options)
-            .map_err(internal("mounting the container root"))?;
-        let root = Root::open(tmp.path());
-        // Detached at once: only our descriptor keeps the mount alive.
-        let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
-        root.map_err(internal("opening the container root"))
+/// Opens the container's root filesystem. The caller holds `c.op`.
+pub(crate) fn open_rootfs(ctx: &Arc<Context>, c: &Container) -> Result<Root> {
+    let mounted = ctx.container_dir(&c.id).join("rootfs");
+    if c.running() && sys::is_mounted(&mounted) {
+        return Root::open(&mounted).map_err(internal("opening the container root"));
     }
+    let rw: PathBuf = ctx.config.data_root.join("image/rw").join(&c.id);
+    let lower = std::fs::read_to_string(rw.join("lower"))
+        .map_err(|_| EngineError::Internal(format!("no writable layer for container {}", c.id)))?;
+    let options = vec![
+        format!("lowerdir={lower}"),
+        format!("upperdir={}", rw.join("upper").display()),
+        format!("workdir={}", rw.join("work").display()),
+    ];
+    let tmp = tempfile::Builder::new()
+        .prefix("cp-")
+        .tempdir_in(ctx.container_dir(&c.id))
+        .map_err(internal("creating a mount point"))?;
+    sys::mount_fs("overlay", "overlay", tmp.path(), &options)
+        .map_err(internal("mounting the container root"))?;
+    let root = Root::open(tmp.path());
+    // Detached at once: only our descriptor keeps the mount alive.
+    let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
+    root.map_err(internal("opening the container root"))
+}
 
-    /// A running container's root as its own processes see it, with its volumes and bind
-    /// mounts (`/proc/<pid>/root`: lookups from there walk the container's mount namespace).
-    fn open_mounted_view(&self, c: &Container) -> Option<Root> {
-        let pid = c.rec.lock().unwrap().state.pid;
-        if pid <= 0 || !c.running() {
-            return None;
-        }
-        let root = Root::open(Path::new(&format!("/proc/{pid}/root"))).ok()?;
-        // The pid must still be the container's after the open.
-        (c.running() && c.rec.lock().unwrap().state.pid == pid).then_some(root)
+/// A running container's root as its own processes see it, with its volumes and bind
+/// mounts (`/proc/<pid>/root`: lookups from there walk the container's mount namespace).
+fn open_mounted_view(c: &Container) -> Option<Root> {
+    let pid = c.rec.lock().unwrap().state.pid;
+    if pid <= 0 || !c.running() {
+        return None;
     }
+    let root = Root::open(Path::new(&format!("/proc/{pid}/root"))).ok()?;
+    // The pid must still be the container's after the open.
+    (c.running() && c.rec.lock().unwrap().state.pid == pid).then_some(root)
+}
 
-    /// Runs `f` on the container's root (blocking), holding its operation lock. With
-    /// `with_mounts`, a running container is seen with its volumes and bind mounts, as
-    /// `docker cp` sees it.
-    async fn with_rootfs<T: Send + 'static>(
-        &self,
-        key: &str,
-        with_mounts: bool,
-        f: impl FnOnce(&Root, &Container) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let c: Arc<Container> = self.lookup(key)?;
-        let _op = c.op.lock().await;
-        let root = match with_mounts.then(|| self.open_mounted_view(&c)).flatten() {
-            Some(r) => r,
-            None => self.open_rootfs(&c)?,
+/// Runs `f` on the container's root (blocking), holding its operation lock. With
+/// `with_mounts`, a running container is seen with its volumes and bind mounts, as
+/// `docker cp` sees it.
+async fn with_rootfs<T: Send + 'static>(
+    ctx: &Arc<Context>,
+    key: &str,
+    with_mounts: bool,
+    f: impl FnOnce(&Root, &Container) -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let c: Arc<Container> = ctx.lookup(key)?;
+    let _op = c.op.lock().await;
+    let root = match with_mounts.then(|| open_mounted_view(&c)).flatten() {
+        Some(r) => r,
+        None => open_rootfs(ctx, &c)?,
+    };
+    let c2 = c.clone();
+    blocking(move || f(&root, &c2)).await
+}
+
+/// `HEAD /containers/{id}/archive?path=`.
+pub(crate) async fn container_stat_path(
+    ctx: &Arc<Context>,
+    key: &str,
+    path: &str,
+) -> Result<PathStat> {
+    let (k, p) = (key.to_string(), checked_path(path)?);
+    with_rootfs(
+        ctx,
+        key,
+        true,
+        move |root, _| Ok(locate(root, &p, &k)?.stat),
+    )
+    .await
+}
+
+/// `GET /containers/{id}/archive?path=`: the stat and a spooled tar of the path, its
+/// entries named after the path's last element.
+pub(crate) async fn container_archive(
+    ctx: &Arc<Context>,
+    key: &str,
+    path: &str,
+) -> Result<(PathStat, File)> {
+    let (k, p) = (key.to_string(), checked_path(path)?);
+    let out = spool_file(ctx)?;
+    with_rootfs(ctx, key, true, move |root, _| {
+        let loc = locate(root, &p, &k)?;
+        let tar_name = if loc.stat.name == "/" {
+            ".".to_string()
+        } else {
+            loc.stat.name.clone()
         };
-        let c2 = c.clone();
-        blocking(move || f(&root, &c2)).await
-    }
+        let f = write_tar(root, &loc.resolved, &tar_name, out)?;
+        Ok((loc.stat, f))
+    })
+    .await
+}
 
-    /// `HEAD /containers/{id}/archive?path=`.
-    pub async fn container_stat_path(&self, key: &str, path: &str) -> Result<PathStat> {
-        let (k, p) = (key.to_string(), checked_path(path)?);
-        self.with_rootfs(key, true, move |root, _| Ok(locate(root, &p, &k)?.stat))
-            .await
-    }
-
-    /// `GET /containers/{id}/archive?path=`: the stat and a spooled tar of the path, its
-    /// entries named after the path's last element.
-    pub async fn container_archive(&self, key: &str, path: &str) -> Result<(PathStat, File)> {
-        let (k, p) = (key.to_string(), checked_path(path)?);
-        let out = self.spool_file()?;
-        self.with_rootfs(key, true, move |root, _| {
-            let loc = locate(root, &p, &k)?;
-            let tar_name = if loc.stat.name == "/" {
-                ".".to_string()
+/// `PUT /containers/{id}/archive?path=`: extracts `archive` into the directory `path`
+/// (a final symlink followed inside the container).
+pub(crate) async fn container_extract(
+    ctx: &Arc<Context>,
+    key: &str,
+    path: &str,
+    archive: File,
+    no_overwrite_dir_non_dir: bool,
+    copy_uid_gid: bool,
+) -> Result<()> {
+    let (k, p) = (key.to_string(), checked_path(path)?);
+    with_rootfs(ctx, key, true, move |root, c| {
+        let abs = abs_path(&p);
+        let resolved = root.resolve(&abs).map_err(internal("resolving path"))?;
+        let fd = root.open_in(&resolved, libc::O_PATH).map_err(|e| {
+            if is_missing(&e) {
+                not_found(&p, &k)
             } else {
-                loc.stat.name.clone()
-            };
-            let f = write_tar(root, &loc.resolved, &tar_name, out)?;
-            Ok((loc.stat, f))
-        })
-        .await
-    }
-
-    /// `PUT /containers/{id}/archive?path=`: extracts `archive` into the directory `path`
-    /// (a final symlink followed inside the container).
-    pub async fn container_extract(
-        &self,
-        key: &str,
-        path: &str,
-        archive: File,
-        no_overwrite_dir_non_dir: bool,
-        copy_uid_gid: bool,
-    ) -> Result<()> {
-        let (k, p) = (key.to_string(), checked_path(path)?);
-        self.with_rootfs(key, true, move |root, c| {
-            let abs = abs_path(&p);
-            let resolved = root.resolve(&abs).map_err(internal("resolving path"))?;
-            let fd = root.open_in(&resolved, libc::O_PATH).map_err(|e| {
-                if is_missing(&e) {
-                    not_found(&p, &k)
-                } else {
-                    EngineError::Internal(format!("stat {p}: {e}"))
-                }
-            })?;
-            let st = fstat(fd.as_raw_fd()).map_err(internal("stat"))?;
-            if !inroot::is_type(&st, libc::S_IFDIR) {
-                return Err(EngineError::InvalidArgument(
-                    "extraction point is not a directory".into(),
-                ));
+                EngineError::Internal(format!("stat {p}: {e}"))
             }
-            let rec = c.record();
-            if rec.host_config.readonly_rootfs {
-                return Err(EngineError::Forbidden(
-                    "container rootfs is marked read-only".into(),
-                ));
-            }
-            let owner = if copy_uid_gid {
-                let u = crate::user::lookup(root, &rec.config.user)
-                    .map_err(EngineError::InvalidArgument)?;
-                Some((u.uid, u.gid))
-            } else {
-                None
-            };
-            let opts = ExtractOptions {
-                no_overwrite_dir_non_dir,
-                owner,
-            };
-            extract::extract(
-                root,
-                &resolved,
-                BufReader::with_capacity(1 << 16, archive),
-                &opts,
-            )
-            .map_err(|e| match e {
-                ExtractError::Invalid(m) => EngineError::InvalidArgument(m),
-                e @ ExtractError::Io { .. } => EngineError::Internal(e.to_string()),
-            })
+        })?;
+        let st = fstat(fd.as_raw_fd()).map_err(internal("stat"))?;
+        if !inroot::is_type(&st, libc::S_IFDIR) {
+            return Err(EngineError::InvalidArgument(
+                "extraction point is not a directory".into(),
+            ));
+        }
+        let rec = c.record();
+        if rec.host_config.readonly_rootfs {
+            return Err(EngineError::Forbidden(
+                "container rootfs is marked read-only".into(),
+            ));
+        }
+        let owner = if copy_uid_gid {
+            let u = crate::user::lookup(root, &rec.config.user)
+                .map_err(EngineError::InvalidArgument)?;
+            Some((u.uid, u.gid))
+        } else {
+            None
+        };
+        let opts = ExtractOptions {
+            no_overwrite_dir_non_dir,
+            owner,
+        };
+        extract::extract(
+            root,
+            &resolved,
+            BufReader::with_capacity(1 << 16, archive),
+            &opts,
+        )
+        .map_err(|e| match e {
+            ExtractError::Invalid(m) => EngineError::InvalidArgument(m),
+            e @ ExtractError::Io { .. } => EngineError::Internal(e.to_string()),
         })
-        .await
-    }
+    })
+    .await
+}
 
-    /// `GET /containers/{id}/export`: the container's flattened root filesystem as a tar.
-    pub async fn container_export(&self, key: &str) -> Result<File> {
-        let out = self.spool_file()?;
-        self.with_rootfs(key, false, move |root, _| write_tar(root, "/", "", out))
-            .await
-    }
+/// `GET /containers/{id}/export`: the container's flattened root filesystem as a tar.
+pub(crate) async fn container_export(ctx: &Arc<Context>, key: &str) -> Result<File> {
+    let out = spool_file(ctx)?;
+    with_rootfs(ctx, key, false, move |root, _| {
+        write_tar(root, "/", "", out)
+    })
+    .await
 }
 
 #[cfg(test)]

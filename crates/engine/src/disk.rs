@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use berth_api::{ContainerPruneResponse, SystemDf};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::types::{ListOptions, RemoveOptions};
 use crate::{EngineError, Filters, Result};
 
@@ -63,90 +63,92 @@ fn label_filter_ok(labels: &std::collections::BTreeMap<String, String>, f: &Filt
         && f.get("label!").is_none_or(|ls| ls.iter().all(|l| !has(l)))
 }
 
-impl Engine {
-    /// Bytes in a container's writable layer.
-    pub(crate) fn rw_size(&self, id: &str) -> u64 {
-        berth_volume::disk_usage(&self.images.root().join("rw").join(id).join("upper"))
-    }
+/// Bytes in a container's writable layer.
+pub(crate) fn rw_size(ctx: &Arc<Context>, id: &str) -> u64 {
+    berth_volume::disk_usage(&ctx.images.root().join("rw").join(id).join("upper"))
+}
 
-    /// `docker container prune`: stopped containers matching `until` / `label` filters.
-    pub async fn container_prune(&self, filters: Filters) -> Result<ContainerPruneResponse> {
-        for k in filters.keys() {
-            if !["until", "label", "label!"].contains(&k.as_str()) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid filter '{k}'"
-                )));
-            }
+/// `docker container prune`: stopped containers matching `until` / `label` filters.
+pub(crate) async fn container_prune(
+    ctx: &Arc<Context>,
+    filters: Filters,
+) -> Result<ContainerPruneResponse> {
+    for k in filters.keys() {
+        if !["until", "label", "label!"].contains(&k.as_str()) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid filter '{k}'"
+            )));
         }
-        let until = match filters.get("until").and_then(|v| v.first()) {
-            Some(v) => Some(parse_until(v)?),
-            None => None,
-        };
-        let all: Vec<Arc<crate::container::Container>> =
-            self.containers.lock().unwrap().values().cloned().collect();
-        let mut deleted = Vec::new();
-        let mut reclaimed = 0;
-        for c in all {
-            let r = c.record();
-            if r.state.running() || r.state.restarting() {
+    }
+    let until = match filters.get("until").and_then(|v| v.first()) {
+        Some(v) => Some(parse_until(v)?),
+        None => None,
+    };
+    let all: Vec<Arc<crate::container::Container>> =
+        ctx.containers.lock().unwrap().values().cloned().collect();
+    let mut deleted = Vec::new();
+    let mut reclaimed = 0;
+    for c in all {
+        let r = c.record();
+        if r.state.running() || r.state.restarting() {
+            continue;
+        }
+        if !label_filter_ok(&r.config.labels, &filters) {
+            continue;
+        }
+        if let Some(u) = until {
+            if crate::util::parse_time(&r.created).unwrap_or(0.0) >= u {
                 continue;
             }
-            if !label_filter_ok(&r.config.labels, &filters) {
-                continue;
-            }
-            if let Some(u) = until {
-                if crate::util::parse_time(&r.created).unwrap_or(0.0) >= u {
-                    continue;
-                }
-            }
-            let size = self.rw_size(&c.id);
-            if self
-                .container_remove(&c.id, RemoveOptions::default())
-                .await
-                .is_ok()
-            {
-                reclaimed += size;
-                deleted.push(c.id.clone());
-            }
         }
-        Ok(ContainerPruneResponse {
-            containers_deleted: Some(deleted),
-            space_reclaimed: reclaimed,
-        })
+        let size = rw_size(ctx, &c.id);
+        if crate::remove::container_remove(ctx, &c.id, RemoveOptions::default())
+            .await
+            .is_ok()
+        {
+            reclaimed += size;
+            deleted.push(c.id.clone());
+        }
     }
+    Ok(ContainerPruneResponse {
+        containers_deleted: Some(deleted),
+        space_reclaimed: reclaimed,
+    })
+}
 
-    /// `GET /system/df`; `kinds` narrows it (`image`, `container`, `volume`, `build-cache`).
-    pub async fn system_df(&self, kinds: &[String]) -> Result<SystemDf> {
-        let want = |k: &str| kinds.is_empty() || kinds.iter().any(|x| x == k);
-        let mut df = SystemDf::default();
-        if want("image") {
-            df.images = self.image_list(false, Filters::new(), false).await?;
-            let layers = self.images.root().join("layers");
-            df.layers_size = tokio::task::spawn_blocking(move || berth_volume::disk_usage(&layers))
-                .await
-                .unwrap_or(0) as i64;
-        }
-        if want("container") {
-            let mut cs = self
-                .container_list(ListOptions {
-                    all: true,
-                    ..Default::default()
-                })
-                .await?;
-            let sizes: std::collections::BTreeMap<String, i64> =
-                df.images.iter().map(|i| (i.id.clone(), i.size)).collect();
-            for c in &mut cs {
-                let rw = self.rw_size(&c.id) as i64;
-                c.size_rw = Some(rw);
-                c.size_root_fs = Some(rw + sizes.get(&c.image_id).copied().unwrap_or(0));
-            }
-            df.containers = cs;
-        }
-        if want("volume") {
-            df.volumes = self.volume_usage();
-        }
-        Ok(df)
+/// `GET /system/df`; `kinds` narrows it (`image`, `container`, `volume`, `build-cache`).
+pub(crate) async fn system_df(ctx: &Arc<Context>, kinds: &[String]) -> Result<SystemDf> {
+    let want = |k: &str| kinds.is_empty() || kinds.iter().any(|x| x == k);
+    let mut df = SystemDf::default();
+    if want("image") {
+        df.images = crate::images::image_list(ctx, false, Filters::new(), false).await?;
+        let layers = ctx.images.root().join("layers");
+        df.layers_size = tokio::task::spawn_blocking(move || berth_volume::disk_usage(&layers))
+            .await
+            .unwrap_or(0) as i64;
     }
+    if want("container") {
+        let mut cs = crate::query::container_list(
+            ctx,
+            ListOptions {
+                all: true,
+                ..Default::default()
+            },
+        )
+        .await?;
+        let sizes: std::collections::BTreeMap<String, i64> =
+            df.images.iter().map(|i| (i.id.clone(), i.size)).collect();
+        for c in &mut cs {
+            let rw = rw_size(ctx, &c.id) as i64;
+            c.size_rw = Some(rw);
+            c.size_root_fs = Some(rw + sizes.get(&c.image_id).copied().unwrap_or(0));
+        }
+        df.containers = cs;
+    }
+    if want("volume") {
+        df.volumes = crate::volumes::volume_usage(ctx);
+    }
+    Ok(df)
 }
 
 #[cfg(test)]

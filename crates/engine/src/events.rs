@@ -166,44 +166,6 @@ fn image_matches(image: &str, want: &str) -> bool {
     image == want || strip(image) == strip(want)
 }
 
-impl crate::engine::Engine {
-    /// The daemon's event stream.
-    pub fn events(&self) -> &EventBus {
-        &self.events
-    }
-
-    /// A container event with dockerd's attributes: the image, the name, the labels, and
-    /// `extra` (`exitCode`, `signal`, …).
-    pub(crate) fn container_event(
-        &self,
-        c: &crate::container::Container,
-        action: &str,
-        extra: &[(&str, String)],
-    ) {
-        let mut attrs: BTreeMap<String, String> = BTreeMap::new();
-        let id = {
-            let r = c.rec.lock().unwrap();
-            attrs.extend(r.config.labels.clone());
-            attrs.insert("image".into(), r.config.image.clone());
-            attrs.insert("name".into(), r.name.trim_start_matches('/').to_string());
-            r.id.clone()
-        };
-        for (k, v) in extra {
-            attrs.insert((*k).to_string(), v.clone());
-        }
-        self.events.publish("container", action, &id, attrs);
-    }
-
-    /// Any other event.
-    pub(crate) fn event(&self, kind: &str, action: &str, id: &str, attrs: &[(&str, String)]) {
-        let attrs = attrs
-            .iter()
-            .map(|(k, v)| ((*k).to_string(), v.clone()))
-            .collect();
-        self.events.publish(kind, action, id, attrs);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::{Engine, EngineError, Result};
+use crate::context::Context;
+use crate::{EngineError, Result};
+use std::sync::Arc;
 
 /// One change; `Kind` is 0 modified, 1 added, 2 deleted (Docker's numbering).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -125,21 +127,19 @@ fn walk(
     Ok(())
 }
 
-impl Engine {
-    /// `GET /containers/{id}/changes`.
-    pub async fn container_changes(&self, key: &str) -> Result<Vec<FsChange>> {
-        let c = self.lookup(key)?;
-        let rw = self.config().data_root.join("image/rw").join(&c.id);
-        tokio::task::spawn_blocking(move || {
-            let lower = fs::read_to_string(rw.join("lower"))
-                .map_err(|_| EngineError::Internal("the container has no writable layer".into()))?;
-            let lowers: Vec<&Path> = lower.split(':').map(Path::new).collect();
-            changes(&rw.join("upper"), &lowers)
-                .map_err(|e| EngineError::Internal(format!("reading changes: {e}")))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
-    }
+/// `GET /containers/{id}/changes`.
+pub(crate) async fn container_changes(ctx: &Arc<Context>, key: &str) -> Result<Vec<FsChange>> {
+    let c = ctx.lookup(key)?;
+    let rw = ctx.config.data_root.join("image/rw").join(&c.id);
+    tokio::task::spawn_blocking(move || {
+        let lower = fs::read_to_string(rw.join("lower"))
+            .map_err(|_| EngineError::Internal("the container has no writable layer".into()))?;
+        let lowers: Vec<&Path> = lower.split(':').map(Path::new).collect();
+        changes(&rw.join("upper"), &lowers)
+            .map_err(|e| EngineError::Internal(format!("reading changes: {e}")))
+    })
+    .await
+    .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
 }
 
 #[cfg(test)]

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use berth_api::{ExecConfig, Health, HealthConfig, HealthcheckResult};
 
 use crate::container::Container;
-use crate::engine::Engine;
 
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,141 +89,140 @@ pub fn record(
     (h.status != before).then(|| h.status.clone())
 }
 
+use crate::context::Context;
 use berth_sys::time::now_rfc3339 as now;
 
-impl Engine {
-    /// After a start: the container's health is `starting` and its probe loop runs until it
-    /// exits.
-    pub(crate) fn start_health_monitor(&self, c: &Arc<Container>) {
-        let probe = {
-            let mut r = c.rec.lock().unwrap();
-            let Some(p) = r
-                .config
-                .healthcheck
-                .as_ref()
-                .and_then(|hc| probe_of(hc, r.config.shell.as_deref()))
-            else {
-                return;
-            };
-            r.state.health = Some(Health {
-                status: "starting".into(),
-                ..Default::default()
-            });
-            p
+/// After a start: the container's health is `starting` and its probe loop runs until it
+/// exits.
+pub(crate) fn start_health_monitor(ctx: &Arc<Context>, c: &Arc<Container>) {
+    let probe = {
+        let mut r = c.rec.lock().unwrap();
+        let Some(p) = r
+            .config
+            .healthcheck
+            .as_ref()
+            .and_then(|hc| probe_of(hc, r.config.shell.as_deref()))
+        else {
+            return;
         };
-        let _ = self.persist(c);
-        let engine = self.arc();
-        let c = c.clone();
-        let run = *c.exits.borrow();
-        tokio::spawn(async move { engine.health_loop(c, probe, run).await });
-    }
-
-    async fn health_loop(&self, c: Arc<Container>, p: Probe, run: u64) {
-        let started = Instant::now();
-        let mut exits = c.exits.subscribe();
-        loop {
-            let starting = c
-                .rec
-                .lock()
-                .unwrap()
-                .state
-                .health
-                .as_ref()
-                .is_some_and(|h| h.status == "starting");
-            let in_start = started.elapsed() < p.start_period;
-            let wait = if in_start && starting {
-                p.start_interval
-            } else {
-                p.interval
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = exits.changed() => return,
-            }
-            if *c.exits.borrow() != run || !c.running() {
-                return;
-            }
-            if c.rec.lock().unwrap().state.paused() {
-                continue;
-            }
-            let in_start = started.elapsed() < p.start_period;
-            let result = self.health_probe(&c, &p).await;
-            if *c.exits.borrow() != run || !c.running() {
-                return;
-            }
-            let changed = {
-                let mut r = c.rec.lock().unwrap();
-                let h = r.state.health.get_or_insert_with(Default::default);
-                record(h, result, in_start, p.retries)
-            };
-            let _ = self.persist(&c);
-            if let Some(s) = changed {
-                self.container_event(&c, &format!("health_status: {s}"), &[]);
-            }
-        }
-    }
-
-    async fn health_probe(&self, c: &Container, p: &Probe) -> HealthcheckResult {
-        let start = now();
-        let cfg = ExecConfig {
-            attach_stdout: true,
-            attach_stderr: true,
-            cmd: p.argv.clone(),
+        r.state.health = Some(Health {
+            status: "starting".into(),
             ..Default::default()
+        });
+        p
+    };
+    let _ = ctx.persist(c);
+    let engine = ctx.clone();
+    let c = c.clone();
+    let run = *c.exits.borrow();
+    tokio::spawn(async move { health_loop(&engine, c, probe, run).await });
+}
+
+async fn health_loop(ctx: &Arc<Context>, c: Arc<Container>, p: Probe, run: u64) {
+    let started = Instant::now();
+    let mut exits = c.exits.subscribe();
+    loop {
+        let starting = c
+            .rec
+            .lock()
+            .unwrap()
+            .state
+            .health
+            .as_ref()
+            .is_some_and(|h| h.status == "starting");
+        let in_start = started.elapsed() < p.start_period;
+        let wait = if in_start && starting {
+            p.start_interval
+        } else {
+            p.interval
         };
-        let fail = |msg: String, code: i64| HealthcheckResult {
-            start: start.clone(),
-            end: now(),
-            exit_code: code,
-            output: msg,
-        };
-        let id = match self.exec_create(&c.id, cfg).await {
-            Ok(id) => id,
-            Err(e) => return fail(e.to_string(), -1),
-        };
-        let mut session = match self.exec_start(&id, false).await {
-            Ok(s) => s,
-            Err(e) => {
-                self.forget_exec(&id);
-                return fail(e.to_string(), -1);
-            }
-        };
-        let mut output = Vec::new();
-        let collect = async {
-            while let Some(o) = session.output.recv().await {
-                let room = MAX_OUTPUT.saturating_sub(output.len());
-                output.extend_from_slice(&o.data[..o.data.len().min(room)]);
-            }
-        };
-        if tokio::time::timeout(p.timeout, collect).await.is_err() {
-            self.forget_exec(&id);
-            return fail(
-                format!(
-                    "Health check exceeded timeout ({})",
-                    crate::util::go_duration(p.timeout)
-                ),
-                -1,
-            );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = exits.changed() => return,
         }
-        // The exit code is recorded right after the output ends.
-        let mut code = None;
-        for _ in 0..100 {
-            match self.exec_inspect(&id).await {
-                Ok(i) if !i.running && i.exit_code.is_some() => {
-                    code = i.exit_code;
-                    break;
-                }
-                Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-                Err(_) => break,
+        if *c.exits.borrow() != run || !c.running() {
+            return;
+        }
+        if c.rec.lock().unwrap().state.paused() {
+            continue;
+        }
+        let in_start = started.elapsed() < p.start_period;
+        let result = health_probe(ctx, &c, &p).await;
+        if *c.exits.borrow() != run || !c.running() {
+            return;
+        }
+        let changed = {
+            let mut r = c.rec.lock().unwrap();
+            let h = r.state.health.get_or_insert_with(Default::default);
+            record(h, result, in_start, p.retries)
+        };
+        let _ = ctx.persist(&c);
+        if let Some(s) = changed {
+            ctx.container_event(&c, &format!("health_status: {s}"), &[]);
+        }
+    }
+}
+
+async fn health_probe(ctx: &Arc<Context>, c: &Container, p: &Probe) -> HealthcheckResult {
+    let start = now();
+    let cfg = ExecConfig {
+        attach_stdout: true,
+        attach_stderr: true,
+        cmd: p.argv.clone(),
+        ..Default::default()
+    };
+    let fail = |msg: String, code: i64| HealthcheckResult {
+        start: start.clone(),
+        end: now(),
+        exit_code: code,
+        output: msg,
+    };
+    let id = match crate::exec::exec_create(ctx, &c.id, cfg).await {
+        Ok(id) => id,
+        Err(e) => return fail(e.to_string(), -1),
+    };
+    let mut session = match crate::exec::exec_start(ctx, &id, false).await {
+        Ok(s) => s,
+        Err(e) => {
+            crate::exec::forget_exec(ctx, &id);
+            return fail(e.to_string(), -1);
+        }
+    };
+    let mut output = Vec::new();
+    let collect = async {
+        while let Some(o) = session.output.recv().await {
+            let room = MAX_OUTPUT.saturating_sub(output.len());
+            output.extend_from_slice(&o.data[..o.data.len().min(room)]);
+        }
+    };
+    if tokio::time::timeout(p.timeout, collect).await.is_err() {
+        crate::exec::forget_exec(ctx, &id);
+        return fail(
+            format!(
+                "Health check exceeded timeout ({})",
+                crate::util::go_duration(p.timeout)
+            ),
+            -1,
+        );
+    }
+    // The exit code is recorded right after the output ends.
+    let mut code = None;
+    for _ in 0..100 {
+        match crate::exec::exec_inspect(ctx, &id).await {
+            Ok(i) if !i.running && i.exit_code.is_some() => {
+                code = i.exit_code;
+                break;
             }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            Err(_) => break,
         }
-        self.forget_exec(&id);
-        HealthcheckResult {
-            start,
-            end: now(),
-            exit_code: code.unwrap_or(-1),
-            output: String::from_utf8_lossy(&output).into_owned(),
-        }
+    }
+    crate::exec::forget_exec(ctx, &id);
+    HealthcheckResult {
+        start,
+        end: now(),
+        exit_code: code.unwrap_or(-1),
+        output: String::from_utf8_lossy(&output).into_owned(),
     }
 }
 

@@ -7,7 +7,9 @@ use serde_json::{json, Value};
 
 use crate::cgstats::{self, CgroupDirs, CgroupSample};
 use crate::container::Container;
-use crate::{util, Engine, EngineError, Result};
+use crate::context::Context;
+use crate::{util, EngineError, Result};
+use std::sync::Arc;
 
 /// `GET /containers/{id}/top`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -145,133 +147,130 @@ pub fn stats_json(
     v
 }
 
-impl Engine {
-    /// The container's cgroup directories: `/berth/<id>` under the mounts, else where
-    /// `/proc/<pid>/cgroup` says its init is.
-    fn cgroup_dirs(&self, c: &Container, pid: i64) -> Option<CgroupDirs> {
-        let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-        let dirs = cgstats::locate(&mi, &format!("/berth/{}", c.id))?;
-        if dirs.exists() || pid <= 0 {
-            return Some(dirs);
-        }
-        let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let rel = own.lines().find_map(|l| {
-            let mut f = l.splitn(3, ':');
-            let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
-            let wanted = match dirs {
-                CgroupDirs::V1(_) => ctrls.split(',').any(|c| c == "memory"),
-                CgroupDirs::V2(_) => ctrls.is_empty(),
-            };
-            wanted.then(|| path.to_string())
-        })?;
-        cgstats::locate(&mi, &rel)
+/// The container's cgroup directories: `/berth/<id>` under the mounts, else where
+/// `/proc/<pid>/cgroup` says its init is.
+fn cgroup_dirs(c: &Container, pid: i64) -> Option<CgroupDirs> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let dirs = cgstats::locate(&mi, &format!("/berth/{}", c.id))?;
+    if dirs.exists() || pid <= 0 {
+        return Some(dirs);
     }
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+    let rel = own.lines().find_map(|l| {
+        let mut f = l.splitn(3, ':');
+        let (_, ctrls, path) = (f.next()?, f.next()?, f.next()?);
+        let wanted = match dirs {
+            CgroupDirs::V1(_) => ctrls.split(',').any(|c| c == "memory"),
+            CgroupDirs::V2(_) => ctrls.is_empty(),
+        };
+        wanted.then(|| path.to_string())
+    })?;
+    cgstats::locate(&mi, &rel)
+}
 
-    /// `GET /containers/{id}/top?ps_args=`.
-    pub async fn container_top(&self, key: &str, ps_args: &str) -> Result<TopResponse> {
-        let c = self.lookup(key)?;
-        let (running, pid) = {
-            let r = c.rec.lock().unwrap();
-            (r.state.running(), r.state.pid)
-        };
-        if !running {
-            return Err(EngineError::Conflict(format!(
-                "container {} is not running",
-                c.id
-            )));
-        }
-        let pids = self
-            .cgroup_dirs(&c, pid)
-            .map(|d| d.pids())
-            .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| vec![pid as i32]);
-        let args: Vec<String> = if ps_args.trim().is_empty() {
-            vec!["-ef".into()]
-        } else {
-            ps_args.split_whitespace().map(String::from).collect()
-        };
-        let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
-        let mut with_q = args.clone();
-        with_q.push("-q".into());
-        with_q.push(list.join(","));
-        let mut out = tokio::process::Command::new("ps")
-            .args(&with_q)
+/// `GET /containers/{id}/top?ps_args=`.
+pub(crate) async fn container_top(
+    ctx: &Arc<Context>,
+    key: &str,
+    ps_args: &str,
+) -> Result<TopResponse> {
+    let c = ctx.lookup(key)?;
+    let (running, pid) = {
+        let r = c.rec.lock().unwrap();
+        (r.state.running(), r.state.pid)
+    };
+    if !running {
+        return Err(EngineError::Conflict(format!(
+            "container {} is not running",
+            c.id
+        )));
+    }
+    let pids = cgroup_dirs(&c, pid)
+        .map(|d| d.pids())
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| vec![pid as i32]);
+    let args: Vec<String> = if ps_args.trim().is_empty() {
+        vec!["-ef".into()]
+    } else {
+        ps_args.split_whitespace().map(String::from).collect()
+    };
+    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+    let mut with_q = args.clone();
+    with_q.push("-q".into());
+    with_q.push(list.join(","));
+    let mut out = tokio::process::Command::new("ps")
+        .args(&with_q)
+        .output()
+        .await;
+    if !out.as_ref().is_ok_and(|o| o.status.success()) {
+        // Some options (such as f) cannot be combined with -q.
+        out = tokio::process::Command::new("ps")
+            .args(&args)
             .output()
             .await;
-        if !out.as_ref().is_ok_and(|o| o.status.success()) {
-            // Some options (such as f) cannot be combined with -q.
-            out = tokio::process::Command::new("ps")
-                .args(&args)
-                .output()
-                .await;
-        }
-        let out = out.map_err(|e| EngineError::Internal(format!("ps: {e}")))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            let first = err.lines().next().unwrap_or("ps failed");
-            return Err(EngineError::Internal(format!("ps: {first}")));
-        }
-        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids).map_err(EngineError::Internal)
     }
+    let out = out.map_err(|e| EngineError::Internal(format!("ps: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let first = err.lines().next().unwrap_or("ps failed");
+        return Err(EngineError::Internal(format!("ps: {first}")));
+    }
+    parse_ps(&String::from_utf8_lossy(&out.stdout), &pids).map_err(EngineError::Internal)
+}
 
-    /// One stats sample of the container (`precpu_stats` left empty).
-    pub async fn container_stats_sample(&self, key: &str) -> Result<Value> {
-        let c = self.lookup(key)?;
-        let (running, pid, name, net_mode) = {
-            let r = c.rec.lock().unwrap();
-            (
-                r.state.running(),
-                r.state.pid,
-                r.name.clone(),
-                r.host_config.network_mode.clone(),
-            )
-        };
-        let dirs = if running {
-            self.cgroup_dirs(&c, pid)
+/// One stats sample of the container (`precpu_stats` left empty).
+pub(crate) async fn container_stats_sample(ctx: &Arc<Context>, key: &str) -> Result<Value> {
+    let c = ctx.lookup(key)?;
+    let (running, pid, name, net_mode) = {
+        let r = c.rec.lock().unwrap();
+        (
+            r.state.running(),
+            r.state.pid,
+            r.name.clone(),
+            r.host_config.network_mode.clone(),
+        )
+    };
+    let dirs = if running { cgroup_dirs(&c, pid) } else { None };
+    let id = c.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let read = util::now_rfc3339();
+        let (sys_cpu, cpus) =
+            cgstats::system_cpu(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
+        let host_mem =
+            cgstats::mem_total(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
+        let sample = dirs.map(|d| d.sample());
+        let networks = if running && pid > 0 && net_mode != "host" && net_mode != "none" {
+            std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
+                .ok()
+                .map(|t| cgstats::net_dev(&t))
         } else {
             None
         };
-        let id = c.id.clone();
-        tokio::task::spawn_blocking(move || {
-            let read = util::now_rfc3339();
-            let (sys_cpu, cpus) =
-                cgstats::system_cpu(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
-            let host_mem =
-                cgstats::mem_total(&std::fs::read_to_string("/proc/meminfo").unwrap_or_default());
-            let sample = dirs.map(|d| d.sample());
-            let networks = if running && pid > 0 && net_mode != "host" && net_mode != "none" {
-                std::fs::read_to_string(format!("/proc/{pid}/net/dev"))
-                    .ok()
-                    .map(|t| cgstats::net_dev(&t))
-            } else {
-                None
-            };
-            if !running {
-                return stats_json(
-                    &id,
-                    &name,
-                    util::ZERO_TIME,
-                    None,
-                    HostFigures::default(),
-                    None,
-                );
-            }
-            stats_json(
+        if !running {
+            return stats_json(
                 &id,
                 &name,
-                &read,
-                sample.as_ref(),
-                HostFigures {
-                    system_cpu_ns: sys_cpu,
-                    online_cpus: cpus,
-                    mem_total: host_mem,
-                },
-                networks,
-            )
-        })
-        .await
-        .map_err(|e| EngineError::Internal(format!("task failed: {e}")))
-    }
+                util::ZERO_TIME,
+                None,
+                HostFigures::default(),
+                None,
+            );
+        }
+        stats_json(
+            &id,
+            &name,
+            &read,
+            sample.as_ref(),
+            HostFigures {
+                system_cpu_ns: sys_cpu,
+                online_cpus: cpus,
+                mem_total: host_mem,
+            },
+            networks,
+        )
+    })
+    .await
+    .map_err(|e| EngineError::Internal(format!("task failed: {e}")))
 }
 
 #[cfg(test)]

@@ -3,14 +3,10 @@
 //! user stopped or killed is not restarted, and after a daemon restart `always` containers
 //! come back, `unless-stopped` ones only if the user had not stopped them.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use berth_api::RestartPolicy;
 
-use crate::container::Container;
-use crate::engine::Engine;
-use crate::lifecycle::{Status, Transition};
 use crate::{EngineError, Result};
 
 const FIRST_DELAY: Duration = Duration::from_millis(100);
@@ -80,81 +76,6 @@ pub fn next_delay(prev: Duration, ran: Duration) -> Duration {
         FIRST_DELAY
     } else {
         (prev * 2).min(MAX_DELAY)
-    }
-}
-
-impl Engine {
-    /// Called from the exit path: restarts the container after its back-off, unless the
-    /// user stops, kills or removes it meanwhile.
-    pub(crate) fn maybe_schedule_restart(&self, c: &Arc<Container>, ran: Duration) -> bool {
-        let delay = {
-            let mut r = c.rec.lock().unwrap();
-            if r.host_config.auto_remove
-                || !should_restart(
-                    &r.host_config.restart_policy,
-                    r.state.exit_code,
-                    r.restart_count,
-                    r.manually_stopped,
-                )
-            {
-                return false;
-            }
-            if r.state.apply(Transition::ScheduleRestart).is_err() {
-                return false;
-            }
-            let mut d = c.restart_delay.lock().unwrap();
-            *d = next_delay(*d, ran);
-            *d
-        };
-        let _ = self.persist(c);
-        let engine = self.arc();
-        let c = c.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let go = {
-                let r = c.rec.lock().unwrap();
-                r.state.status == Status::Restarting && !r.manually_stopped
-            } && !c.removed.load(std::sync::atomic::Ordering::SeqCst);
-            if !go {
-                return;
-            }
-            c.rec.lock().unwrap().restart_count += 1;
-            if let Err(e) = engine.start_by_policy(&c).await {
-                tracing::warn!("restarting {}: {e}", c.id);
-                // The failed start left it exited; a start that failed before it began (the
-                // container was meanwhile removed, say) leaves the policy's wait to cancel.
-                let _ = c.apply(Transition::CancelRestart);
-                let _ = engine.persist(&c);
-            }
-        });
-        true
-    }
-
-    /// After the daemon started: containers whose policy brings them back are started.
-    pub(crate) async fn restart_on_boot(&self) {
-        let todo: Vec<Arc<Container>> = self
-            .containers
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|c| {
-                let r = c.rec.lock().unwrap();
-                !r.state.running()
-                    && restart_on_boot(
-                        &r.host_config.restart_policy,
-                        r.state.exit_code,
-                        r.restart_count,
-                        r.manually_stopped,
-                    )
-            })
-            .cloned()
-            .collect();
-        for c in todo {
-            c.rec.lock().unwrap().manually_stopped = false;
-            if let Err(e) = self.start_by_policy(&c).await {
-                tracing::warn!("starting {} for its restart policy: {e}", c.id);
-            }
-        }
     }
 }
 

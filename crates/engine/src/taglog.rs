@@ -3,7 +3,9 @@
 
 use berth_api::{TagLogItem, TagRollback};
 
-use crate::{Engine, EngineError, Result};
+use crate::context::Context;
+use crate::{EngineError, Result};
+use std::sync::Arc;
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
     tokio::task::spawn_blocking(f)
@@ -11,18 +13,16 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| EngineError::Internal(format!("task failed: {e}")))?
 }
 
-impl Engine {
-    /// The moves of tag `name` (`busybox` = `busybox:latest`), newest first.
-    pub async fn image_tag_log(&self, name: &str) -> Result<Vec<TagLogItem>> {
-        let (images, name) = (self.images.clone(), name.to_string());
-        blocking(move || Ok(images.tag_log(&name)?)).await
-    }
+/// The moves of tag `name` (`busybox` = `busybox:latest`), newest first.
+pub(crate) async fn image_tag_log(ctx: &Arc<Context>, name: &str) -> Result<Vec<TagLogItem>> {
+    let (images, name) = (ctx.images.clone(), name.to_string());
+    blocking(move || Ok(images.tag_log(&name)?)).await
+}
 
-    /// Points tag `name` back at its previous image and emits an `image tag` event for it.
-    pub async fn image_rollback(&self, name: &str) -> Result<TagRollback> {
-        let (images, name) = (self.images.clone(), name.to_string());
-        let done = blocking(move || Ok(images.rollback(&name)?)).await?;
-        self.event("image", "tag", &done.to, &[("name", done.tag.clone())]);
-        Ok(done)
-    }
+/// Points tag `name` back at its previous image and emits an `image tag` event for it.
+pub(crate) async fn image_rollback(ctx: &Arc<Context>, name: &str) -> Result<TagRollback> {
+    let (images, name) = (ctx.images.clone(), name.to_string());
+    let done = blocking(move || Ok(images.rollback(&name)?)).await?;
+    ctx.event("image", "tag", &done.to, &[("name", done.tag.clone())]);
+    Ok(done)
 }

@@ -4,8 +4,9 @@
 use berth_api::HostConfig;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::{restart, spec, util, EngineError, Result};
+use std::sync::Arc;
 
 /// `POST /containers/{id}/update` body: the fields of `HostConfig` that can change. Absent
 /// fields keep their value.
@@ -115,82 +116,83 @@ pub fn apply(h: &HostConfig, u: &UpdateRequest) -> Result<HostConfig> {
     Ok(n)
 }
 
-impl Engine {
-    pub async fn container_update(&self, key: &str, u: UpdateRequest) -> Result<UpdateResponse> {
-        let c = self.lookup(key)?;
-        let _op = c.op.lock().await;
-        let (old, running) = {
-            let r = c.rec.lock().unwrap();
-            (r.host_config.clone(), r.state.running())
-        };
-        let new = apply(&old, &u)?;
-        if running {
-            let mut res = serde_json::Value::Object(
-                spec::limits(&new).map_err(EngineError::InvalidArgument)?,
-            );
-            // A limit taken away goes back to "unlimited".
-            if new.pids_limit.unwrap_or(0) <= 0 && old.pids_limit.unwrap_or(0) > 0 {
-                res["pids"] = serde_json::json!({"limit": -1});
-            }
-            if new.memory == 0 && old.memory > 0 {
-                res["memory"] = serde_json::json!({"limit": -1, "swap": -1});
-            }
-            if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
-                res["blockIO"] = serde_json::json!({"weight": w});
-            }
-            self.runtime_update(&c, &res).await?;
+pub(crate) async fn container_update(
+    ctx: &Arc<Context>,
+    key: &str,
+    u: UpdateRequest,
+) -> Result<UpdateResponse> {
+    let c = ctx.lookup(key)?;
+    let _op = c.op.lock().await;
+    let (old, running) = {
+        let r = c.rec.lock().unwrap();
+        (r.host_config.clone(), r.state.running())
+    };
+    let new = apply(&old, &u)?;
+    if running {
+        let mut res =
+            serde_json::Value::Object(spec::limits(&new).map_err(EngineError::InvalidArgument)?);
+        // A limit taken away goes back to "unlimited".
+        if new.pids_limit.unwrap_or(0) <= 0 && old.pids_limit.unwrap_or(0) > 0 {
+            res["pids"] = serde_json::json!({"limit": -1});
         }
-        c.rec.lock().unwrap().host_config = new;
-        self.persist(&c)?;
-        self.container_event(&c, "update", &[]);
-        Ok(UpdateResponse::default())
+        if new.memory == 0 && old.memory > 0 {
+            res["memory"] = serde_json::json!({"limit": -1, "swap": -1});
+        }
+        if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
+            res["blockIO"] = serde_json::json!({"weight": w});
+        }
+        crate::oci_runtime::runtime_update(ctx, &c, &res).await?;
     }
+    c.rec.lock().unwrap().host_config = new;
+    ctx.persist(&c)?;
+    ctx.container_event(&c, "update", &[]);
+    Ok(UpdateResponse::default())
+}
 
-    /// `docker rename`.
-    pub async fn container_rename(&self, key: &str, new_name: &str) -> Result<()> {
-        let c = self.lookup(key)?;
-        let new_name = new_name.trim_start_matches('/');
-        if new_name.is_empty() {
-            return Err(EngineError::InvalidArgument(
-                "Neither old nor new names may be empty".into(),
-            ));
-        }
-        if !util::valid_name(new_name) {
-            return Err(EngineError::InvalidArgument(format!(
-                "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+/// `docker rename`.
+pub(crate) async fn container_rename(ctx: &Arc<Context>, key: &str, new_name: &str) -> Result<()> {
+    let c = ctx.lookup(key)?;
+    let new_name = new_name.trim_start_matches('/');
+    if new_name.is_empty() {
+        return Err(EngineError::InvalidArgument(
+            "Neither old nor new names may be empty".into(),
+        ));
+    }
+    if !util::valid_name(new_name) {
+        return Err(EngineError::InvalidArgument(format!(
+            "Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )));
+    }
+    let full = format!("/{new_name}");
+    let old = c.name();
+    if old == full {
+        return Err(EngineError::InvalidArgument(
+            "Renaming a container with the same name as its current name".into(),
+        ));
+    }
+    {
+        let map = ctx.containers.lock().unwrap();
+        if let Some(other) = map
+            .values()
+            .find(|o| o.id != c.id && o.rec.lock().unwrap().name == full)
+        {
+            return Err(EngineError::Conflict(format!(
+                "Conflict. The container name \"{full}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
+                other.id
             )));
         }
-        let full = format!("/{new_name}");
-        let old = c.name();
-        if old == full {
-            return Err(EngineError::InvalidArgument(
-                "Renaming a container with the same name as its current name".into(),
-            ));
-        }
-        {
-            let map = self.containers.lock().unwrap();
-            if let Some(other) = map
-                .values()
-                .find(|o| o.id != c.id && o.rec.lock().unwrap().name == full)
-            {
-                return Err(EngineError::Conflict(format!(
-                    "Conflict. The container name \"{full}\" is already in use by container \"{}\". You have to remove (or rename) that container to be able to reuse that name.",
-                    other.id
-                )));
-            }
-            c.rec.lock().unwrap().name = full;
-        }
-        if let Err(e) = self.persist(&c) {
-            c.rec.lock().unwrap().name = old;
-            return Err(e);
-        }
-        self.container_event(
-            &c,
-            "rename",
-            &[("oldName", old.trim_start_matches('/').to_string())],
-        );
-        Ok(())
+        c.rec.lock().unwrap().name = full;
     }
+    if let Err(e) = ctx.persist(&c) {
+        c.rec.lock().unwrap().name = old;
+        return Err(e);
+    }
+    ctx.container_event(
+        &c,
+        "rename",
+        &[("oldName", old.trim_start_matches('/').to_string())],
+    );
+    Ok(())
 }
 
 #[cfg(test)]

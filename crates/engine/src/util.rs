@@ -167,6 +167,14 @@ pub fn parse_signal(s: &str) -> Option<i32> {
     Some(n)
 }
 
+/// `label=key` or `label=key=value` against a label map.
+pub fn label_matches(filter: &str, labels: &std::collections::BTreeMap<String, String>) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +256,30 @@ mod go_duration_tests {
         assert_eq!(go_duration(Duration::from_millis(1500)), "1.5s");
         assert_eq!(go_duration(Duration::from_millis(500)), "500ms");
         assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
+}
+
+/// Paths that live work holds (a build's scratch or secret directory), shared with the guard
+/// that removes each one, so that a sweep of what a dead daemon left spares them.
+#[derive(Clone, Default)]
+pub struct ActivePaths(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashSet<std::path::PathBuf>>>,
+);
+
+impl ActivePaths {
+    fn set(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<std::path::PathBuf>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert(&self, path: std::path::PathBuf) {
+        self.set().insert(path);
+    }
+
+    pub fn remove(&self, path: &std::path::Path) {
+        self.set().remove(path);
+    }
+
+    pub fn contains(&self, path: &std::path::Path) -> bool {
+        self.set().contains(path)
     }
 }

@@ -11,36 +11,12 @@ use berth_api::{
     VolumePruneResponse, VolumeUsageData,
 };
 use berth_volume::{VolumeError, VolumeRecord};
-use serde::{Deserialize, Serialize};
 
-use crate::container::ContainerRecord;
-use crate::engine::Engine;
+use crate::container::{ContainerRecord, VolumeMount};
+use crate::context::Context;
 use crate::spec::{self, VolumeBind, VolumeSpec};
 use crate::{EngineError, Filters, Result};
-
-/// A volume (or, from `--volumes-from`, a host path) a container mounts; persisted in its
-/// record.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct VolumeMount {
-    /// The volume's name; empty for a host path inherited with `--volumes-from`.
-    #[serde(default)]
-    pub name: String,
-    /// The host path of an inherited bind mount.
-    #[serde(default)]
-    pub source: String,
-    pub destination: String,
-    #[serde(default)]
-    pub read_only: bool,
-    /// Made for this container (`-v /dst`, image `VOLUME`): `rm -v` and `--rm` remove it.
-    #[serde(default)]
-    pub anonymous: bool,
-    /// `nocopy`: no copy-up of the image's content.
-    #[serde(default)]
-    pub no_copy: bool,
-    /// Docker's `Mode` in `Mounts` (`z` for `-v NAME:/dst`).
-    #[serde(default)]
-    pub mode: String,
-}
+use std::sync::Arc;
 
 /// What a new volume is made with: labels, driver, driver options.
 type NewVolume = (BTreeMap<String, String>, String, BTreeMap<String, String>);
@@ -63,468 +39,471 @@ impl From<VolumeError> for EngineError {
     }
 }
 
-impl Engine {
-    /// Resolves the volumes a new container asks for and makes the ones that do not exist
-    /// (answered second, for the caller to undo if the create fails later). On error nothing
-    /// is left made.
-    pub(crate) fn create_volumes(
-        &self,
-        cfg: &ContainerConfig,
-        host: &HostConfig,
-    ) -> Result<(Vec<VolumeMount>, Vec<String>)> {
-        let planned = self.plan_volumes(cfg, host)?;
-        let mut made: Vec<String> = Vec::new();
-        let mut out = Vec::new();
-        for p in planned {
-            let mut m = p.mount;
-            if let Some((labels, driver, opts)) = p.create {
-                let name = (!m.anonymous).then_some(m.name.as_str());
-                match self.volumes.create(name, &driver, labels, opts) {
-                    Ok((rec, created)) => {
-                        if created {
-                            made.push(rec.name.clone());
-                            self.event(
-                                "volume",
-                                "create",
-                                &rec.name,
-                                &[("driver", rec.driver.clone())],
-                            );
-                        }
-                        m.name = rec.name;
+/// Resolves the volumes a new container asks for and makes the ones that do not exist
+/// (answered second, for the caller to undo if the create fails later). On error nothing
+/// is left made.
+pub(crate) fn create_volumes(
+    ctx: &Arc<Context>,
+    cfg: &ContainerConfig,
+    host: &HostConfig,
+) -> Result<(Vec<VolumeMount>, Vec<String>)> {
+    let planned = plan_volumes(ctx, cfg, host)?;
+    let mut made: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for p in planned {
+        let mut m = p.mount;
+        if let Some((labels, driver, opts)) = p.create {
+            let name = (!m.anonymous).then_some(m.name.as_str());
+            match ctx.volumes.create(name, &driver, labels, opts) {
+                Ok((rec, created)) => {
+                    if created {
+                        made.push(rec.name.clone());
+                        ctx.event(
+                            "volume",
+                            "create",
+                            &rec.name,
+                            &[("driver", rec.driver.clone())],
+                        );
                     }
-                    Err(e) => {
-                        self.remove_volumes_quietly(&made);
-                        return Err(e.into());
-                    }
+                    m.name = rec.name;
                 }
-            }
-            out.push(m);
-        }
-        Ok((out, made))
-    }
-
-    /// Removes volumes a failed create made.
-    pub(crate) fn remove_volumes_quietly(&self, names: &[String]) {
-        for n in names {
-            if let Err(e) = self.volumes.remove(n) {
-                tracing::warn!("removing volume {n}: {e}");
-            }
-        }
-    }
-
-    fn plan_volumes(&self, cfg: &ContainerConfig, host: &HostConfig) -> Result<Vec<Planned>> {
-        let mut out: Vec<Planned> = Vec::new();
-        let mut dests: BTreeSet<String> = BTreeSet::new();
-        let mut claim = |d: &str| -> Result<()> {
-            if !dests.insert(d.to_string()) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "Duplicate mount point: {d}"
-                )));
-            }
-            Ok(())
-        };
-        let local = || (BTreeMap::new(), "local".to_string(), BTreeMap::new());
-        for b in &host.binds {
-            match spec::parse_volume_spec(b).map_err(EngineError::InvalidArgument)? {
-                VolumeSpec::Bind(b) => claim(&b.destination)?,
-                VolumeSpec::Named {
-                    name,
-                    destination,
-                    read_only,
-                    no_copy,
-                } => {
-                    claim(&destination)?;
-                    berth_volume::validate_name(&name)?;
-                    let exists = self.volumes.get(&name).is_ok();
-                    out.push(Planned {
-                        mount: VolumeMount {
-                            name,
-                            destination,
-                            read_only,
-                            no_copy,
-                            mode: "z".into(),
-                            ..Default::default()
-                        },
-                        create: (!exists).then(local),
-                    });
-                }
-                VolumeSpec::Anonymous { destination } => {
-                    claim(&destination)?;
-                    out.push(anonymous(destination, local()));
-                }
-            }
-        }
-        for m in &host.mounts {
-            if m.kind != "volume" {
-                claim(&m.target)?;
-                continue;
-            }
-            if !m.target.starts_with('/') {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid mount config for type \"volume\": invalid mount path: '{}' mount path must be absolute",
-                    m.target
-                )));
-            }
-            claim(&m.target)?;
-            let vo = m.volume_options.clone().unwrap_or_default();
-            let (driver, opts) = vo
-                .driver_config
-                .map(|d| (d.name, d.options))
-                .unwrap_or_default();
-            let driver = if driver.is_empty() {
-                "local".into()
-            } else {
-                driver
-            };
-            if m.source.is_empty() {
-                let mut p = anonymous(m.target.clone(), (vo.labels, driver, opts));
-                p.mount.read_only = m.read_only;
-                p.mount.no_copy = vo.no_copy;
-                out.push(p);
-                continue;
-            }
-            berth_volume::validate_name(&m.source)?;
-            let exists = self.volumes.get(&m.source).is_ok();
-            out.push(Planned {
-                mount: VolumeMount {
-                    name: m.source.clone(),
-                    destination: m.target.clone(),
-                    read_only: m.read_only,
-                    no_copy: vo.no_copy,
-                    ..Default::default()
-                },
-                create: (!exists).then_some((vo.labels, driver, opts)),
-            });
-        }
-        for d in host.tmpfs.keys() {
-            claim(d)?;
-        }
-        for from in &host.volumes_from {
-            let (name, mode) = match from.rsplit_once(':') {
-                Some((n, m)) if ["ro", "rw", "z", "Z"].contains(&m) => (n, m),
-                _ => (from.as_str(), ""),
-            };
-            // A missing source is bad input (400), not a missing object: a 404 would send
-            // the docker CLI off to pull the image.
-            let other = self.lookup(name).map_err(|e| match e {
-                EngineError::NotFound(m) => EngineError::InvalidArgument(m),
-                e => e,
-            })?;
-            let rec = other.record();
-            for v in &rec.volumes {
-                if dests.contains(&v.destination) {
-                    continue;
-                }
-                dests.insert(v.destination.clone());
-                let mut m = v.clone();
-                m.anonymous = false;
-                if !mode.is_empty() && mode != "z" && mode != "Z" {
-                    m.read_only = mode == "ro";
-                }
-                out.push(Planned {
-                    mount: m,
-                    create: None,
-                });
-            }
-            for b in &rec.host_config.binds {
-                if let Ok(VolumeSpec::Bind(b)) = spec::parse_volume_spec(b) {
-                    if dests.insert(b.destination.clone()) {
-                        out.push(Planned {
-                            mount: VolumeMount {
-                                source: b.source,
-                                destination: b.destination,
-                                read_only: if mode.is_empty() {
-                                    b.read_only
-                                } else {
-                                    mode == "ro"
-                                },
-                                ..Default::default()
-                            },
-                            create: None,
-                        });
-                    }
-                }
-            }
-        }
-        for d in cfg.volumes.iter().flat_map(|v| v.keys()) {
-            let d = if d.starts_with('/') {
-                d.clone()
-            } else {
-                format!("/{d}")
-            };
-            if dests.contains(&d) {
-                continue;
-            }
-            dests.insert(d.clone());
-            out.push(anonymous(d, local()));
-        }
-        Ok(out)
-    }
-
-    /// At start: each volume ready on the host, the image's content copied into an empty new
-    /// volume (Docker's copy-up); answers the binds for the runtime spec.
-    pub(crate) fn mount_volumes(
-        &self,
-        rec: &ContainerRecord,
-        rootfs: &Path,
-    ) -> Result<Vec<VolumeBind>> {
-        let mut binds = Vec::new();
-        for (i, v) in rec.volumes.iter().enumerate() {
-            if v.name.is_empty() {
-                binds.push(VolumeBind {
-                    source: PathBuf::from(&v.source),
-                    destination: v.destination.clone(),
-                    read_only: v.read_only,
-                });
-                continue;
-            }
-            let source = match self.volumes.mount(&v.name, &rec.id) {
-                Ok(s) => s,
                 Err(e) => {
-                    self.release_some(&rec.volumes[..i], &rec.id);
+                    remove_volumes_quietly(ctx, &made);
                     return Err(e.into());
                 }
-            };
-            if !v.no_copy {
-                if let Err(e) = copy_up(rootfs, &v.destination, &source) {
-                    self.release_some(&rec.volumes[..=i], &rec.id);
-                    return Err(e);
+            }
+        }
+        out.push(m);
+    }
+    Ok((out, made))
+}
+
+/// Removes volumes a failed create made.
+pub(crate) fn remove_volumes_quietly(ctx: &Arc<Context>, names: &[String]) {
+    for n in names {
+        if let Err(e) = ctx.volumes.remove(n) {
+            tracing::warn!("removing volume {n}: {e}");
+        }
+    }
+}
+
+fn plan_volumes(
+    ctx: &Arc<Context>,
+    cfg: &ContainerConfig,
+    host: &HostConfig,
+) -> Result<Vec<Planned>> {
+    let mut out: Vec<Planned> = Vec::new();
+    let mut dests: BTreeSet<String> = BTreeSet::new();
+    let mut claim = |d: &str| -> Result<()> {
+        if !dests.insert(d.to_string()) {
+            return Err(EngineError::InvalidArgument(format!(
+                "Duplicate mount point: {d}"
+            )));
+        }
+        Ok(())
+    };
+    let local = || (BTreeMap::new(), "local".to_string(), BTreeMap::new());
+    for b in &host.binds {
+        match spec::parse_volume_spec(b).map_err(EngineError::InvalidArgument)? {
+            VolumeSpec::Bind(b) => claim(&b.destination)?,
+            VolumeSpec::Named {
+                name,
+                destination,
+                read_only,
+                no_copy,
+            } => {
+                claim(&destination)?;
+                berth_volume::validate_name(&name)?;
+                let exists = ctx.volumes.get(&name).is_ok();
+                out.push(Planned {
+                    mount: VolumeMount {
+                        name,
+                        destination,
+                        read_only,
+                        no_copy,
+                        mode: "z".into(),
+                        ..Default::default()
+                    },
+                    create: (!exists).then(local),
+                });
+            }
+            VolumeSpec::Anonymous { destination } => {
+                claim(&destination)?;
+                out.push(anonymous(destination, local()));
+            }
+        }
+    }
+    for m in &host.mounts {
+        if m.kind != "volume" {
+            claim(&m.target)?;
+            continue;
+        }
+        if !m.target.starts_with('/') {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid mount config for type \"volume\": invalid mount path: '{}' mount path must be absolute",
+                m.target
+            )));
+        }
+        claim(&m.target)?;
+        let vo = m.volume_options.clone().unwrap_or_default();
+        let (driver, opts) = vo
+            .driver_config
+            .map(|d| (d.name, d.options))
+            .unwrap_or_default();
+        let driver = if driver.is_empty() {
+            "local".into()
+        } else {
+            driver
+        };
+        if m.source.is_empty() {
+            let mut p = anonymous(m.target.clone(), (vo.labels, driver, opts));
+            p.mount.read_only = m.read_only;
+            p.mount.no_copy = vo.no_copy;
+            out.push(p);
+            continue;
+        }
+        berth_volume::validate_name(&m.source)?;
+        let exists = ctx.volumes.get(&m.source).is_ok();
+        out.push(Planned {
+            mount: VolumeMount {
+                name: m.source.clone(),
+                destination: m.target.clone(),
+                read_only: m.read_only,
+                no_copy: vo.no_copy,
+                ..Default::default()
+            },
+            create: (!exists).then_some((vo.labels, driver, opts)),
+        });
+    }
+    for d in host.tmpfs.keys() {
+        claim(d)?;
+    }
+    for from in &host.volumes_from {
+        let (name, mode) = match from.rsplit_once(':') {
+            Some((n, m)) if ["ro", "rw", "z", "Z"].contains(&m) => (n, m),
+            _ => (from.as_str(), ""),
+        };
+        // A missing source is bad input (400), not a missing object: a 404 would send
+        // the docker CLI off to pull the image.
+        let other = ctx.lookup(name).map_err(|e| match e {
+            EngineError::NotFound(m) => EngineError::InvalidArgument(m),
+            e => e,
+        })?;
+        let rec = other.record();
+        for v in &rec.volumes {
+            if dests.contains(&v.destination) {
+                continue;
+            }
+            dests.insert(v.destination.clone());
+            let mut m = v.clone();
+            m.anonymous = false;
+            if !mode.is_empty() && mode != "z" && mode != "Z" {
+                m.read_only = mode == "ro";
+            }
+            out.push(Planned {
+                mount: m,
+                create: None,
+            });
+        }
+        for b in &rec.host_config.binds {
+            if let Ok(VolumeSpec::Bind(b)) = spec::parse_volume_spec(b) {
+                if dests.insert(b.destination.clone()) {
+                    out.push(Planned {
+                        mount: VolumeMount {
+                            source: b.source,
+                            destination: b.destination,
+                            read_only: if mode.is_empty() {
+                                b.read_only
+                            } else {
+                                mode == "ro"
+                            },
+                            ..Default::default()
+                        },
+                        create: None,
+                    });
                 }
             }
+        }
+    }
+    for d in cfg.volumes.iter().flat_map(|v| v.keys()) {
+        let d = if d.starts_with('/') {
+            d.clone()
+        } else {
+            format!("/{d}")
+        };
+        if dests.contains(&d) {
+            continue;
+        }
+        dests.insert(d.clone());
+        out.push(anonymous(d, local()));
+    }
+    Ok(out)
+}
+
+/// At start: each volume ready on the host, the image's content copied into an empty new
+/// volume (Docker's copy-up); answers the binds for the runtime spec.
+pub(crate) fn mount_volumes(
+    ctx: &Arc<Context>,
+    rec: &ContainerRecord,
+    rootfs: &Path,
+) -> Result<Vec<VolumeBind>> {
+    let mut binds = Vec::new();
+    for (i, v) in rec.volumes.iter().enumerate() {
+        if v.name.is_empty() {
             binds.push(VolumeBind {
-                source,
+                source: PathBuf::from(&v.source),
                 destination: v.destination.clone(),
                 read_only: v.read_only,
             });
+            continue;
         }
-        Ok(binds)
-    }
-
-    fn release_some(&self, mounts: &[VolumeMount], user: &str) {
-        for v in mounts.iter().filter(|v| !v.name.is_empty()) {
-            if let Err(e) = self.volumes.unmount(&v.name, user) {
-                tracing::warn!("releasing volume {}: {e}", v.name);
+        let source = match ctx.volumes.mount(&v.name, &rec.id) {
+            Ok(s) => s,
+            Err(e) => {
+                release_some(ctx, &rec.volumes[..i], &rec.id);
+                return Err(e.into());
             }
-        }
-    }
-
-    /// After the container stops (or failed to start): device volumes it alone held are
-    /// unmounted.
-    pub(crate) fn release_volumes(&self, rec: &ContainerRecord) {
-        self.release_some(&rec.volumes, &rec.id);
-    }
-
-    /// After a daemon restart: a running container's device volumes are still mounted.
-    pub(crate) fn adopt_volumes(&self, rec: &ContainerRecord) {
-        for v in rec.volumes.iter().filter(|v| !v.name.is_empty()) {
-            self.volumes.adopt(&v.name, &rec.id);
-        }
-    }
-
-    /// `rm -v` / `--rm`: the container's anonymous volumes that no other container uses.
-    pub(crate) fn remove_anonymous_volumes(&self, rec: &ContainerRecord) {
-        for v in rec.volumes.iter().filter(|v| v.anonymous) {
-            if self.volume_users(&v.name).iter().any(|u| *u != rec.id) {
-                continue;
-            }
-            match self.volumes.remove(&v.name) {
-                Ok(()) => self.event("volume", "destroy", &v.name, &[("driver", "local".into())]),
-                Err(e) => tracing::warn!("removing volume {}: {e}", v.name),
-            }
-        }
-    }
-
-    /// Ids of the containers (running or not) that mount the volume.
-    pub(crate) fn volume_users(&self, name: &str) -> Vec<String> {
-        self.containers
-            .lock()
-            .unwrap()
-            .values()
-            .filter(|c| c.rec.lock().unwrap().volumes.iter().any(|v| v.name == name))
-            .map(|c| c.id.clone())
-            .collect()
-    }
-
-    /// `Mounts` entries for the container's volumes.
-    pub(crate) fn volume_mount_points(&self, rec: &ContainerRecord) -> Vec<MountPoint> {
-        rec.volumes
-            .iter()
-            .map(|v| {
-                if v.name.is_empty() {
-                    MountPoint {
-                        kind: "bind".into(),
-                        source: v.source.clone(),
-                        destination: v.destination.clone(),
-                        rw: !v.read_only,
-                        propagation: "rprivate".into(),
-                        ..Default::default()
-                    }
-                } else {
-                    MountPoint {
-                        kind: "volume".into(),
-                        name: v.name.clone(),
-                        source: self.volumes.data_path(&v.name).to_string_lossy().into(),
-                        destination: v.destination.clone(),
-                        driver: "local".into(),
-                        mode: v.mode.clone(),
-                        rw: !v.read_only,
-                        propagation: String::new(),
-                    }
-                }
-            })
-            .collect()
-    }
-
-    // ---- /volumes ----
-
-    pub async fn volume_create(&self, req: VolumeCreateRequest) -> Result<Volume> {
-        let store = self.volumes.clone();
-        let rec = tokio::task::spawn_blocking(move || {
-            let name = (!req.name.is_empty()).then_some(req.name.as_str());
-            store.create(name, &req.driver, req.labels, req.driver_opts)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))??
-        .0;
-        self.event(
-            "volume",
-            "create",
-            &rec.name,
-            &[("driver", rec.driver.clone())],
-        );
-        Ok(self.volumes.view(&rec))
-    }
-
-    pub fn volume_inspect(&self, name: &str) -> Result<Volume> {
-        let rec = self.volumes.get(name)?;
-        Ok(self.volumes.view(&rec))
-    }
-
-    pub fn volume_list(&self, filters: &Filters) -> Result<VolumeListResponse> {
-        let used = self.used_volume_names();
-        let mut volumes = Vec::new();
-        for rec in self.volumes.list() {
-            if volume_matches(&rec, filters, used.contains(&rec.name))? {
-                volumes.push(self.volumes.view(&rec));
-            }
-        }
-        Ok(VolumeListResponse {
-            volumes,
-            warnings: vec![],
-        })
-    }
-
-    fn used_volume_names(&self) -> BTreeSet<String> {
-        self.containers
-            .lock()
-            .unwrap()
-            .values()
-            .flat_map(|c| {
-                c.rec
-                    .lock()
-                    .unwrap()
-                    .volumes
-                    .iter()
-                    .map(|v| v.name.clone())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|n| !n.is_empty())
-            .collect()
-    }
-
-    /// Refused while any container, running or not, uses it (unless `force`, which Docker
-    /// also refuses for a volume in use).
-    pub async fn volume_remove(&self, name: &str, force: bool) -> Result<()> {
-        let rec = match self.volumes.get(name) {
-            Ok(r) => r,
-            Err(_) if force => return Ok(()),
-            Err(e) => return Err(e.into()),
         };
-        let users = self.volume_users(&rec.name);
-        if !users.is_empty() {
-            return Err(EngineError::Conflict(format!(
-                "remove {}: volume is in use - [{}]",
-                rec.name,
-                users.join(", ")
+        if !v.no_copy {
+            if let Err(e) = copy_up(rootfs, &v.destination, &source) {
+                release_some(ctx, &rec.volumes[..=i], &rec.id);
+                return Err(e);
+            }
+        }
+        binds.push(VolumeBind {
+            source,
+            destination: v.destination.clone(),
+            read_only: v.read_only,
+        });
+    }
+    Ok(binds)
+}
+
+fn release_some(ctx: &Arc<Context>, mounts: &[VolumeMount], user: &str) {
+    for v in mounts.iter().filter(|v| !v.name.is_empty()) {
+        if let Err(e) = ctx.volumes.unmount(&v.name, user) {
+            tracing::warn!("releasing volume {}: {e}", v.name);
+        }
+    }
+}
+
+/// After the container stops (or failed to start): device volumes it alone held are
+/// unmounted.
+pub(crate) fn release_volumes(ctx: &Arc<Context>, rec: &ContainerRecord) {
+    release_some(ctx, &rec.volumes, &rec.id);
+}
+
+/// After a daemon restart: a running container's device volumes are still mounted.
+pub(crate) fn adopt_volumes(ctx: &Arc<Context>, rec: &ContainerRecord) {
+    for v in rec.volumes.iter().filter(|v| !v.name.is_empty()) {
+        ctx.volumes.adopt(&v.name, &rec.id);
+    }
+}
+
+/// `rm -v` / `--rm`: the container's anonymous volumes that no other container uses.
+pub(crate) fn remove_anonymous_volumes(ctx: &Arc<Context>, rec: &ContainerRecord) {
+    for v in rec.volumes.iter().filter(|v| v.anonymous) {
+        if volume_users(ctx, &v.name).iter().any(|u| *u != rec.id) {
+            continue;
+        }
+        match ctx.volumes.remove(&v.name) {
+            Ok(()) => ctx.event("volume", "destroy", &v.name, &[("driver", "local".into())]),
+            Err(e) => tracing::warn!("removing volume {}: {e}", v.name),
+        }
+    }
+}
+
+/// Ids of the containers (running or not) that mount the volume.
+pub(crate) fn volume_users(ctx: &Arc<Context>, name: &str) -> Vec<String> {
+    ctx.containers
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|c| c.rec.lock().unwrap().volumes.iter().any(|v| v.name == name))
+        .map(|c| c.id.clone())
+        .collect()
+}
+
+/// `Mounts` entries for the container's volumes.
+pub(crate) fn volume_mount_points(ctx: &Arc<Context>, rec: &ContainerRecord) -> Vec<MountPoint> {
+    rec.volumes
+        .iter()
+        .map(|v| {
+            if v.name.is_empty() {
+                MountPoint {
+                    kind: "bind".into(),
+                    source: v.source.clone(),
+                    destination: v.destination.clone(),
+                    rw: !v.read_only,
+                    propagation: "rprivate".into(),
+                    ..Default::default()
+                }
+            } else {
+                MountPoint {
+                    kind: "volume".into(),
+                    name: v.name.clone(),
+                    source: ctx.volumes.data_path(&v.name).to_string_lossy().into(),
+                    destination: v.destination.clone(),
+                    driver: "local".into(),
+                    mode: v.mode.clone(),
+                    rw: !v.read_only,
+                    propagation: String::new(),
+                }
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn volume_create(ctx: &Arc<Context>, req: VolumeCreateRequest) -> Result<Volume> {
+    let store = ctx.volumes.clone();
+    let rec = tokio::task::spawn_blocking(move || {
+        let name = (!req.name.is_empty()).then_some(req.name.as_str());
+        store.create(name, &req.driver, req.labels, req.driver_opts)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))??
+    .0;
+    ctx.event(
+        "volume",
+        "create",
+        &rec.name,
+        &[("driver", rec.driver.clone())],
+    );
+    Ok(ctx.volumes.view(&rec))
+}
+
+pub(crate) fn volume_inspect(ctx: &Arc<Context>, name: &str) -> Result<Volume> {
+    let rec = ctx.volumes.get(name)?;
+    Ok(ctx.volumes.view(&rec))
+}
+
+pub(crate) fn volume_list(ctx: &Arc<Context>, filters: &Filters) -> Result<VolumeListResponse> {
+    let used = used_volume_names(ctx);
+    let mut volumes = Vec::new();
+    for rec in ctx.volumes.list() {
+        if volume_matches(&rec, filters, used.contains(&rec.name))? {
+            volumes.push(ctx.volumes.view(&rec));
+        }
+    }
+    Ok(VolumeListResponse {
+        volumes,
+        warnings: vec![],
+    })
+}
+
+fn used_volume_names(ctx: &Arc<Context>) -> BTreeSet<String> {
+    ctx.containers
+        .lock()
+        .unwrap()
+        .values()
+        .flat_map(|c| {
+            c.rec
+                .lock()
+                .unwrap()
+                .volumes
+                .iter()
+                .map(|v| v.name.clone())
+                .collect::<Vec<_>>()
+        })
+        .filter(|n| !n.is_empty())
+        .collect()
+}
+
+/// Refused while any container, running or not, uses it (unless `force`, which Docker
+/// also refuses for a volume in use).
+pub(crate) async fn volume_remove(ctx: &Arc<Context>, name: &str, force: bool) -> Result<()> {
+    let rec = match ctx.volumes.get(name) {
+        Ok(r) => r,
+        Err(_) if force => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let users = volume_users(ctx, &rec.name);
+    if !users.is_empty() {
+        return Err(EngineError::Conflict(format!(
+            "remove {}: volume is in use - [{}]",
+            rec.name,
+            users.join(", ")
+        )));
+    }
+    let store = ctx.volumes.clone();
+    let n = rec.name.clone();
+    tokio::task::spawn_blocking(move || store.remove(&n))
+        .await
+        .map_err(|e| EngineError::Internal(e.to_string()))??;
+    ctx.event(
+        "volume",
+        "destroy",
+        &rec.name,
+        &[("driver", rec.driver.clone())],
+    );
+    Ok(())
+}
+
+/// Unused volumes go: only anonymous ones unless `all=true` (Docker 23+); `label`
+/// filters narrow it.
+pub(crate) async fn volume_prune(
+    ctx: &Arc<Context>,
+    filters: &Filters,
+) -> Result<VolumePruneResponse> {
+    for k in filters.keys() {
+        if !["label", "label!", "all"].contains(&k.as_str()) {
+            return Err(EngineError::InvalidArgument(format!(
+                "invalid filter '{k}'"
             )));
         }
-        let store = self.volumes.clone();
+    }
+    let all = filters
+        .get("all")
+        .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+    let used = used_volume_names(ctx);
+    let mut resp = VolumePruneResponse::default();
+    for rec in ctx.volumes.list() {
+        if used.contains(&rec.name) || (!all && !rec.anonymous()) {
+            continue;
+        }
+        if !labels_match(&rec.labels, filters) {
+            continue;
+        }
+        let size = ctx.volumes.size(&rec.name);
+        let store = ctx.volumes.clone();
         let n = rec.name.clone();
-        tokio::task::spawn_blocking(move || store.remove(&n))
+        let removed = tokio::task::spawn_blocking(move || store.remove(&n))
             .await
-            .map_err(|e| EngineError::Internal(e.to_string()))??;
-        self.event(
-            "volume",
-            "destroy",
-            &rec.name,
-            &[("driver", rec.driver.clone())],
-        );
-        Ok(())
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        if removed.is_ok() {
+            ctx.event(
+                "volume",
+                "destroy",
+                &rec.name,
+                &[("driver", rec.driver.clone())],
+            );
+            resp.space_reclaimed += size;
+            resp.volumes_deleted.push(rec.name);
+        }
     }
+    Ok(resp)
+}
 
-    /// Unused volumes go: only anonymous ones unless `all=true` (Docker 23+); `label`
-    /// filters narrow it.
-    pub async fn volume_prune(&self, filters: &Filters) -> Result<VolumePruneResponse> {
-        for k in filters.keys() {
-            if !["label", "label!", "all"].contains(&k.as_str()) {
-                return Err(EngineError::InvalidArgument(format!(
-                    "invalid filter '{k}'"
-                )));
-            }
+/// Every volume with its size and reference count (`system df`).
+pub(crate) fn volume_usage(ctx: &Arc<Context>) -> Vec<Volume> {
+    let mut refs: BTreeMap<String, i64> = BTreeMap::new();
+    for c in ctx.containers.lock().unwrap().values() {
+        for v in &c.rec.lock().unwrap().volumes {
+            *refs.entry(v.name.clone()).or_default() += 1;
         }
-        let all = filters
-            .get("all")
-            .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
-        let used = self.used_volume_names();
-        let mut resp = VolumePruneResponse::default();
-        for rec in self.volumes.list() {
-            if used.contains(&rec.name) || (!all && !rec.anonymous()) {
-                continue;
-            }
-            if !labels_match(&rec.labels, filters) {
-                continue;
-            }
-            let size = self.volumes.size(&rec.name);
-            let store = self.volumes.clone();
-            let n = rec.name.clone();
-            let removed = tokio::task::spawn_blocking(move || store.remove(&n))
-                .await
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
-            if removed.is_ok() {
-                self.event(
-                    "volume",
-                    "destroy",
-                    &rec.name,
-                    &[("driver", rec.driver.clone())],
-                );
-                resp.space_reclaimed += size;
-                resp.volumes_deleted.push(rec.name);
-            }
-        }
-        Ok(resp)
     }
-
-    /// Every volume with its size and reference count (`system df`).
-    pub fn volume_usage(&self) -> Vec<Volume> {
-        let mut refs: BTreeMap<String, i64> = BTreeMap::new();
-        for c in self.containers.lock().unwrap().values() {
-            for v in &c.rec.lock().unwrap().volumes {
-                *refs.entry(v.name.clone()).or_default() += 1;
-            }
-        }
-        self.volumes
-            .list()
-            .iter()
-            .map(|rec| {
-                let mut v = self.volumes.view(rec);
-                v.usage_data = Some(VolumeUsageData {
-                    size: self.volumes.size(&rec.name) as i64,
-                    ref_count: refs.get(&rec.name).copied().unwrap_or(0),
-                });
-                v
-            })
-            .collect()
-    }
+    ctx.volumes
+        .list()
+        .iter()
+        .map(|rec| {
+            let mut v = ctx.volumes.view(rec);
+            v.usage_data = Some(VolumeUsageData {
+                size: ctx.volumes.size(&rec.name) as i64,
+                ref_count: refs.get(&rec.name).copied().unwrap_or(0),
+            });
+            v
+        })
+        .collect()
 }
 
 fn anonymous(destination: String, create: NewVolume) -> Planned {

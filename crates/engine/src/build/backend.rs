@@ -18,14 +18,15 @@ use berth_build::{BackendError, BuildBackend};
 use berth_image::ChildImage;
 use tokio::runtime::Handle;
 
-use super::cache::BuildCache;
 use super::copy_layer::{CopyOwner, LayerWriter};
 use super::image_fs::{components, ImageFs};
-use crate::{AttachOptions, Engine, EngineError, RemoveOptions, WaitCondition};
+use crate::build_cache::BuildCache;
+use crate::context::Context;
+use crate::{AttachOptions, EngineError, RemoveOptions, WaitCondition};
 
 /// The engine side of one build.
 pub struct EngineBackend {
-    pub(super) engine: Arc<Engine>,
+    pub(super) ctx: Arc<Context>,
     pub(super) handle: Handle,
     pub(super) cache: Arc<BuildCache>,
     /// `networkmode` of the build (`""`/`default`, `none`, `host`, a network name).
@@ -73,7 +74,7 @@ impl EngineBackend {
 
     fn image_fs(&self, image: Option<&str>) -> Result<ImageFs, BackendError> {
         let dirs = match image {
-            Some(id) => self.engine.images.layer_dirs(id).map_err(from_image)?,
+            Some(id) => self.ctx.images.layer_dirs(id).map_err(from_image)?,
             None => Vec::new(),
         };
         Ok(ImageFs::new(dirs))
@@ -91,7 +92,7 @@ impl EngineBackend {
         commit: &StepCommit,
         tar: Option<(std::fs::File, usize)>,
     ) -> Result<String, BackendError> {
-        let images = self.engine.images.clone();
+        let images = self.ctx.images.clone();
         let child = child(commit);
         match tar {
             Some((mut f, n)) if n > 0 => {
@@ -188,8 +189,8 @@ impl EngineBackend {
                 MountKind::Cache => {
                     let key = berth_image::content::digest_bytes(m.id.as_bytes());
                     let dir = self
-                        .engine
-                        .config()
+                        .ctx
+                        .config
                         .data_root
                         .join("builder/cache-mounts")
                         .join(berth_image::content::digest_hex(&key));
@@ -228,28 +229,29 @@ impl EngineBackend {
         id: &str,
         observer: &mut dyn RunObserver,
     ) -> Result<i64, BackendError> {
-        let engine = &self.engine;
-        let mut session = engine
-            .container_attach(
-                id,
-                AttachOptions {
-                    stdout: true,
-                    stderr: true,
-                    stream: true,
-                    ..Default::default()
-                },
-            )
+        let ctx = &self.ctx;
+        let mut session = crate::io::container_attach(
+            ctx,
+            id,
+            AttachOptions {
+                stdout: true,
+                stderr: true,
+                stream: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(from_engine)?;
+        let wait = crate::query::container_wait(ctx, id, WaitCondition::NextExit)
             .await
             .map_err(from_engine)?;
-        let wait = engine
-            .container_wait(id, WaitCondition::NextExit)
+        crate::start::container_start(ctx, id)
             .await
             .map_err(from_engine)?;
-        engine.container_start(id).await.map_err(from_engine)?;
         while let Some(out) = session.output.recv().await {
             observer.output(&out.data);
             if self.cancelled.load(Ordering::SeqCst) {
-                let _ = engine.container_kill(id, Some("KILL".into())).await;
+                let _ = crate::control::container_kill(ctx, id, Some("KILL".into())).await;
             }
         }
         let status = wait
@@ -307,19 +309,24 @@ impl BuildBackend for EngineBackend {
         log: &mut dyn FnMut(&str),
     ) -> Result<ImageInfo, BackendError> {
         self.check_cancelled()?;
-        let images = self.engine.images.clone();
+        let images = self.ctx.images.clone();
         let found = images.resolve(reference);
         let missing = matches!(found, Err(berth_image::ImageError::NotFound(_)));
         if pull || missing {
-            let engine = self.engine.clone();
+            let ctx = self.ctx.clone();
             let platform = platform.unwrap_or("").to_string();
             let reference_owned = reference.to_string();
             let pulled = self.handle.block_on(async move {
-                let plans = engine
-                    .image_pull_resolve(&reference_owned, "", &platform, None)
-                    .await?;
+                let plans = crate::registry::image_pull_resolve(
+                    &ctx,
+                    &reference_owned,
+                    "",
+                    &platform,
+                    None,
+                )
+                .await?;
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let run = engine.image_pull_run(plans, tx);
+                let run = crate::registry::image_pull_run(&ctx, plans, tx);
                 let mut lines = Vec::new();
                 let collect = async {
                     while let Some(v) = rx.recv().await {
@@ -382,10 +389,9 @@ impl BuildBackend for EngineBackend {
             host_config: host,
             networking_config: None,
         };
-        let engine = self.engine.clone();
+        let ctx = self.ctx.clone();
         let result = self.handle.block_on(async {
-            let id = engine
-                .container_create(None, create)
+            let id = crate::create::container_create(&ctx, None, create)
                 .await
                 .map_err(from_engine)?
                 .id;
@@ -396,11 +402,11 @@ impl BuildBackend for EngineBackend {
                         req.mounts.iter().map(|m| m.target.clone()).collect();
                     if !targets.is_empty() {
                         if let Ok(image) = self.image_fs(Some(&parent)) {
-                            let upper = engine.images.root().join("rw").join(&id).join("upper");
+                            let upper = ctx.images.root().join("rw").join(&id).join("upper");
                             remove_mount_stubs(&upper, &image, &targets);
                         }
                     }
-                    let images = engine.images.clone();
+                    let images = ctx.images.clone();
                     let (cid, c) = (id.clone(), child(&req.commit));
                     tokio::task::spawn_blocking(move || images.commit_rw_layer(&cid, &c))
                         .await
@@ -410,16 +416,16 @@ impl BuildBackend for EngineBackend {
                 Ok(code) => Err(BackendError::ExitCode(code)),
                 Err(e) => Err(e),
             };
-            let removed = engine
-                .container_remove(
-                    &id,
-                    RemoveOptions {
-                        force: true,
-                        volumes: true,
-                        link: false,
-                    },
-                )
-                .await;
+            let removed = crate::remove::container_remove(
+                &ctx,
+                &id,
+                RemoveOptions {
+                    force: true,
+                    volumes: true,
+                    link: false,
+                },
+            )
+            .await;
             if let Err(e) = removed {
                 tracing::warn!("removing build container {id}: {e}");
             }
@@ -481,7 +487,7 @@ impl BuildBackend for EngineBackend {
     fn mount_image(&self, image_id: &str) -> Result<PathBuf, BackendError> {
         let name = format!("build-{}", crate::util::new_id());
         let spec = self
-            .engine
+            .ctx
             .images
             .create_scratch_rw_layer(&name, image_id)
             .map_err(from_image)?;
@@ -491,7 +497,7 @@ impl BuildBackend for EngineBackend {
         });
         if let Err(e) = mounted {
             let _ = std::fs::remove_dir(&target);
-            let _ = self.engine.images.remove_rw_layer(&name);
+            let _ = self.ctx.images.remove_rw_layer(&name);
             return Err(other(format!("mounting image {image_id}: {e}")));
         }
         Ok(target)
@@ -502,7 +508,7 @@ impl BuildBackend for EngineBackend {
         let _ = std::fs::remove_dir(path);
         if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
             if name.starts_with("build-") {
-                let _ = self.engine.images.remove_rw_layer(name);
+                let _ = self.ctx.images.remove_rw_layer(name);
             }
         }
     }
@@ -516,7 +522,7 @@ impl BuildBackend for EngineBackend {
         let Some(id) = self.cache.get(key) else {
             return Ok(None);
         };
-        Ok(self.engine.images.resolve(&id).ok().map(|_| id))
+        Ok(self.ctx.images.resolve(&id).ok().map(|_| id))
     }
 
     fn cache_put(&self, key: &str, image_id: &str) -> Result<(), BackendError> {
@@ -524,11 +530,11 @@ impl BuildBackend for EngineBackend {
     }
 
     fn tag(&self, image_id: &str, reference: &str) -> Result<(), BackendError> {
-        self.engine
+        self.ctx
             .images
             .tag_as(image_id, reference, berth_image::TagMove::Build)
             .map_err(from_image)?;
-        self.engine
+        self.ctx
             .event("image", "tag", image_id, &[("name", reference.to_string())]);
         Ok(())
     }

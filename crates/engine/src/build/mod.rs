@@ -4,21 +4,23 @@
 //! removed at the end whatever happened. Also `POST /build/prune` (the cache index).
 
 mod backend;
-mod cache;
 mod copy_layer;
 mod fetch;
 mod image_fs;
 mod secrets;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use berth_build::{BuildError, BuildOptions, BuildResult};
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::{Engine, EngineError, Result};
+use crate::build_cache as cache;
+use crate::context::Context;
+use crate::util::ActivePaths;
+use crate::{EngineError, Result};
 
 pub use backend::EngineBackend;
 pub use berth_build::Progress;
@@ -47,59 +49,43 @@ pub struct BuildRequest {
     pub secrets: SecretValues,
 }
 
-/// The cache index of each data root, shared by the builds of this process.
-fn cache_for(path: &Path) -> Arc<cache::BuildCache> {
-    static CACHES: OnceLock<Mutex<HashMap<PathBuf, Arc<cache::BuildCache>>>> = OnceLock::new();
-    let mut m = CACHES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    m.entry(path.to_path_buf())
-        .or_insert_with(|| Arc::new(cache::BuildCache::open(path)))
+/// The build cache index of the engine's data root.
+fn cache_for(ctx: &Context) -> Arc<cache::BuildCache> {
+    ctx.build_cache
+        .get_or_init(|| Arc::new(cache::BuildCache::open(&cache_path(ctx))))
         .clone()
-}
-
-/// The scratch directories of the builds running in this process.
-fn active_scratch() -> std::sync::MutexGuard<'static, std::collections::HashSet<PathBuf>> {
-    static ACTIVE: OnceLock<Mutex<std::collections::HashSet<PathBuf>>> = OnceLock::new();
-    ACTIVE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
 }
 
 /// Removes the scratch directories (and image mounts inside them) that builds of an earlier
 /// daemon process left behind when it died mid-build.
-fn sweep_stale_scratch(tmp: &Path) {
+fn sweep_stale_scratch(tmp: &Path, active: &ActivePaths) {
     let Ok(rd) = std::fs::read_dir(tmp) else {
         return;
     };
-    let stale: Vec<PathBuf> = {
-        let active = active_scratch();
-        rd.flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
-            .map(|e| e.path())
-            .filter(|p| !active.contains(p))
-            .collect()
-    };
+    let stale: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("build-"))
+        .map(|e| e.path())
+        .filter(|p| !active.contains(p))
+        .collect();
     for path in stale {
-        drop(ScratchDir(path));
+        drop(ScratchDir(path, active.clone()));
     }
 }
 
 /// A build's scratch directory: registered as active, removed (mounts first) when dropped.
-struct ScratchDir(PathBuf);
+struct ScratchDir(PathBuf, ActivePaths);
 
 impl ScratchDir {
-    fn new(path: PathBuf) -> ScratchDir {
-        active_scratch().insert(path.clone());
-        ScratchDir(path)
+    fn new(path: PathBuf, active: &ActivePaths) -> ScratchDir {
+        active.insert(path.clone());
+        ScratchDir(path, active.clone())
     }
 }
 
 impl Drop for ScratchDir {
     fn drop(&mut self) {
-        active_scratch().remove(&self.0);
+        self.1.remove(&self.0);
         let mounts = self.0.join("mounts");
         if let Ok(rd) = std::fs::read_dir(&mounts) {
             for e in rd.flatten() {
@@ -139,8 +125,8 @@ impl From<BuildError> for BuildFailure {
     }
 }
 
-fn cache_path(engine: &Engine) -> PathBuf {
-    engine.config().data_root.join("builder").join("cache.json")
+fn cache_path(ctx: &Context) -> PathBuf {
+    ctx.config.data_root.join("builder").join("cache.json")
 }
 
 /// The relative, clean path of the Dockerfile inside the context, refusing escapes.
@@ -162,104 +148,103 @@ fn dockerfile_rel(name: &str) -> std::result::Result<PathBuf, BuildFailure> {
     Ok(out)
 }
 
-impl Engine {
-    /// Runs a build of the context tar `context` (optionally gzip'd), sending progress to
-    /// `progress`. When the receiver goes away the build is cancelled.
-    pub async fn build(
-        &self,
-        context: std::fs::File,
-        req: BuildRequest,
-        progress: UnboundedSender<Progress>,
-    ) -> std::result::Result<BuildResult, BuildFailure> {
-        let build_name = format!("build-{}", crate::util::new_id());
-        let root = self.config().data_root.join("tmp").join(&build_name);
-        let tmp = self.config().data_root.join("tmp");
-        let scratch = ScratchDir::new(root.clone());
-        let exec_root = self.config().exec_root.clone();
-        let secret_dir = tokio::task::spawn_blocking(move || {
-            sweep_stale_scratch(&tmp);
-            secrets::sweep_stale(&exec_root);
-            secrets::SecretDir::create(&exec_root, &build_name, &req.secrets).map(|d| (d, req))
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let (secret_dir, req) = secret_dir.map_err(|e| BuildFailure {
-            message: format!("failed to prepare the build secrets: {e}"),
-            code: None,
-        })?;
-        let context_dir = root.join("context");
-        std::fs::create_dir_all(&context_dir).map_err(EngineError::from)?;
-        let unpack_dir = context_dir.clone();
-        // A build context is a tar stream like a layer, and as hostile: the same caps.
-        let limits = self.images.layer_limits();
-        tokio::task::spawn_blocking(move || {
-            let mut f = context;
-            berth_image::layer_tar::apply_layer(&mut f, &unpack_dir, None, limits)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-        .map_err(|e| BuildFailure {
-            message: format!("failed to read the build context: {e}"),
-            code: None,
-        })?;
-        let rel = dockerfile_rel(&req.dockerfile)?;
-        let dockerfile =
-            std::fs::read_to_string(context_dir.join(&rel)).map_err(|_| BuildFailure {
-                message: format!("Cannot locate specified Dockerfile: {}", rel.display()),
-                code: None,
-            })?;
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let backend = EngineBackend {
-            engine: self.arc(),
-            handle: tokio::runtime::Handle::current(),
-            cache: cache_for(&cache_path(self)),
-            network_mode: req.network_mode.clone(),
-            shm_size: req.shm_size,
-            scratch: root.join("work"),
-            cancelled: cancelled.clone(),
+/// Runs a build of the context tar `context` (optionally gzip'd), sending progress to
+/// `progress`. When the receiver goes away the build is cancelled.
+pub(crate) async fn build(
+    ctx: &Arc<Context>,
+    context: std::fs::File,
+    req: BuildRequest,
+    progress: UnboundedSender<Progress>,
+) -> std::result::Result<BuildResult, BuildFailure> {
+    let build_name = format!("build-{}", crate::util::new_id());
+    let root = ctx.config.data_root.join("tmp").join(&build_name);
+    let tmp = ctx.config.data_root.join("tmp");
+    let scratch = ScratchDir::new(root.clone(), &ctx.build_scratch);
+    let exec_root = ctx.config.exec_root.clone();
+    let (scratch_dirs, secret_dirs) = (ctx.build_scratch.clone(), ctx.build_secrets.clone());
+    let secret_dir = tokio::task::spawn_blocking(move || {
+        sweep_stale_scratch(&tmp, &scratch_dirs);
+        secrets::sweep_stale(&exec_root, &secret_dirs);
+        secrets::SecretDir::create(&exec_root, &build_name, &req.secrets, &secret_dirs)
+            .map(|d| (d, req))
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))?;
+    let (secret_dir, req) = secret_dir.map_err(|e| BuildFailure {
+        message: format!("failed to prepare the build secrets: {e}"),
+        code: None,
+    })?;
+    let context_dir = root.join("context");
+    std::fs::create_dir_all(&context_dir).map_err(EngineError::from)?;
+    let unpack_dir = context_dir.clone();
+    // A build context is a tar stream like a layer, and as hostile: the same caps.
+    let limits = ctx.images.layer_limits();
+    tokio::task::spawn_blocking(move || {
+        let mut f = context;
+        berth_image::layer_tar::apply_layer(&mut f, &unpack_dir, None, limits)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))?
+    .map_err(|e| BuildFailure {
+        message: format!("failed to read the build context: {e}"),
+        code: None,
+    })?;
+    let rel = dockerfile_rel(&req.dockerfile)?;
+    let dockerfile = std::fs::read_to_string(context_dir.join(&rel)).map_err(|_| BuildFailure {
+        message: format!("Cannot locate specified Dockerfile: {}", rel.display()),
+        code: None,
+    })?;
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let backend = EngineBackend {
+        ctx: ctx.clone(),
+        handle: tokio::runtime::Handle::current(),
+        cache: cache_for(ctx),
+        network_mode: req.network_mode.clone(),
+        shm_size: req.shm_size,
+        scratch: root.join("work"),
+        cancelled: cancelled.clone(),
+    };
+    let opts = BuildOptions {
+        context_dir,
+        dockerfile,
+        dockerfile_path: rel,
+        tags: req.tags,
+        build_args: req.build_args,
+        labels: req.labels,
+        target: req.target,
+        no_cache: req.no_cache,
+        pull: req.pull,
+        platform: req.platform,
+        secrets: secret_dir.files.clone(),
+        scratch_dir: root.join("downloads"),
+        parallel: true,
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let send = |p: Progress| {
+            if progress.send(p).is_err() {
+                cancelled.store(true, Ordering::SeqCst);
+            }
         };
-        let opts = BuildOptions {
-            context_dir,
-            dockerfile,
-            dockerfile_path: rel,
-            tags: req.tags,
-            build_args: req.build_args,
-            labels: req.labels,
-            target: req.target,
-            no_cache: req.no_cache,
-            pull: req.pull,
-            platform: req.platform,
-            secrets: secret_dir.files.clone(),
-            scratch_dir: root.join("downloads"),
-            parallel: true,
-        };
-        let result = tokio::task::spawn_blocking(move || {
-            let send = |p: Progress| {
-                if progress.send(p).is_err() {
-                    cancelled.store(true, Ordering::SeqCst);
-                }
-            };
-            berth_build::build(&backend, &opts, &send)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(format!("build task failed: {e}")))?;
-        drop(scratch);
-        drop(secret_dir);
-        Ok(result?)
-    }
+        berth_build::build(&backend, &opts, &send)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(format!("build task failed: {e}")))?;
+    drop(scratch);
+    drop(secret_dir);
+    Ok(result?)
+}
 
-    /// `POST /build/prune`: forgets every build cache entry (and the cache mounts). Returns the
-    /// number of entries removed.
-    pub async fn build_prune(&self) -> Result<usize> {
-        let cache = cache_for(&cache_path(self));
-        let mounts = self.config().data_root.join("builder").join("cache-mounts");
-        tokio::task::spawn_blocking(move || {
-            let _ = std::fs::remove_dir_all(&mounts);
-            cache.retain(|_| false).map_err(EngineError::from)
-        })
-        .await
-        .map_err(|e| EngineError::Internal(e.to_string()))?
-    }
+/// `POST /build/prune`: forgets every build cache entry (and the cache mounts). Returns the
+/// number of entries removed.
+pub(crate) async fn build_prune(ctx: &Arc<Context>) -> Result<usize> {
+    let cache = cache_for(ctx);
+    let mounts = ctx.config.data_root.join("builder").join("cache-mounts");
+    tokio::task::spawn_blocking(move || {
+        let _ = std::fs::remove_dir_all(&mounts);
+        cache.retain(|_| false).map_err(EngineError::from)
+    })
+    .await
+    .map_err(|e| EngineError::Internal(e.to_string()))?
 }
 
 #[cfg(test)]
@@ -273,9 +258,10 @@ mod tests {
         std::fs::create_dir_all(stale.join("context")).unwrap();
         let other = dir.path().join("spool");
         std::fs::create_dir_all(&other).unwrap();
-        let active = ScratchDir::new(dir.path().join("build-now"));
+        let running = ActivePaths::default();
+        let active = ScratchDir::new(dir.path().join("build-now"), &running);
         std::fs::create_dir_all(&active.0).unwrap();
-        sweep_stale_scratch(dir.path());
+        sweep_stale_scratch(dir.path(), &running);
         assert!(!stale.exists());
         assert!(other.exists());
         assert!(active.0.exists());

@@ -6,11 +6,12 @@
 //! daemon that died mid-build is swept by the next build. Values are never logged
 //! ([`SecretValues`]'s `Debug` shows ids only).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+
+use crate::util::ActivePaths;
 
 pub use berth_build::secrets::{SecretError, HEADER};
 
@@ -43,14 +44,6 @@ impl SecretValues {
     }
 }
 
-fn active() -> std::sync::MutexGuard<'static, HashSet<PathBuf>> {
-    static ACTIVE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
-    ACTIVE
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
 /// `<exec-root>/build-secrets`.
 fn base_dir(exec_root: &Path) -> PathBuf {
     exec_root.join("build-secrets")
@@ -59,6 +52,7 @@ fn base_dir(exec_root: &Path) -> PathBuf {
 /// The secret files of one build; the directory is removed when dropped.
 pub(super) struct SecretDir {
     path: PathBuf,
+    active: ActivePaths,
     /// Secret id → its file.
     pub files: BTreeMap<String, PathBuf>,
 }
@@ -70,17 +64,19 @@ impl SecretDir {
         exec_root: &Path,
         name: &str,
         values: &SecretValues,
+        active: &ActivePaths,
     ) -> std::io::Result<SecretDir> {
         let base = base_dir(exec_root);
         let path = base.join(name);
         let mut dir = SecretDir {
             path: path.clone(),
+            active: active.clone(),
             files: BTreeMap::new(),
         };
         if values.is_empty() {
             return Ok(dir);
         }
-        active().insert(path.clone());
+        active.insert(path.clone());
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -104,22 +100,20 @@ impl SecretDir {
 impl Drop for SecretDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.path);
-        active().remove(&self.path);
+        self.active.remove(&self.path);
     }
 }
 
 /// Removes the secret directories of builds that no longer run (a daemon that died).
-pub(super) fn sweep_stale(exec_root: &Path) {
+pub(super) fn sweep_stale(exec_root: &Path, active: &ActivePaths) {
     let Ok(rd) = std::fs::read_dir(base_dir(exec_root)) else {
         return;
     };
-    let stale: Vec<PathBuf> = {
-        let active = active();
-        rd.flatten()
-            .map(|e| e.path())
-            .filter(|p| !active.contains(p))
-            .collect()
-    };
+    let stale: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !active.contains(p))
+        .collect();
     for p in stale {
         let _ = std::fs::remove_dir_all(p);
     }
@@ -173,8 +167,9 @@ mod tests {
 
     #[test]
     fn files_are_private_and_go_on_drop() {
+        let active = ActivePaths::default();
         let root = tempfile::tempdir().unwrap();
-        let dir = SecretDir::create(root.path(), "build-1", &values()).unwrap();
+        let dir = SecretDir::create(root.path(), "build-1", &values(), &active).unwrap();
         let base = root.path().join("build-secrets");
         let own = base.join("build-1");
         assert_eq!(std::fs::metadata(&base).unwrap().mode() & 0o777, 0o700);
@@ -191,27 +186,31 @@ mod tests {
 
     #[test]
     fn nothing_is_written_without_secrets() {
+        let active = ActivePaths::default();
         let root = tempfile::tempdir().unwrap();
-        let dir = SecretDir::create(root.path(), "build-2", &SecretValues::default()).unwrap();
+        let dir =
+            SecretDir::create(root.path(), "build-2", &SecretValues::default(), &active).unwrap();
         assert!(dir.files.is_empty());
         assert!(!root.path().join("build-secrets").exists());
     }
 
     #[test]
     fn stale_dirs_are_swept_and_active_kept() {
+        let active = ActivePaths::default();
         let root = tempfile::tempdir().unwrap();
         let stale = root.path().join("build-secrets/build-old");
         std::fs::create_dir_all(&stale).unwrap();
-        let dir = SecretDir::create(root.path(), "build-now", &values()).unwrap();
-        sweep_stale(root.path());
+        let dir = SecretDir::create(root.path(), "build-now", &values(), &active).unwrap();
+        sweep_stale(root.path(), &active);
         assert!(!stale.exists());
         assert!(dir.files["tok"].exists());
     }
 
     #[test]
     fn mount_copies_take_mode_and_owner() {
+        let active = ActivePaths::default();
         let root = tempfile::tempdir().unwrap();
-        let dir = SecretDir::create(root.path(), "build-3", &values()).unwrap();
+        let dir = SecretDir::create(root.path(), "build-3", &values(), &active).unwrap();
         let tok = dir.files["tok"].clone();
         assert_eq!(file_for_mount(&tok, 0o400, 0, 0).unwrap(), tok);
         // Our own ids, so the test needs no root.

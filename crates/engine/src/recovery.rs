@@ -1,0 +1,104 @@
+//! What the engine does when it opens: load container records, reconnect to the shims of the
+//! containers that still run, record the exits that happened while the daemon was down, remove
+//! `--rm` leftovers, and start the containers whose restart policy says so.
+
+use std::sync::Arc;
+
+use berth_shim::protocol::ExitRecord;
+
+use crate::container::{Container, ContainerRecord};
+use crate::context::Context;
+use crate::shim_client::{self};
+use crate::sys;
+use crate::util::now_rfc3339;
+
+/// Loads container records and reconciles them with what the shims say.
+pub(crate) async fn restore(ctx: &Arc<Context>) {
+    let dir = ctx.config.data_root.join("containers");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    let mut gone_auto_remove = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path().join("config.v2.json");
+        // A directory without a record (or with an empty one: an `--rm` container's record
+        // is not fsynced) is a create that never finished.
+        let Some(data) = std::fs::read(&path).ok().filter(|d| !d.is_empty()) else {
+            let _ = sys::unmount(&e.path().join("rootfs"));
+            let _ = std::fs::remove_dir_all(e.path());
+            continue;
+        };
+        let Ok(mut rec) = serde_json::from_slice::<ContainerRecord>(&data) else {
+            tracing::warn!("skipping unreadable container record {}", path.display());
+            continue;
+        };
+        // Older records were read into the current form; the next write stores it so.
+        rec.version = crate::container::RECORD_VERSION;
+        let c = Container::new(rec);
+        ctx.containers
+            .lock()
+            .unwrap()
+            .insert(c.id.clone(), c.clone());
+        if c.running() {
+            let sdir = ctx.shim_dir(&c.id);
+            match shim_client::connect(&sdir).await {
+                Ok(stream) if shim_client::shim_alive(&sdir) => {
+                    tracing::info!("reconnected to running container {}", c.id);
+                    crate::volumes::adopt_volumes(ctx, &c.record());
+                    crate::exit::spawn_shim_reader(ctx, c.clone(), stream, None);
+                }
+                _ => {
+                    let exit = shim_client::read_exit(&sdir).unwrap_or(ExitRecord {
+                        exit_code: 255,
+                        finished_at: now_rfc3339(),
+                        oom_killed: false,
+                    });
+                    tracing::info!(
+                        "container {} exited ({}) while the daemon was down",
+                        c.id,
+                        exit.exit_code
+                    );
+                    crate::exit::finish(ctx, &c, exit, false).await;
+                }
+            }
+        } else if sys::is_mounted(&ctx.rootfs(&c.id)) {
+            let _ = sys::unmount(&ctx.rootfs(&c.id));
+        }
+        if !c.running() && c.rec.lock().unwrap().host_config.auto_remove {
+            gone_auto_remove.push(c.id.clone());
+        }
+    }
+    // As dockerd does: an `--rm` container that is not running when the daemon starts
+    // (it exited, or was never started, while the daemon was down) is removed.
+    for id in gone_auto_remove {
+        tracing::info!("removing --rm container {id}, not running at start-up");
+        crate::remove::auto_remove(ctx, &id).await;
+    }
+}
+
+/// After the daemon started: containers whose policy brings them back are started.
+pub(crate) async fn restart_on_boot(ctx: &Arc<Context>) {
+    let todo: Vec<Arc<Container>> = ctx
+        .containers
+        .lock()
+        .unwrap()
+        .values()
+        .filter(|c| {
+            let r = c.rec.lock().unwrap();
+            !r.state.running()
+                && crate::restart::restart_on_boot(
+                    &r.host_config.restart_policy,
+                    r.state.exit_code,
+                    r.restart_count,
+                    r.manually_stopped,
+                )
+        })
+        .cloned()
+        .collect();
+    for c in todo {
+        c.rec.lock().unwrap().manually_stopped = false;
+        if let Err(e) = crate::start::start_by_policy(ctx, &c).await {
+            tracing::warn!("starting {} for its restart policy: {e}", c.id);
+        }
+    }
+}
