@@ -4,7 +4,7 @@
 # docker SDK and berth CLI against an isolated berth daemon). Run as root.
 #
 #   bash scripts/test.sh                 # everything
-#   bash scripts/test.sh -k isolation    # extra arguments go to pytest
+#   bash scripts/test.sh -k security     # extra arguments go to pytest
 #
 # Exits non-zero if anything failed (a lint or format finding included).
 set -uo pipefail

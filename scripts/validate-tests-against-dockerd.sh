@@ -4,7 +4,7 @@
 # (--live-restore, no iptables, no bridge) and whose other commands are the docker CLI.
 # Needs dockerd (Debian's docker.io; bench/run-vs-dockerd.sh --yes installs it).
 #
-#   bash scripts/validate-tests-against-dockerd.sh [pytest args, e.g. -k isolation]
+#   bash scripts/validate-tests-against-dockerd.sh [pytest args, e.g. -k security]
 #
 # Known differences with dockerd 20.10 (expected failures there, berth's stricter rules):
 #   test_path_traversal_layer_refused (dockerd confines ../ entries instead of refusing),

@@ -5,6 +5,10 @@ restart a daemon make their own with the `daemon_factory` fixture. Every daemon 
 data root, exec root and socket under a short /tmp/bt.XXXXXX directory (unix socket paths are
 limited to 108 bytes, and the shims put their sockets below the exec root).
 
+Helpers and fixtures that several test files use live here too (`wait_for`, `free_port`,
+`legacy_build`, `berth_ok`, the `Registry` server and its `registry` fixture); the test files
+import what they need with `from conftest import ...`.
+
 These tests need root, runc, the docker CLI and the release binaries; a missing prerequisite is
 a test FAILURE, never a skip (the CI must not go green by skipping).
 
@@ -24,6 +28,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -249,6 +254,55 @@ def describe(p: subprocess.CompletedProcess) -> str:
             f"stdout: {_clip(p.stdout)}\nstderr: {_clip(p.stderr)}")
 
 
+def wait_for(pred, timeout: float = 15, interval: float = 0.2, what: str | None = None):
+    """Poll `pred` until it returns something true, and return that. Past `timeout`: with
+    `what`, fail naming it; without, return pred()'s last (false) answer for the caller to
+    assert on with its own message."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    v = pred()
+    if v or what is None:
+        return v
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status_kib(pid: int, field: str) -> int:
+    """A kB field of /proc/PID/status (VmRSS, VmHWM ...)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"{field} missing from /proc/{pid}/status")
+
+
+def rss_kib(pid: int) -> int:
+    return status_kib(pid, "VmRSS")
+
+
+def legacy_build(berth, *args, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`docker build` with the classic builder (DOCKER_BUILDKIT=0) against `berth`."""
+    env = dict(berth.env, DOCKER_BUILDKIT="0")
+    return run_cmd([DOCKER, "build", *map(str, args)], env=env, timeout=timeout)
+
+
+def berth_ok(d, *args, timeout=120) -> str:
+    """Run the berth CLI against daemon `d`, assert exit 0, return stdout."""
+    p = d.berth_cli(*args, timeout=timeout)
+    assert p.returncode == 0, describe(p)
+    return p.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # A berth daemon instance
 # ---------------------------------------------------------------------------------------------
@@ -464,6 +518,60 @@ class Daemon:
 
 
 # ---------------------------------------------------------------------------------------------
+# A local registry (Debian's docker-registry, distribution 2.8) for the pull/push tests
+# ---------------------------------------------------------------------------------------------
+
+REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+
+
+class Registry:
+    """A docker-registry process with its own storage and config."""
+
+    def __init__(self, auth: dict | None = None, tls: tuple[str, str] | None = None,
+                 token: dict | None = None):
+        self.dir = tempfile.mkdtemp(prefix="berth-reg.")
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        lines = [
+            "version: 0.1",
+            "log:", "  level: warn",
+            "storage:", "  filesystem:", f"    rootdirectory: {self.dir}/data",
+            "  delete:", "    enabled: true",
+            "http:", f"  addr: 127.0.0.1:{self.port}",
+        ]
+        if tls:
+            lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
+        if auth:
+            lines += ["auth:", "  htpasswd:", "    realm: basic-realm",
+                      f"    path: {auth['htpasswd']}"]
+        if token:
+            lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in token.items()]
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.log = open(os.path.join(self.dir, "registry.log"), "wb")
+        self.proc = subprocess.Popen([REGISTRY, "serve", cfg], stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("the registry did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
 # Fixtures
 # ---------------------------------------------------------------------------------------------
 
@@ -507,6 +615,20 @@ def daemon_factory(prerequisites):
     yield make
     for d in made:
         d.cleanup()
+
+
+@pytest.fixture
+def daemon(daemon_factory):
+    """A private daemon with busybox loaded (the registry tests)."""
+    return daemon_factory()
+
+
+@pytest.fixture
+def registry():
+    """A plain-HTTP docker-registry on 127.0.0.1, stopped after the test."""
+    r = Registry()
+    yield r
+    r.stop()
 
 
 @pytest.fixture

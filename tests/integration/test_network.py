@@ -1,9 +1,11 @@
-"""Bridge networking through the real docker CLI: the default bridge, published ports, user
-networks with DNS by name, isolation, and bad input. Traffic goes only to 127.0.0.1 and to
-berth's own containers."""
+"""Bridge networking through the real docker CLI: the default bridge (and `--network none`),
+published ports, user networks with DNS by name, isolation, and bad input. Traffic goes only to
+127.0.0.1 and to berth's own containers. These tests need the shared daemon to own berth's
+bridge (not BERTH_TEST_BRIDGE=0)."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import secrets
@@ -13,15 +15,10 @@ import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
-from conftest import IMAGE, describe
+from conftest import IMAGE, describe, free_port
+
 
 HTTPD = "mkdir -p /www && echo hello-$HOSTNAME > /www/index.html && exec httpd -f -p 80 -h /www"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def fetch(url: str, timeout: float = 10) -> str:
@@ -50,6 +47,22 @@ def test_network_ls_has_the_predefined_networks(berth):
     out = berth.docker_ok("network", "ls", "--format", "{{.Name}} {{.Driver}}")
     for want in ("bridge bridge", "host host", "none null"):
         assert want in out, out
+
+
+def test_network_none_only_loopback(berth):
+    out = berth.sh("cat /proc/net/dev", "--network", "none")
+    ifaces = [ln.split(":")[0].strip() for ln in out.splitlines()[2:] if ":" in ln]
+    assert ifaces == ["lo"], out
+
+
+def test_default_network_is_berths_bridge(berth):
+    # Docker's default: the container has its own eth0 on the daemon's bridge, never the host's.
+    out = berth.sh("cat /proc/net/dev; ip -o -4 addr show eth0")
+    ifaces = [ln.split(":")[0].strip() for ln in out.splitlines()[2:] if ":" in ln and "inet" not in ln]
+    assert sorted(ifaces) == ["eth0", "lo"], out
+    subnet = json.loads(berth.docker_ok("network", "inspect", "bridge"))[0]["IPAM"]["Config"][0]["Subnet"]
+    addr = out.split("inet ")[1].split()[0]
+    assert ipaddress.ip_interface(addr).ip in ipaddress.ip_network(subnet), (addr, subnet)
 
 
 def test_published_port_on_loopback(berth, names):

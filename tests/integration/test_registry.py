@@ -1,9 +1,11 @@
 """Registry pull and push against Debian's real registry server (distribution 2.8), started by
 these tests on 127.0.0.1: plain HTTP round trips with the berth and docker CLIs, Docker's error
-wording, htpasswd Basic auth with `login`, and TLS with a CA the test makes.
+wording, htpasswd Basic auth with `login`, TLS with a CA the test makes, images written and read
+by skopeo, the Bearer token flow, a pull cut off halfway, tampered blobs.
 
 Needs `docker-registry` (and `apache2-utils` for htpasswd, `openssl` for TLS); the daemons run
-without the bridge network.
+without the bridge network. The `registry` and `daemon` fixtures are in conftest.py; chunked
+uploads, token refresh and mirrors are in test_registry_transfers.py.
 """
 
 import json
@@ -16,83 +18,11 @@ import time
 
 import pytest
 
-from conftest import IMAGE, describe
+from conftest import IMAGE, REGISTRY, Registry, berth_ok, describe
 
-REGISTRY = shutil.which("docker-registry") or "/usr/bin/docker-registry"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY),
                                 reason="docker-registry is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Registry:
-    """A docker-registry process with its own storage and config."""
-
-    def __init__(self, auth: dict | None = None, tls: tuple[str, str] | None = None,
-                 token: dict | None = None):
-        self.dir = tempfile.mkdtemp(prefix="berth-reg.")
-        self.port = free_port()
-        self.host = f"127.0.0.1:{self.port}"
-        lines = [
-            "version: 0.1",
-            "log:", "  level: warn",
-            "storage:", "  filesystem:", f"    rootdirectory: {self.dir}/data",
-            "  delete:", "    enabled: true",
-            "http:", f"  addr: 127.0.0.1:{self.port}",
-        ]
-        if tls:
-            lines += ["  tls:", f"    certificate: {tls[0]}", f"    key: {tls[1]}"]
-        if auth:
-            lines += ["auth:", "  htpasswd:", "    realm: basic-realm",
-                      f"    path: {auth['htpasswd']}"]
-        if token:
-            lines += ["auth:", "  token:"] + [f"    {k}: {v}" for k, v in token.items()]
-        cfg = os.path.join(self.dir, "config.yml")
-        with open(cfg, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        self.log = open(os.path.join(self.dir, "registry.log"), "wb")
-        self.proc = subprocess.Popen([REGISTRY, "serve", cfg], stdout=self.log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the registry did not start")
-
-    def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def registry():
-    r = Registry()
-    yield r
-    r.stop()
-
-
-@pytest.fixture
-def daemon(daemon_factory):
-    return daemon_factory()
-
-
-def berth_ok(d, *args, timeout=120) -> str:
-    p = d.berth_cli(*args, timeout=timeout)
-    assert p.returncode == 0, describe(p)
-    return p.stdout
 
 
 def test_berth_push_rmi_pull_run(daemon, registry):

@@ -20,8 +20,8 @@ import time
 
 import pytest
 
-from conftest import IMAGE, describe
-from test_registry import REGISTRY, Registry, berth_ok, free_port
+from conftest import IMAGE, REGISTRY, Registry, berth_ok, describe, free_port
+
 
 pytestmark = pytest.mark.skipif(not os.path.exists(REGISTRY),
                                 reason="docker-registry is not installed")
@@ -171,13 +171,6 @@ def push_digest(out: str, tag: str) -> str:
     return line[0].split()[2]
 
 
-@pytest.fixture
-def registry():
-    r = Registry()
-    yield r
-    r.stop()
-
-
 # ---- chunked uploads ---------------------------------------------------------------------------
 
 def test_chunked_push_then_pull_by_digest_into_fresh_daemon(daemon_factory, monkeypatch,
@@ -230,11 +223,6 @@ def test_small_blobs_stay_monolithic(daemon, registry):
         assert any("/blobs/uploads/" in r["path"] and "digest=sha256" in r["path"] for r in puts)
     finally:
         proxy.stop()
-
-
-@pytest.fixture
-def daemon(daemon_factory):
-    return daemon_factory()
 
 
 # ---- token refresh -----------------------------------------------------------------------------

@@ -1,21 +1,196 @@
-"""Copying and observing containers: `cp` (both ways, symlink confinement, stopped containers),
-`export`, `diff`, `top` and `stats`, through the real docker CLI, the Python SDK and `berth`.
-None of these tests needs the bridge network."""
+"""Talking to containers and looking into them: logs (`-f`, rotation, log drivers), `exec`,
+`-it` through a pty, stdin; copying and observing: `cp` both ways (symlink confinement, stopped
+containers), `export`, `diff`, `top` and `stats`; through the real docker CLI, the Python SDK
+and `berth`. None of these tests needs the bridge network."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import json
 import os
+import pty
+import re
+import select
 import stat
+import struct
 import subprocess
 import tarfile
 import tempfile
+import termios
+import time
 import uuid
 
 import pytest
 
-from conftest import IMAGE, describe
+from conftest import DOCKER, IMAGE, describe
+
+
+def test_logs(berth, names):
+    name = names()
+    berth.docker_ok("run", "-d", "--name", name, IMAGE, "sh", "-c",
+                    "echo one; echo two >&2; sleep 0.3; echo three")
+    berth.docker_ok("wait", name, timeout=30)
+    p = berth.docker("logs", name)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == "one\nthree\n"
+    assert p.stderr == "two\n"
+    tail = berth.docker_ok("logs", "--tail", "1", name)
+    assert tail == "three\n"
+    stamped = berth.docker_ok("logs", "-t", name).splitlines()
+    assert len(stamped) == 2 and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", stamped[0]), stamped
+
+
+def test_logs_follow(berth, names):
+    name = names()
+    berth.docker_ok("run", "-d", "--name", name, IMAGE, "sh", "-c",
+                    "for i in 1 2 3 4 5; do echo line$i; sleep 0.3; done")
+    t0 = time.monotonic()
+    p = berth.docker("logs", "-f", name, timeout=30)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == "".join(f"line{i}\n" for i in range(1, 6))
+    # -f returns when the container exits
+    assert time.monotonic() - t0 < 25
+
+
+def test_log_rotation_and_drivers(berth, names):
+    c = names()
+    berth.docker_ok("run", "--name", c, "--log-opt", "max-size=2k", "--log-opt", "max-file=3", IMAGE,
+                    "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done")
+    path = berth.inspect(c)["LogPath"]
+    sizes = [os.path.getsize(p) for p in (path, path + ".1", path + ".2")]
+    assert all(s <= 2000 for s in sizes), sizes
+    assert not os.path.exists(path + ".3")
+    out = berth.docker_ok("logs", c).split()
+    assert out[-1] == "line-199" and "line-0" not in out, out[:3]
+    assert out == [f"line-{i}" for i in range(200 - len(out), 200)], "kept lines are in order"
+    p = berth.docker("run", "--log-opt", "max-sise=1k", IMAGE, "true")
+    assert p.returncode != 0 and "unknown log opt 'max-sise'" in p.stderr, describe(p)
+    loc = names()
+    berth.docker_ok("run", "--name", loc, "--log-driver", "local", IMAGE, "echo", "hello-local")
+    assert berth.docker_ok("logs", loc) == "hello-local\n"
+    none = names()
+    berth.docker_ok("run", "--name", none, "--log-driver", "none", IMAGE, "echo", "x")
+    p = berth.docker("logs", none)
+    assert p.returncode != 0 and "does not support reading" in p.stderr, describe(p)
+
+
+def test_exec(berth, names):
+    name = names()
+    berth.docker_ok("run", "-d", "--name", name, IMAGE, "sleep", "300")
+    p = berth.docker("exec", name, "echo", "x")
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == "x\n"
+
+    p = berth.docker("exec", name, "sh", "-c", "exit 4")
+    assert p.returncode == 4, describe(p)
+
+    p = berth.docker("exec", "-i", name, "cat", input="piped through exec\n")
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == "piped through exec\n"
+
+    p = berth.docker("exec", "-e", "FOO=bar", "-w", "/tmp", name, "sh", "-c", "echo $FOO; pwd")
+    assert p.stdout == "bar\n/tmp\n", describe(p)
+
+    # the exec'd process is in the container's pid namespace
+    p = berth.docker("exec", name, "cat", "/proc/1/cmdline")
+    assert p.stdout.split("\0")[0] == "sleep", describe(p)
+
+
+def test_exec_in_stopped_container_fails(berth, names):
+    name = names()
+    berth.docker_ok("create", "--name", name, IMAGE, "true")
+    p = berth.docker("exec", name, "echo", "x")
+    assert p.returncode != 0
+    assert "is not running" in p.stderr, describe(p)
+
+
+# -- stdin and ttys -----------------------------------------------------------------------------
+
+
+def _read_pty(master: int, proc: subprocess.Popen, timeout: float) -> bytes:
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([master], [], [], 0.2)
+        if r:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError as e:  # EIO: the slave side is closed
+                if e.errno == errno.EIO:
+                    break
+                raise
+            if not chunk:
+                break
+            buf += chunk
+        elif proc.poll() is not None:
+            # drain what is left
+            while select.select([master], [], [], 0.2)[0]:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    chunk = b""
+                if not chunk:
+                    break
+                buf += chunk
+            break
+    return buf
+
+
+def _run_in_pty(env: dict, argv: list[str], timeout: float = 30,
+                send: bytes | None = None) -> tuple[int, bytes]:
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    try:
+        if send is not None:
+            time.sleep(1.0)
+            os.write(master, send)
+        out = _read_pty(master, proc, timeout)
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+            raise AssertionError(f"docker -it did not exit; output so far: {out!r}")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, out
+
+
+def test_run_interactive_tty(berth):
+    rc, out = _run_in_pty(berth.env, [DOCKER, "run", "-it", "--rm", IMAGE, "sh", "-c",
+                                      "tty; echo done"])
+    text = out.decode(errors="replace")
+    assert rc == 0, text
+    assert "/dev/pts/0" in text, text
+    assert "done" in text, text
+    # a TTY turns \n into \r\n
+    assert "done\r\n" in text, text
+
+
+def test_run_tty_exit_code_and_stdin(berth):
+    rc, out = _run_in_pty(berth.env, [DOCKER, "run", "-it", "--rm", IMAGE, "sh"],
+                          send=b"echo typed-$((6*7)); exit 3\r")
+    text = out.decode(errors="replace")
+    assert "typed-42" in text, text
+    assert rc == 3, text
+
+
+def test_run_stdin_cat(berth):
+    data = "".join(f"line {i}\n" for i in range(200))
+    p = berth.run("-i", IMAGE, "cat", input=data)
+    assert p.returncode == 0, describe(p)
+    assert p.stdout == data
+
+
+# -- `cp`, `export`, `diff`, `top`, `stats` -----------------------------------------------------
 
 
 def name(prefix: str) -> str:

@@ -1,21 +1,156 @@
-"""Tags remember (berth only): `berth image log NAME:TAG` lists the images a tag pointed to,
-newest first; `berth image rollback NAME:TAG` points it back one version; `image prune` (also
-`-a`) keeps the images a tag's log names; the log survives a daemon restart.
+"""Images: listing, `commit`, `system df` and the prunes (prune frees the bytes `system df`
+said it would, filters narrow what goes, nothing in use is touched), and tags that remember
+(berth only): `berth image log NAME:TAG` lists the images a tag pointed to, newest first;
+`berth image rollback NAME:TAG` points it back one version; `image prune` (also `-a`) keeps the
+images a tag's log names; the log survives a daemon restart.
 
-The prune tests run on a private daemon (prune -a would empty the shared one). None of these
-tests needs the bridge network."""
+Loading hostile archives is in test_security.py, pull and push in test_registry*.py. The prune
+tests run on private daemons (prune -a would empty the shared one). None of these tests needs
+the bridge network."""
 
 from __future__ import annotations
 
 import io
-import os
 import json
+import os
 import re
 import tarfile
 import time
 import uuid
 
-from conftest import IMAGE, describe
+from conftest import IMAGE, REGISTRY, Registry, describe
+
+
+def test_images_lists_busybox(berth):
+    out = berth.docker_ok("images")
+    assert re.search(r"^busybox\s+latest\s+[0-9a-f]{12}\s", out, re.M), out
+    out = berth.docker_ok("images", "--format", "{{.Repository}}:{{.Tag}}")
+    assert "busybox:latest" in out.split()
+    out = berth.docker_ok("image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", "busybox")
+    assert out.strip() == "linux/amd64"
+
+
+# -- commit -------------------------------------------------------------------------------------
+
+
+def test_commit_shows_changes_and_whiteouts(berth, names):
+    n = names()
+    token = uuid.uuid4().hex[:8]
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sh", "-c",
+                    f"echo {token} > /hello; mkdir -p /d/e; rm /etc/group; sleep 300")
+    berth.docker_ok("exec", n, "sh", "-c", "test -f /hello")
+    out = berth.docker_ok("commit", "-m", "my message", "-a", "me <m@e>", n,
+                          f"committed-{token}:v1").strip()
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", out), out
+    assert berth.inspect(n, "{{.State.Status}}") == "running"  # paused and unpaused
+    p = berth.run(f"committed-{token}:v1", "sh", "-c",
+                  "cat /hello; test -d /d/e && echo dir; ls /etc/group || echo gone")
+    assert p.stdout.split() == [token, "dir", "gone"], describe(p)
+    img = berth.inspect(f"committed-{token}:v1")
+    top = berth.docker_ok("history", "--no-trunc", "--format", "{{.CreatedBy}}|{{.Comment}}",
+                          f"committed-{token}:v1").splitlines()[0]
+    assert top == f"sh -c echo {token} > /hello; mkdir -p /d/e; rm /etc/group; sleep 300|my message"
+    assert img["Comment"] == "my message"
+    assert img["Author"] == "me <m@e>"
+    assert img["Config"]["Cmd"] == ["sh", "-c",
+                                    f"echo {token} > /hello; mkdir -p /d/e; rm /etc/group; "
+                                    "sleep 300"]
+    # -c changes the config; the berth CLI does the same as docker's.
+    p = berth.berth_cli("commit", "-c", 'CMD ["cat", "/hello"]', "-c", "ENV X=y", n,
+                        f"committed-{token}:v2")
+    assert p.returncode == 0, describe(p)
+    assert p.stdout.strip().startswith("sha256:")
+    p = berth.run(f"committed-{token}:v2")
+    assert p.stdout.strip() == token, describe(p)
+    assert "X=y" in berth.inspect(f"committed-{token}:v2")["Config"]["Env"]
+
+
+def test_commit_without_changes_adds_no_layer(berth, names):
+    n = names()
+    berth.docker_ok("create", "--name", n, IMAGE, "true")
+    img = berth.docker_ok("commit", n).strip()
+    layers = berth.inspect(img)["RootFS"]["Layers"]
+    assert layers == berth.inspect(IMAGE)["RootFS"]["Layers"]
+    berth.docker_ok("rmi", img)
+
+
+def test_commit_bad_input(berth, names):
+    p = berth.docker("commit", "no-such-container-xyz")
+    assert p.returncode != 0
+    assert "No such container: no-such-container-xyz" in p.stderr
+    n = names()
+    berth.docker_ok("create", "--name", n, IMAGE, "true")
+    before = berth.image_ids()
+    p = berth.docker("commit", n, "Bad:Ref")
+    assert p.returncode != 0
+    assert "invalid reference format" in p.stderr
+    assert berth.image_ids() == before
+
+
+# -- `system df` and the prunes -----------------------------------------------------------------
+
+
+def df_rows(d) -> dict[str, dict]:
+    out = d.docker_ok("system", "df", "--format", "{{json .}}")
+    return {r["Type"]: r for r in map(json.loads, out.splitlines())}
+
+
+def to_bytes(s: str) -> float:
+    m = re.match(r"([\d.]+)([kMG]?B)", s)
+    assert m, s
+    return float(m.group(1)) * {"B": 1, "kB": 1e3, "MB": 1e6, "GB": 1e9}[m.group(2)]
+
+
+def test_prune_frees_what_df_said(daemon_factory):
+    d = daemon_factory()
+    # A stopped container with 200 kB written, an anonymous volume with 300 kB, a running one.
+    d.docker_ok("run", "--name", "dead", "-v", "/anon", IMAGE, "sh", "-c",
+                "dd if=/dev/zero of=/blob bs=1k count=200 2>/dev/null; dd if=/dev/zero of=/anon/v bs=1k count=300 2>/dev/null")
+    d.docker_ok("rm", "dead")  # the anonymous volume outlives a plain rm
+    d.docker_ok("run", "--name", "dead2", IMAGE, "sh", "-c", "dd if=/dev/zero of=/blob bs=1k count=200 2>/dev/null")
+    d.docker_ok("run", "-d", "--name", "alive", IMAGE, "sleep", "60")
+    rows = df_rows(d)
+    assert rows["Containers"]["TotalCount"] == "2" and rows["Containers"]["Active"] == "1", rows
+    assert rows["Containers"]["Reclaimable"].startswith("204.8kB"), rows
+    assert rows["Local Volumes"]["Reclaimable"].startswith("307.2kB"), rows
+    assert rows["Images"]["TotalCount"] == "1" and rows["Images"]["Active"] == "1", rows
+    out = d.docker_ok("system", "prune", "-f", "--volumes")
+    assert "Deleted Containers:" in out and "Deleted Volumes:" in out, out
+    total = re.search(r"Total reclaimed space: (\S+)", out).group(1)
+    assert abs(to_bytes(total) - (204.8e3 + 307.2e3)) < 1e3, out
+    rows = df_rows(d)
+    assert rows["Containers"]["TotalCount"] == "1", rows
+    assert rows["Local Volumes"]["TotalCount"] == "0", rows
+    assert d.inspect("alive", "{{.State.Running}}") == "true"
+    # Verbose output has the three sections.
+    v = d.docker_ok("system", "df", "-v")
+    for s in ("Images space usage:", "Containers space usage:", "Local Volumes space usage:"):
+        assert s in v, v
+    b = d.berth_cli("system", "df")
+    assert b.returncode == 0 and b.stdout.splitlines()[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"], describe(b)
+
+
+def test_container_prune_filters(berth, names):
+    old, new, labelled = names(), names(), names()
+    berth.docker_ok("create", "--name", old, IMAGE, "true")
+    time.sleep(1.5)
+    cut = int(time.time())
+    berth.docker_ok("create", "--name", new, IMAGE, "true")
+    berth.docker_ok("create", "--name", labelled, "--label", "keep=yes", IMAGE, "true")
+    out = berth.docker_ok("container", "prune", "-f", "--filter", f"until={cut}", "--filter", "label!=keep")
+    ids = {berth.inspect(n)["Id"] for n in (new, labelled)}
+    assert all(i not in out for i in ids), out
+    assert berth.docker("inspect", old).returncode != 0
+    out = berth.docker_ok("container", "prune", "-f", "--filter", "label=keep=yes")
+    assert berth.docker("inspect", labelled).returncode != 0
+    assert berth.docker("inspect", new).returncode == 0
+    p = berth.docker("container", "prune", "-f", "--filter", "colour=red")
+    assert p.returncode != 0 and "invalid filter" in p.stderr, describe(p)
+    p = berth.docker("container", "prune", "-f", "--filter", "until=yesterday")
+    assert p.returncode != 0, describe(p)
+
+
+# -- tag logs: `berth image log` and `image rollback` -------------------------------------------
 
 
 def build(d, tag: str, marker: str) -> str:
@@ -192,8 +327,6 @@ def test_import_moves_are_logged_and_rolled_back_over_the_api(berth):
 
 
 def test_load_commit_and_pull_moves_are_logged(daemon_factory):
-    from test_registry import REGISTRY, Registry  # the registry server those tests start
-
     d = daemon_factory()
     busybox_id = d.inspect(IMAGE, "{{.Id}}")
     assert log_rows(d, IMAGE) == [[busybox_id, "load"]]
