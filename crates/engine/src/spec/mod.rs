@@ -11,6 +11,9 @@ use crate::defaults::{self, DEFAULT_DEVICE_RULES, MASKED_PATHS, READONLY_PATHS};
 use crate::seccomp;
 use crate::user::ResolvedUser;
 
+#[cfg(test)]
+mod golden;
+
 /// Everything [`build`] needs besides the container's own configuration.
 #[derive(Clone)]
 pub struct SpecInput<'a> {
