@@ -11,8 +11,13 @@ use std::path::{Path, PathBuf};
 use berth_api::{ContainerConfig, ContainerCreateRequest, HostConfig};
 use serde_json::{json, Value};
 
-use super::{build, SpecInput, VolumeBind};
-use crate::defaults::{ALL_CAPS, DEFAULT_CAPS};
+use oci_spec::runtime::Spec;
+
+use super::{
+    build, bundle_process, exec_process, process_to_json, to_json, ExecProcessInput, SpecInput,
+    VolumeBind,
+};
+use crate::defaults::DEFAULT_CAPS;
 use crate::seccomp;
 use crate::user::ResolvedUser;
 
@@ -199,8 +204,8 @@ fn rlimit_hard(t: &str) -> Option<u64> {
     (t == "RLIMIT_NOFILE").then_some(1 << 20)
 }
 
-/// The `config.json` of one case, as the canonical JSON value berth writes.
-fn run_spec(case: &RunCase) -> Result<Value, String> {
+/// The spec of one case.
+fn run_spec(case: &RunCase) -> Result<Spec, String> {
     let (config, host) = request(&case.body);
     let dir = PathBuf::from(format!("{DATA_ROOT}/containers/{ID}"));
     let rootfs = dir.join("rootfs");
@@ -213,7 +218,7 @@ fn run_spec(case: &RunCase) -> Result<Value, String> {
     args.extend(config.cmd.0.iter().cloned());
     let init = Path::new(INIT);
     let hard = rlimit_hard;
-    let spec = build(&SpecInput {
+    build(&SpecInput {
         id: ID,
         netns_path: case.netns_path.map(PathBuf::from),
         config: &config,
@@ -231,22 +236,7 @@ fn run_spec(case: &RunCase) -> Result<Value, String> {
         rlimit_hard: &hard,
         kernel: (6, 1),
         cap_bounding: u64::MAX,
-    })?;
-    Ok(serde_json::to_value(&spec).unwrap())
-}
-
-/// Capability sets in kernel number order: sets, whatever order a writer emits them in.
-fn sort_caps(process: &mut Value) {
-    if let Some(caps) = process
-        .get_mut("capabilities")
-        .and_then(Value::as_object_mut)
-    {
-        for set in caps.values_mut() {
-            if let Some(list) = set.as_array_mut() {
-                list.sort_by_key(|c| ALL_CAPS.iter().position(|a| Some(*a) == c.as_str()));
-            }
-        }
-    }
+    })
 }
 
 /// Docker's default seccomp profile for the default capabilities, as berth turns it into OCI.
@@ -262,7 +252,6 @@ fn default_seccomp() -> Value {
 
 /// Replaces what depends on the host (its hostname) and the default seccomp profile.
 fn normalise(mut v: Value) -> Value {
-    sort_caps(&mut v["process"]);
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|s| s.into_string().ok())
@@ -312,7 +301,10 @@ fn golden_run_specs() {
     let mut failures = Vec::new();
     failures.extend(check("seccomp-default.json", &default_seccomp()));
     for case in run_cases() {
-        let v = run_spec(&case).unwrap_or_else(|e| panic!("{} ({}): {e}", case.name, case.docker));
+        let spec =
+            run_spec(&case).unwrap_or_else(|e| panic!("{} ({}): {e}", case.name, case.docker));
+        // What the engine writes to config.json.
+        let v: Value = serde_json::from_slice(&to_json(&spec)).unwrap();
         failures.extend(check(&format!("run/{}.json", case.name), &normalise(v)));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -415,57 +407,6 @@ fn exec_cases() -> Vec<ExecCase> {
     ]
 }
 
-/// TEMPORARY: exec_launch's patching of the bundle's process, verbatim, to record the goldens.
-fn exec_old(
-    base: &Value,
-    cfg: &berth_api::ExecConfig,
-    u: Option<&ResolvedUser>,
-    cap_bounding: u64,
-) -> Value {
-    let mut process = base.clone();
-    process["args"] = serde_json::json!(cfg.cmd);
-    process["terminal"] = serde_json::json!(cfg.tty);
-    if cfg.tty {
-        process["consoleSize"] = serde_json::json!({"height": 24, "width": 80});
-    } else if let Some(o) = process.as_object_mut() {
-        o.remove("consoleSize");
-    }
-    if !cfg.env.is_empty() {
-        let mut env: Vec<String> = process["env"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for kv in &cfg.env {
-            let k = kv.split('=').next().unwrap_or("");
-            env.retain(|e| e.split('=').next() != Some(k));
-            env.push(kv.clone());
-        }
-        process["env"] = serde_json::json!(env);
-    }
-    if !cfg.working_dir.is_empty() {
-        process["cwd"] = serde_json::json!(cfg.working_dir);
-    }
-    if !cfg.user.is_empty() {
-        let u = u.unwrap();
-        process["user"] =
-            serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
-    }
-    if cfg.privileged {
-        let all: Vec<String> = crate::defaults::ALL_CAPS
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        let all = crate::defaults::within_bounding(all, cap_bounding);
-        process["capabilities"] =
-            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
-    }
-    process
-}
-
 #[test]
 fn golden_exec_processes() {
     let mut failures = Vec::new();
@@ -474,8 +415,15 @@ fn golden_exec_processes() {
         let run = runs.iter().find(|r| r.name == case.container).unwrap();
         let spec = run_spec(run).unwrap();
         let cfg: berth_api::ExecConfig = serde_json::from_value(case.body.clone()).unwrap();
-        let mut p = exec_old(&spec["process"], &cfg, case.user.as_ref(), u64::MAX);
-        sort_caps(&mut p);
+        // As exec_launch: the container's process read back from its config.json.
+        let base = bundle_process(&to_json(&spec)).unwrap();
+        let input = ExecProcessInput {
+            config: &cfg,
+            user: case.user.clone(),
+            cap_bounding: u64::MAX,
+        };
+        let p = exec_process(&base, &input).unwrap();
+        let p: Value = serde_json::from_slice(&process_to_json(&p)).unwrap();
         failures.extend(check(&format!("exec/{}.json", case.name), &p));
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
