@@ -12,7 +12,7 @@ use crate::context::{internal, Context};
 use crate::io::input_to_shim;
 use crate::shim_client::{self, ShimLaunch};
 use crate::util::{self};
-use crate::{user, EngineError, IoSession, Output, Result, StreamKind};
+use crate::{spec, user, EngineError, IoSession, Output, Result, StreamKind};
 
 pub(crate) async fn exec_create(ctx: &Arc<Context>, key: &str, cfg: ExecConfig) -> Result<String> {
     let c = ctx.lookup(key)?;
@@ -105,52 +105,21 @@ async fn exec_launch(
         &[("execID", e.id.clone())],
     );
     // The exec's process: the container's, with the exec's command, env, user and cwd.
-    let bundle_cfg: serde_json::Value = std::fs::read(ctx.bundle_dir(&c.id).join("config.json"))
-        .ok()
-        .and_then(|d| serde_json::from_slice(&d).ok())
-        .ok_or_else(|| EngineError::Internal("reading the container's bundle".into()))?;
-    let mut process = bundle_cfg["process"].clone();
+    let base = std::fs::read(ctx.bundle_dir(&c.id).join("config.json"))
+        .map_err(|e| format!("reading the container's bundle: {e}"))
+        .and_then(|d| spec::bundle_process(&d))
+        .map_err(EngineError::Internal)?;
     let cfg = &e.config;
-    process["args"] = serde_json::json!(cfg.cmd);
-    process["terminal"] = serde_json::json!(cfg.tty);
-    if cfg.tty {
-        process["consoleSize"] = serde_json::json!({"height": 24, "width": 80});
-    } else if let Some(o) = process.as_object_mut() {
-        o.remove("consoleSize");
-    }
-    if !cfg.env.is_empty() {
-        let mut env: Vec<String> = process["env"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        for kv in &cfg.env {
-            let k = kv.split('=').next().unwrap_or("");
-            env.retain(|e| e.split('=').next() != Some(k));
-            env.push(kv.clone());
-        }
-        process["env"] = serde_json::json!(env);
-    }
-    if !cfg.working_dir.is_empty() {
-        process["cwd"] = serde_json::json!(cfg.working_dir);
-    }
-    if !cfg.user.is_empty() {
-        let u = user::lookup_in_container(&cfg.user, ctx.rootfs(&c.id)).await?;
-        process["user"] =
-            serde_json::json!({"uid": u.uid, "gid": u.gid, "additionalGids": u.additional_gids});
-    }
-    if cfg.privileged {
-        let all: Vec<String> = crate::defaults::ALL_CAPS
-            .iter()
-            .map(|c| c.to_string())
-            .collect();
-        let all = crate::defaults::within_bounding(all, ctx.cap_bounding);
-        process["capabilities"] =
-            serde_json::json!({"bounding": all, "effective": all, "permitted": all});
-    }
+    let user = match cfg.user.as_str() {
+        "" => None,
+        u => Some(user::lookup_in_container(u, ctx.rootfs(&c.id)).await?),
+    };
+    let input = spec::ExecProcessInput {
+        config: cfg,
+        user,
+        cap_bounding: ctx.cap_bounding,
+    };
+    let process = spec::exec_process(&base, &input).map_err(EngineError::Internal)?;
     let sdir = ctx
         .config
         .exec_root
@@ -159,7 +128,7 @@ async fn exec_launch(
     let _ = std::fs::remove_dir_all(&sdir);
     std::fs::create_dir_all(&sdir).map_err(internal("creating exec state"))?;
     let pfile = sdir.join("process.json");
-    std::fs::write(&pfile, serde_json::to_vec(&process).unwrap_or_default())
+    std::fs::write(&pfile, spec::process_to_json(&process))
         .map_err(internal("writing process.json"))?;
     let launch = ShimLaunch {
         shim_path: ctx.config.shim_path.clone(),

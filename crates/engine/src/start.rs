@@ -141,11 +141,8 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
     }
     let bundle = ctx.bundle_dir(&id);
     std::fs::create_dir_all(&bundle).map_err(internal("creating bundle"))?;
-    std::fs::write(
-        bundle.join("config.json"),
-        serde_json::to_vec(&spec).unwrap_or_default(),
-    )
-    .map_err(internal("writing config.json"))?;
+    std::fs::write(bundle.join("config.json"), spec::to_json(&spec))
+        .map_err(internal("writing config.json"))?;
     // The shim.
     let sdir = ctx.shim_dir(&id);
     // The previous run's shim reports the exit before it runs `runtime delete` and removes

@@ -129,8 +129,8 @@ pub(crate) async fn container_update(
     };
     let new = apply(&old, &u)?;
     if running {
-        let mut res =
-            serde_json::Value::Object(spec::limits(&new).map_err(EngineError::InvalidArgument)?);
+        let limits = spec::limits(&new).map_err(EngineError::InvalidArgument)?;
+        let mut res = serde_json::to_value(limits).unwrap_or_default();
         // A limit taken away goes back to "unlimited".
         if new.pids_limit.unwrap_or(0) <= 0 && old.pids_limit.unwrap_or(0) > 0 {
             res["pids"] = serde_json::json!({"limit": -1});

@@ -60,7 +60,7 @@ fn run(host: HostConfig, script: &str) -> (i32, String) {
     .unwrap();
     std::fs::write(
         tmp.path().join("config.json"),
-        serde_json::to_vec(&spec).unwrap(),
+        berth_engine::spec::to_json(&spec),
     )
     .unwrap();
     let root = tmp.path().join("runc-root");
