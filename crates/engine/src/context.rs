@@ -42,6 +42,8 @@ pub(crate) struct Context {
     pub(crate) volumes: Arc<berth_volume::VolumeStore>,
     pub(crate) events: EventBus,
     pub(crate) followups: mpsc::UnboundedSender<Followup>,
+    /// The kernel, the shims and the OCI runtime, behind traits.
+    pub(crate) host: crate::host::Host,
     /// The build cache index of this data root, opened by the first build.
     pub(crate) build_cache: std::sync::OnceLock<Arc<crate::build_cache::BuildCache>>,
     /// Scratch directories of the builds running now.

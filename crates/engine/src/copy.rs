@@ -24,7 +24,7 @@ use crate::context::Context;
 use crate::extract::{self, ExtractError, ExtractOptions};
 use crate::inroot::{self, abs_path, base_name, fstat, split_dir_base, Root};
 use crate::tarwrite::TreeWriter;
-use crate::{sys, EngineError, Result};
+use crate::{EngineError, Result};
 
 /// What `X-Docker-Container-Path-Stat` carries (base64 JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -179,7 +179,7 @@ fn spool_file(ctx: &Arc<Context>) -> Result<File> {
 /// Opens the container's root filesystem. The caller holds `c.op`.
 pub(crate) fn open_rootfs(ctx: &Arc<Context>, c: &Container) -> Result<Root> {
     let mounted = ctx.container_dir(&c.id).join("rootfs");
-    if c.running() && sys::is_mounted(&mounted) {
+    if c.running() && ctx.host.kernel.is_mounted(&mounted) {
         return Root::open(&mounted).map_err(internal("opening the container root"));
     }
     let rw: PathBuf = ctx.config.data_root.join("image/rw").join(&c.id);
@@ -194,7 +194,9 @@ pub(crate) fn open_rootfs(ctx: &Arc<Context>, c: &Container) -> Result<Root> {
         .prefix("cp-")
         .tempdir_in(ctx.container_dir(&c.id))
         .map_err(internal("creating a mount point"))?;
-    sys::mount_fs("overlay", "overlay", tmp.path(), &options)
+    ctx.host
+        .kernel
+        .mount("overlay", "overlay", tmp.path(), &options)
         .map_err(internal("mounting the container root"))?;
     let root = Root::open(tmp.path());
     // Detached at once: only our descriptor keeps the mount alive.

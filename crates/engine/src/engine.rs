@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::build::{BuildFailure, BuildRequest};
 use crate::context::{blocking, internal, Context, Followup};
 use crate::events::EventBus;
+use crate::host::Host;
 use crate::registry::AuthConfig;
 use crate::registry::{Progress, PullPlans};
 use crate::update::{UpdateRequest, UpdateResponse};
@@ -35,6 +36,11 @@ pub struct Engine {
 impl Engine {
     /// Opens the state under the configured roots and reconnects to running containers' shims.
     pub async fn open(config: EngineConfig) -> Result<Arc<Engine>> {
+        Engine::open_on(config, Host::system()).await
+    }
+
+    /// [`Engine::open`] over the given collaborators (the unit tests' fakes).
+    pub(crate) async fn open_on(config: EngineConfig, host: Host) -> Result<Arc<Engine>> {
         for d in [
             config.data_root.join("containers"),
             config.exec_root.join("containers"),
@@ -78,6 +84,7 @@ impl Engine {
             volumes: Arc::new(volumes),
             events: Default::default(),
             followups,
+            host,
             build_cache: Default::default(),
             build_scratch: Default::default(),
             build_secrets: Default::default(),

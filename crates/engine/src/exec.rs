@@ -144,7 +144,7 @@ async fn exec_launch(
         stdin: cfg.attach_stdin && !detach,
         cgroup: None,
     };
-    shim_client::launch(&launch).await?;
+    ctx.host.shims.launch(&launch).await?;
     let stream = shim_client::connect(&sdir)
         .await
         .map_err(|err| EngineError::Internal(format!("connecting to exec shim: {err}")))?;

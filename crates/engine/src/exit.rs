@@ -12,9 +12,9 @@ use crate::container::{Container, ShimFrame};
 use crate::context::{Context, Followup};
 use crate::lifecycle::{Status, Transition};
 use crate::restart::{next_delay, should_restart};
-use crate::shim_client::{self};
+use crate::shim_client;
 use crate::util::{self, now_rfc3339};
-use crate::{sys, StreamKind};
+use crate::StreamKind;
 use std::time::Duration;
 
 /// Reads frames from a container's shim until it goes away.
@@ -24,7 +24,7 @@ pub(crate) fn spawn_shim_reader(
     stream: tokio::net::UnixStream,
     first: Option<ShimFrame>,
 ) {
-    let engine = ctx.clone();
+    let ctx = ctx.clone();
     tokio::spawn(async move {
         let (mut r, w) = stream.into_split();
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -57,7 +57,7 @@ pub(crate) fn spawn_shim_reader(
         }
         let _ = stop_tx.send(true);
         c.start_reply.lock().unwrap().take();
-        let sdir = engine.shim_dir(&c.id);
+        let sdir = ctx.shim_dir(&c.id);
         let exit = match exit {
             Some(e) => e,
             None => {
@@ -68,7 +68,7 @@ pub(crate) fn spawn_shim_reader(
                         found = Some(e);
                         break;
                     }
-                    if !shim_client::shim_alive(&sdir) {
+                    if !ctx.host.shims.alive(&sdir) {
                         break;
                     }
                     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -84,7 +84,7 @@ pub(crate) fn spawn_shim_reader(
                 }
             }
         };
-        finish(&engine, &c, exit, true).await;
+        finish(&ctx, &c, exit, true).await;
     });
 }
 
@@ -103,7 +103,7 @@ pub(crate) async fn finish(
     // `stop` or `rm -f` that returns has its networks and rootfs released.
     c.close_subscribers();
     crate::networks::release_networks_of_exited(ctx, &c.id).await;
-    let _ = sys::unmount(&ctx.rootfs(&c.id));
+    let _ = ctx.host.kernel.unmount(&ctx.rootfs(&c.id));
     crate::volumes::release_volumes(ctx, &c.record());
     let exited = c.apply(Transition::Exit {
         exit_code: exit.exit_code,

@@ -112,10 +112,10 @@ pub(crate) fn start_health_monitor(ctx: &Arc<Context>, c: &Arc<Container>) {
         p
     };
     let _ = ctx.persist(c);
-    let engine = ctx.clone();
+    let ctx = ctx.clone();
     let c = c.clone();
     let run = *c.exits.borrow();
-    tokio::spawn(async move { health_loop(&engine, c, probe, run).await });
+    tokio::spawn(async move { health_loop(&ctx, c, probe, run).await });
 }
 
 async fn health_loop(ctx: &Arc<Context>, c: Arc<Container>, p: Probe, run: u64) {

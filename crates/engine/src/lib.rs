@@ -37,6 +37,7 @@ mod exit;
 mod extract;
 mod fschanges;
 mod health;
+mod host;
 mod images;
 mod inroot;
 mod io;

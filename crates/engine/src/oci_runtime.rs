@@ -1,6 +1,7 @@
 //! The OCI runtime's command line (`runc`, `berth-runtime`): kill, pause, resume, update and
-//! delete, run against the engine's runtime root.
+//! delete, run against the engine's runtime root through the [`crate::host::RuntimeCli`] seam.
 
+use std::ffi::OsString;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -9,44 +10,42 @@ use crate::context::Context;
 use crate::lifecycle::{Status, Transition};
 use crate::{EngineError, Result};
 
-pub(crate) async fn runtime_delete(ctx: &Arc<Context>, runtime: &Path, id: &str) {
-    let _ = tokio::process::Command::new(runtime)
-        .arg("--root")
-        .arg(ctx.runc_root())
-        .args(["delete", "--force", id])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .await;
+/// Runs `runtime --root R ARGS…` (with `stdin` when given).
+async fn run(
+    ctx: &Context,
+    runtime: &Path,
+    args: &[&str],
+    stdin: Option<Vec<u8>>,
+) -> Result<std::process::Output> {
+    let mut argv: Vec<OsString> = vec!["--root".into(), ctx.runc_root().into()];
+    argv.extend(args.iter().map(OsString::from));
+    ctx.host
+        .runtime
+        .run(runtime, argv, stdin)
+        .await
+        .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))
 }
 
-/// Runs `runtime --root R ARGS…` for container `c`; the runtime's stderr is the error.
+/// `runtime delete --force ID`; what is left of a container the shim did not clean up.
+pub(crate) async fn runtime_delete(ctx: &Arc<Context>, runtime: &Path, id: &str) {
+    let _ = run(ctx, runtime, &["delete", "--force", id], None).await;
+}
+
 /// `runtime update --resources -` with the OCI `linux.resources` JSON.
 pub(crate) async fn runtime_update(
     ctx: &Arc<Context>,
     c: &Container,
     resources: &serde_json::Value,
 ) -> Result<()> {
-    use tokio::io::AsyncWriteExt;
     let runtime = c.rec.lock().unwrap().runtime_path.clone();
-    let mut child = tokio::process::Command::new(&runtime)
-        .arg("--root")
-        .arg(ctx.runc_root())
-        .args(["update", "--resources", "-", &c.id])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin
-            .write_all(&serde_json::to_vec(resources).unwrap_or_default())
-            .await;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
+    let data = serde_json::to_vec(resources).unwrap_or_default();
+    let out = run(
+        ctx,
+        &runtime,
+        &["update", "--resources", "-", &c.id],
+        Some(data),
+    )
+    .await?;
     if out.status.success() {
         Ok(())
     } else {
@@ -58,19 +57,14 @@ pub(crate) async fn runtime_update(
     }
 }
 
+/// Runs `runtime --root R ARGS…` for container `c`; the runtime's stderr is the error.
 pub(crate) async fn runtime_command(
     ctx: &Arc<Context>,
     c: &Container,
     args: &[&str],
 ) -> Result<()> {
     let runtime = c.rec.lock().unwrap().runtime_path.clone();
-    let out = tokio::process::Command::new(&runtime)
-        .arg("--root")
-        .arg(ctx.runc_root())
-        .args(args)
-        .output()
-        .await
-        .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
+    let out = run(ctx, &runtime, args, None).await?;
     if out.status.success() {
         Ok(())
     } else {
@@ -91,16 +85,12 @@ pub(crate) async fn resume_if_paused(ctx: &Arc<Context>, c: &Container) -> Resul
     ctx.persist(c)
 }
 
+/// Sends `signal` to the container's process (thawing it first); a container that is already
+/// gone is not an error.
 pub(crate) async fn runtime_kill(ctx: &Arc<Context>, c: &Container, signal: i32) -> Result<()> {
     resume_if_paused(ctx, c).await?;
     let runtime = c.rec.lock().unwrap().runtime_path.clone();
-    let out = tokio::process::Command::new(&runtime)
-        .arg("--root")
-        .arg(ctx.runc_root())
-        .args(["kill", &c.id, &signal.to_string()])
-        .output()
-        .await
-        .map_err(|e| EngineError::Internal(format!("running {}: {e}", runtime.display())))?;
+    let out = run(ctx, &runtime, &["kill", &c.id, &signal.to_string()], None).await?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
         if !c.running() || msg.contains("not running") || msg.contains("does not exist") {

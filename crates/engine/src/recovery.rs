@@ -8,8 +8,7 @@ use berth_shim::protocol::ExitRecord;
 
 use crate::container::{Container, ContainerRecord};
 use crate::context::Context;
-use crate::shim_client::{self};
-use crate::sys;
+use crate::shim_client;
 use crate::util::now_rfc3339;
 
 /// Loads container records and reconciles them with what the shims say.
@@ -24,7 +23,7 @@ pub(crate) async fn restore(ctx: &Arc<Context>) {
         // A directory without a record (or with an empty one: an `--rm` container's record
         // is not fsynced) is a create that never finished.
         let Some(data) = std::fs::read(&path).ok().filter(|d| !d.is_empty()) else {
-            let _ = sys::unmount(&e.path().join("rootfs"));
+            let _ = ctx.host.kernel.unmount(&e.path().join("rootfs"));
             let _ = std::fs::remove_dir_all(e.path());
             continue;
         };
@@ -42,7 +41,7 @@ pub(crate) async fn restore(ctx: &Arc<Context>) {
         if c.running() {
             let sdir = ctx.shim_dir(&c.id);
             match shim_client::connect(&sdir).await {
-                Ok(stream) if shim_client::shim_alive(&sdir) => {
+                Ok(stream) if ctx.host.shims.alive(&sdir) => {
                     tracing::info!("reconnected to running container {}", c.id);
                     crate::volumes::adopt_volumes(ctx, &c.record());
                     crate::exit::spawn_shim_reader(ctx, c.clone(), stream, None);
@@ -61,8 +60,8 @@ pub(crate) async fn restore(ctx: &Arc<Context>) {
                     crate::exit::finish(ctx, &c, exit, false).await;
                 }
             }
-        } else if sys::is_mounted(&ctx.rootfs(&c.id)) {
-            let _ = sys::unmount(&ctx.rootfs(&c.id));
+        } else if ctx.host.kernel.is_mounted(&ctx.rootfs(&c.id)) {
+            let _ = ctx.host.kernel.unmount(&ctx.rootfs(&c.id));
         }
         if !c.running() && c.rec.lock().unwrap().host_config.auto_remove {
             gone_auto_remove.push(c.id.clone());

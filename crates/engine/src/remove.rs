@@ -7,7 +7,7 @@ use berth_api::*;
 
 use crate::context::{blocking, Context};
 use crate::lifecycle::{Status, Transition};
-use crate::{sys, EngineError, RemoveOptions, Result};
+use crate::{EngineError, RemoveOptions, Result};
 
 /// Removes an `--rm` container and its anonymous volumes, as `docker run --rm` does once
 /// the container is done; a failure is logged (nobody waits on it).
@@ -63,7 +63,7 @@ pub(crate) async fn container_remove(
     }
     let id = c.id.clone();
     let rootfs = ctx.rootfs(&id);
-    let _ = sys::unmount(&rootfs);
+    let _ = ctx.host.kernel.unmount(&rootfs);
     let runtime = c.rec.lock().unwrap().runtime_path.clone();
     let (images, cid) = (ctx.images.clone(), id.clone());
     let remove_layer = blocking(move || Ok(images.remove_rw_layer(&cid)?));

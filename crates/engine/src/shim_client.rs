@@ -220,18 +220,6 @@ pub fn shim_alive(state_dir: &Path) -> bool {
     cmdline.windows(want.len()).any(|w| w == want.as_slice())
 }
 
-/// Waits (at most `limit`) until the shim of `state_dir`, if any, has exited.
-pub async fn wait_shim_gone(state_dir: &Path, limit: std::time::Duration) {
-    let deadline = tokio::time::Instant::now() + limit;
-    while shim_alive(state_dir) {
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!("shim in {} still running", state_dir.display());
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use crate::context::{blocking, internal, rlimit_hard, Context, Followup};
 use crate::lifecycle::Transition;
 use crate::shim_client::{self, ShimLaunch};
 use crate::util::now_rfc3339;
-use crate::{spec, sys, user, EngineError, Result};
+use crate::{spec, user, EngineError, Result};
 
 pub(crate) async fn container_start(ctx: &Arc<Context>, key: &str) -> Result<()> {
     let c = ctx.lookup(key)?;
@@ -38,7 +38,7 @@ pub(crate) async fn container_start(ctx: &Arc<Context>, key: &str) -> Result<()>
                 let rx = c.exits.subscribe();
                 crate::exit::wait_exit(&c, rx, Some(std::time::Duration::from_secs(10))).await;
             }
-            let _ = sys::unmount(&ctx.rootfs(&c.id));
+            let _ = ctx.host.kernel.unmount(&ctx.rootfs(&c.id));
             if !c.running() {
                 crate::volumes::release_volumes(ctx, &c.record());
             }
@@ -84,10 +84,12 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
     let (images, cid) = (ctx.images.clone(), id.clone());
     let m = blocking(move || Ok(images.rw_layer_mount(&cid)?)).await?;
     std::fs::create_dir_all(&rootfs).map_err(internal("creating rootfs mount point"))?;
-    if sys::is_mounted(&rootfs) {
-        let _ = sys::unmount(&rootfs);
+    if ctx.host.kernel.is_mounted(&rootfs) {
+        let _ = ctx.host.kernel.unmount(&rootfs);
     }
-    sys::mount_fs(&m.fstype, &m.source, &rootfs, &m.options)
+    ctx.host
+        .kernel
+        .mount(&m.fstype, &m.source, &rootfs, &m.options)
         .map_err(internal("mounting container root filesystem"))?;
     // Identity and the per-container /etc files.
     let u = user::lookup_in_container(&rec.config.user, rootfs.clone()).await?;
@@ -147,7 +149,9 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
     let sdir = ctx.shim_dir(&id);
     // The previous run's shim reports the exit before it runs `runtime delete` and removes
     // its socket; a restart must not start the next one under its feet.
-    shim_client::wait_shim_gone(&sdir, std::time::Duration::from_secs(10)).await;
+    ctx.host
+        .wait_shim_gone(&sdir, std::time::Duration::from_secs(10))
+        .await;
     let _ = std::fs::remove_dir_all(&sdir);
     let launch = ShimLaunch {
         shim_path: ctx.config.shim_path.clone(),
@@ -169,10 +173,10 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
         stdin: rec.config.open_stdin,
         cgroup: Some(format!("/berth/{id}")),
     };
-    let pid = shim_client::launch(&launch).await?;
+    let pid = ctx.host.shims.launch(&launch).await?;
     // Joining a network brings `lo` up too.
     if !host_net && shared_netns.is_none() && rec.networks.is_empty() && pid > 0 {
-        if let Err(e) = sys::loopback_up(pid as i32) {
+        if let Err(e) = ctx.host.kernel.loopback_up(pid as i32) {
             tracing::warn!("bringing up lo in {id}: {e}");
         }
     }
