@@ -291,12 +291,13 @@ fn memory_v1(d: &Path, m: &LinuxMemory) -> Result<()> {
 fn blkio_v1(dirs: &Dirs, b: &LinuxBlockIo) -> Result<()> {
     let blkio = |s: &str| need(dirs, "blkio", s).map(Path::to_path_buf);
     if let Some(w) = b.weight().filter(|w| *w > 0) {
-        let d = blkio("linux.resources.blockIO.weight")?;
-        if d.join("blkio.weight").exists() {
-            write(&d, "blkio.weight", &w.to_string())?;
-        } else {
-            write(&d, "blkio.bfq.weight", &w.to_string())?;
-        }
+        let s = "linux.resources.blockIO.weight";
+        let d = blkio(s)?;
+        let f = match d.join("blkio.weight").exists() {
+            true => "blkio.weight",
+            false => "blkio.bfq.weight",
+        };
+        set(&d, f, &w.to_string(), s)?;
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w > 0) {
         let s = "linux.resources.blockIO.leafWeight";
@@ -546,6 +547,10 @@ mod tests {
             (
                 serde_json::json!({"memory": {"kernelTCP": 4096}}),
                 "linux.resources.memory.kernelTCP: ",
+            ),
+            (
+                serde_json::json!({"blockIO": {"weight": 500}}),
+                "linux.resources.blockIO.weight: ",
             ),
         ] {
             let e = err(apply_v1(&dirs, &res(json)));
