@@ -54,16 +54,24 @@ const V1_KNOWN: &[&str] = &[
 ];
 
 /// Parses /proc/self/mountinfo text into a layout: the v1 hierarchies with a controller we
-/// know (the first mount of each), else pure v2.
+/// know (the first mount of each), else pure v2 (the first cgroup2 mount). Later mounts of a
+/// hierarchy are left out: a container without a mount namespace has its cgroup mounts
+/// (under its rootfs) in the host's table while it runs.
 pub fn parse_mountinfo(text: &str) -> Layout {
-    let mounts = berth_sys::mountinfo::cgroup_mounts(text);
+    let mut mounts = berth_sys::mountinfo::cgroup_mounts(text);
+    if let Some(first) = berth_sys::mountinfo::entries(text).find(|e| e.fstype == "cgroup2") {
+        mounts.v2 = Some(PathBuf::from(first.mount_point));
+    }
     let mut hier: Vec<Hierarchy> = Vec::new();
     for (mount, options) in mounts.v1 {
         let controllers: Vec<String> = options
             .into_iter()
             .filter(|o| V1_KNOWN.contains(&o.as_str()))
             .collect();
-        if !controllers.is_empty() && !hier.iter().any(|h| h.mount == mount) {
+        let seen = hier
+            .iter()
+            .any(|h| h.mount == mount || h.controllers.iter().any(|c| controllers.contains(c)));
+        if !controllers.is_empty() && !seen {
             hier.push(Hierarchy { mount, controllers });
         }
     }
@@ -90,66 +98,10 @@ pub fn detect() -> Layout {
     parse_mountinfo(&std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
 }
 
-fn write(dir: &Path, file: &str, val: &str) -> Result<()> {
-    let p = dir.join(file);
-    std::fs::write(&p, val)
-        .map_err(|e| Error::Cgroup(format!("write {:?} to {}: {e}", val, p.display())))
-}
-
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p)
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-/// The device rules every container gets after its own (as runc's specconv appends them):
-/// mknod of anything, the default devices, ptys, /dev/console and /dev/net/tun.
-pub fn allowed_devices() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
-    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType as T};
-    let rule = |t: T, major: Option<i64>, minor: Option<i64>, access: &str| {
-        let mut b = LinuxDeviceCgroupBuilder::default()
-            .allow(true)
-            .typ(t)
-            .access(access);
-        if let Some(m) = major {
-            b = b.major(m);
-        }
-        if let Some(m) = minor {
-            b = b.minor(m);
-        }
-        b.build().expect("static device rule")
-    };
-    vec![
-        rule(T::C, None, None, "m"),
-        rule(T::B, None, None, "m"),
-        rule(T::C, Some(1), Some(3), "rwm"),
-        rule(T::C, Some(1), Some(8), "rwm"),
-        rule(T::C, Some(1), Some(7), "rwm"),
-        rule(T::C, Some(5), Some(0), "rwm"),
-        rule(T::C, Some(1), Some(5), "rwm"),
-        rule(T::C, Some(1), Some(9), "rwm"),
-        rule(T::C, Some(136), None, "rwm"),
-        rule(T::C, Some(5), Some(2), "rwm"),
-        rule(T::C, Some(10), Some(200), "rwm"),
-    ]
-}
-
-/// runc's conversion of cpu shares (v1) to cpu.weight (v2).
-pub fn shares_to_weight(shares: u64) -> u64 {
-    if shares == 0 {
-        return 0;
-    }
-    1 + ((shares.saturating_sub(2)) * 9999) / 262142
-}
-
-/// blkio weight (10..1000) to io.weight (1..10000), as runc does.
-pub fn blkio_to_io_weight(w: u16) -> u64 {
-    if w == 0 {
-        return 0;
-    }
-    1 + (u64::from(w).saturating_sub(10)) * 9999 / 990
-}
+use crate::cgroup_resources as resources;
+pub use crate::cgroup_resources::{blkio_to_io_weight, shares_to_weight};
+pub use crate::devicefilter::allowed_devices;
+use resources::{read, write};
 
 /// The container's cgroup in every hierarchy.
 #[derive(Debug, Clone)]
@@ -241,13 +193,6 @@ impl Manager {
         self.dirs.iter().map(|(_, d)| d.clone()).collect()
     }
 
-    fn dir_of(&self, ctrl: &str) -> Option<&Path> {
-        self.dirs
-            .iter()
-            .find(|(c, _)| c.iter().any(|x| x == ctrl))
-            .map(|(_, d)| d.as_path())
-    }
-
     /// Creates the directories (cpuset ones get their parent's cpus/mems) and writes
     /// `resources`. On error everything created is removed again.
     pub fn create(&self, resources: Option<&LinuxResources>) -> Result<()> {
@@ -321,178 +266,10 @@ impl Manager {
     /// Writes resources (also used by `update`).
     pub fn apply(&self, r: &LinuxResources) -> Result<()> {
         if self.v2 {
-            self.apply_v2(r)
+            resources::apply_v2(&self.dirs[0].1, r)
         } else {
-            self.apply_v1(r)
+            resources::apply_v1(&self.dirs, r)
         }
-    }
-
-    fn need(&self, ctrl: &str) -> Result<&Path> {
-        self.dir_of(ctrl)
-            .ok_or_else(|| Error::Cgroup(format!("the {ctrl} controller is not mounted")))
-    }
-
-    fn apply_v1(&self, r: &LinuxResources) -> Result<()> {
-        if let Some(m) = r.memory() {
-            let d = self.need("memory")?;
-            if let Some(l) = m.limit() {
-                write(d, "memory.limit_in_bytes", &l.to_string())?;
-            }
-            if let Some(l) = m.reservation() {
-                write(d, "memory.soft_limit_in_bytes", &l.to_string())?;
-            }
-            if let Some(s) = m.swap() {
-                if d.join("memory.memsw.limit_in_bytes").exists() {
-                    write(d, "memory.memsw.limit_in_bytes", &s.to_string())?;
-                } else if s != -1 && Some(s) != m.limit() {
-                    return Err(Error::Cgroup(
-                        "linux.resources.memory.swap: swap accounting is not enabled on this host"
-                            .into(),
-                    ));
-                }
-            }
-            if let Some(s) = m.swappiness() {
-                if s > 100 {
-                    return Err(Error::invalid(format!(
-                        "linux.resources.memory.swappiness: {s} is not in 0..100"
-                    )));
-                }
-                write(d, "memory.swappiness", &s.to_string())?;
-            }
-            if m.disable_oom_killer() == Some(true) {
-                write(d, "memory.oom_control", "1")?;
-            }
-        }
-        if let Some(c) = r.cpu() {
-            if let Some(s) = c.shares() {
-                write(self.need("cpu")?, "cpu.shares", &s.to_string())?;
-            }
-            if let Some(p) = c.period() {
-                write(self.need("cpu")?, "cpu.cfs_period_us", &p.to_string())?;
-            }
-            if let Some(q) = c.quota() {
-                write(self.need("cpu")?, "cpu.cfs_quota_us", &q.to_string())?;
-            }
-            if let Some(s) = c.cpus() {
-                if !s.is_empty() {
-                    write(self.need("cpuset")?, "cpuset.cpus", s)?;
-                }
-            }
-            if let Some(s) = c.mems() {
-                if !s.is_empty() {
-                    write(self.need("cpuset")?, "cpuset.mems", s)?;
-                }
-            }
-        }
-        if let Some(p) = r.pids() {
-            let l = p.limit();
-            let v = if l <= 0 {
-                "max".to_string()
-            } else {
-                l.to_string()
-            };
-            write(self.need("pids")?, "pids.max", &v)?;
-        }
-        if let Some(b) = r.block_io() {
-            if let Some(w) = b.weight().filter(|w| *w > 0) {
-                let d = self.need("blkio")?;
-                if d.join("blkio.weight").exists() {
-                    write(d, "blkio.weight", &w.to_string())?;
-                } else {
-                    write(d, "blkio.bfq.weight", &w.to_string())?;
-                }
-            }
-        }
-        if let Some(devs) = r.devices() {
-            if let Some(d) = self.dir_of("devices") {
-                write(d, "devices.deny", "a")?;
-                for rule in devs.iter().chain(allowed_devices().iter()) {
-                    let t = rule
-                        .typ()
-                        .map(|t| t.as_str().to_string())
-                        .unwrap_or("a".into());
-                    let maj = rule.major().map(|m| m.to_string()).unwrap_or("*".into());
-                    let min = rule.minor().map(|m| m.to_string()).unwrap_or("*".into());
-                    let acc = rule.access().clone().unwrap_or_else(|| "rwm".into());
-                    let line = if t == "a" {
-                        "a".to_string()
-                    } else {
-                        format!("{t} {maj}:{min} {acc}")
-                    };
-                    let f = if rule.allow() {
-                        "devices.allow"
-                    } else {
-                        "devices.deny"
-                    };
-                    write(d, f, &line)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn apply_v2(&self, r: &LinuxResources) -> Result<()> {
-        let d = &self.dirs[0].1;
-        if let Some(m) = r.memory() {
-            if let Some(l) = m.limit() {
-                let v = if l < 0 { "max".into() } else { l.to_string() };
-                write(d, "memory.max", &v)?;
-            }
-            if let Some(l) = m.reservation() {
-                write(d, "memory.low", &l.to_string())?;
-            }
-            if let Some(s) = m.swap() {
-                let v = match (s, m.limit()) {
-                    (s, _) if s < 0 => "max".to_string(),
-                    (s, Some(l)) if l > 0 => (s - l).max(0).to_string(),
-                    (s, _) => s.to_string(),
-                };
-                write(d, "memory.swap.max", &v)?;
-            }
-        }
-        if let Some(c) = r.cpu() {
-            if let Some(s) = c.shares() {
-                write(d, "cpu.weight", &shares_to_weight(s).to_string())?;
-            }
-            if c.quota().is_some() || c.period().is_some() {
-                let q = match c.quota() {
-                    Some(q) if q > 0 => q.to_string(),
-                    _ => "max".into(),
-                };
-                let p = c.period().unwrap_or(100_000);
-                write(d, "cpu.max", &format!("{q} {p}"))?;
-            }
-            if let Some(s) = c.cpus().as_ref().filter(|s| !s.is_empty()) {
-                write(d, "cpuset.cpus", s)?;
-            }
-            if let Some(s) = c.mems().as_ref().filter(|s| !s.is_empty()) {
-                write(d, "cpuset.mems", s)?;
-            }
-        }
-        if let Some(p) = r.pids() {
-            let l = p.limit();
-            let v = if l <= 0 {
-                "max".to_string()
-            } else {
-                l.to_string()
-            };
-            write(d, "pids.max", &v)?;
-        }
-        if let Some(w) = r
-            .block_io()
-            .as_ref()
-            .and_then(|b| b.weight())
-            .filter(|w| *w > 0)
-        {
-            write(d, "io.weight", &blkio_to_io_weight(w).to_string())?;
-        }
-        if let Some(devs) = r.devices() {
-            // no devices controller on v2: the same rules, with the defaults after them, as
-            // an eBPF program (default deny, the last matching rule decides)
-            let rules: Vec<_> = devs.iter().cloned().chain(allowed_devices()).collect();
-            crate::cgroup_devices::apply(d, &rules)?;
-        }
-        Ok(())
     }
 
     /// Puts `pid` into every directory.
@@ -639,8 +416,14 @@ mod tests {
             }
             l => panic!("{l:?}"),
         }
-        let v2 = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let v2 = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n\
+                  90 80 0:26 /c /b/rootfs/sys/fs/cgroup ro - cgroup2 cgroup2 rw\n";
         assert_eq!(parse_mountinfo(v2), Layout::V2("/sys/fs/cgroup".into()));
+        // a container's mounts of the same hierarchies (no mount namespace) come later
+        let leaked = format!(
+            "{HYBRID}90 80 0:28 /c /b/rootfs/sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n"
+        );
+        assert_eq!(parse_mountinfo(&leaked), parse_mountinfo(HYBRID));
     }
 
     #[test]

@@ -589,6 +589,7 @@ fn update(root: &Path, rest: &[String]) -> Result<i32> {
             set(&mut v, "cpu", key, serde_json::json!(s));
         }
     }
+    crate::spec::normalize_resources(&mut v);
     let r: oci_spec::runtime::LinuxResources =
         serde_json::from_value(v).map_err(|e| Error::invalid(format!("resources: {e}")))?;
     container::update(root, &id, &r)?;

@@ -45,6 +45,8 @@ struct Cleanup {
     state_dir: Option<PathBuf>,
     cgroup: Vec<PathBuf>,
     pid: Option<i32>,
+    /// The rootfs whose mounts are the host's (no mount namespace): unmounted.
+    host_mounts: Option<PathBuf>,
 }
 
 impl Drop for Cleanup {
@@ -54,6 +56,9 @@ impl Drop for Cleanup {
             let _ = waitpid(Pid::from_raw(pid), None);
         }
         let _ = cgroups::remove(&self.cgroup);
+        if let Some(r) = &self.host_mounts {
+            let _ = crate::jail::unmount_under(r);
+        }
         if let Some(d) = &self.state_dir {
             let _ = std::fs::remove_dir_all(d);
         }
@@ -65,6 +70,7 @@ impl Cleanup {
         self.state_dir = None;
         self.cgroup.clear();
         self.pid = None;
+        self.host_mounts = None;
     }
 }
 
@@ -159,9 +165,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
         false => None,
     };
     if !has_mnt {
-        return Err(Error::invalid(
-            "linux.namespaces: a mount namespace is required",
-        ));
+        crate::jail::check_without_mntns(&spec)?;
     }
     if process.terminal() == Some(true) && o.console_socket.is_none() {
         return Err(Error::invalid(
@@ -189,6 +193,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
         state_dir: Some(sdir.clone()),
         cgroup: Vec::new(),
         pid: None,
+        host_mounts: (!has_mnt).then(|| rootfs.clone()),
     };
     let fifo_path = sdir.join("exec.fifo");
     nix::unistd::mkfifo(&fifo_path, nix::sys::stat::Mode::from_bits_truncate(0o622))
@@ -265,6 +270,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
             new_cgroupns,
             userns,
             no_pivot: o.no_pivot,
+            mntns: has_mnt,
             preserve_fds: o.preserve_fds,
             cgroup_paths: mgr.paths(),
             runtime_hooks,
@@ -454,6 +460,17 @@ pub fn destroy(root: &Path, saved: &Saved) -> Result<()> {
     }
     wait_gone(saved);
     let r = cgroups::remove(&saved.cgroup_paths);
+    let shared_mntns = !saved
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Mount));
+    // without a mount namespace the init's mounts are the host's: take them away again
+    let r = match shared_mntns {
+        true => r.and(crate::jail::unmount_under(&saved.rootfs)),
+        false => r,
+    };
     std::fs::remove_dir_all(Saved::dir(root, &saved.id))
         .map_err(|e| Error::io(Saved::dir(root, &saved.id), e))?;
     let hooks = saved.config.hooks().clone().unwrap_or_default();
@@ -596,6 +613,25 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
             join.push((t, fd));
         }
     }
+    // without a mount namespace the init chroot'ed into the rootfs in the host's: so does exec
+    let chroot = match linux
+        .namespaces()
+        .iter()
+        .flatten()
+        .any(|n| n.typ() == LinuxNamespaceType::Mount)
+    {
+        true => None,
+        false => {
+            let p = format!("/proc/{}/root", saved.pid);
+            use std::os::unix::fs::OpenOptionsExt;
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(&p)
+                .map_err(|e| Error::io(&p, e))?;
+            Some(std::os::fd::OwnedFd::from(f))
+        }
+    };
     let (parent_sock, child_sock) = UnixStream::pair().map_err(|e| Error::sys("socketpair", e))?;
     let mut chan = Chan::new(parent_sock)?;
     sys::set_dumpable(false).map_err(|e| Error::sys("prctl dumpable", e))?;
@@ -618,6 +654,7 @@ pub fn exec(root: &Path, id: &str, o: &ExecOpts) -> Result<i32> {
                 Err(_) => sys::exit_now(1),
             },
             join,
+            chroot,
             console,
             preserve_fds: o.preserve_fds,
         };

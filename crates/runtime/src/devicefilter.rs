@@ -288,6 +288,38 @@ pub fn encode(prog: &[Insn]) -> Vec<u64> {
     prog.iter().map(Insn::encode).collect()
 }
 
+/// The device rules every container gets after its own (as runc's specconv appends them):
+/// mknod of anything, the default devices, ptys, /dev/console and /dev/net/tun.
+pub fn allowed_devices() -> Vec<oci_spec::runtime::LinuxDeviceCgroup> {
+    use oci_spec::runtime::{LinuxDeviceCgroupBuilder, LinuxDeviceType as T};
+    let rule = |t: T, major: Option<i64>, minor: Option<i64>, access: &str| {
+        let mut b = LinuxDeviceCgroupBuilder::default()
+            .allow(true)
+            .typ(t)
+            .access(access);
+        if let Some(m) = major {
+            b = b.major(m);
+        }
+        if let Some(m) = minor {
+            b = b.minor(m);
+        }
+        b.build().expect("static device rule")
+    };
+    vec![
+        rule(T::C, None, None, "m"),
+        rule(T::B, None, None, "m"),
+        rule(T::C, Some(1), Some(3), "rwm"),
+        rule(T::C, Some(1), Some(8), "rwm"),
+        rule(T::C, Some(1), Some(7), "rwm"),
+        rule(T::C, Some(5), Some(0), "rwm"),
+        rule(T::C, Some(1), Some(5), "rwm"),
+        rule(T::C, Some(1), Some(9), "rwm"),
+        rule(T::C, Some(136), None, "rwm"),
+        rule(T::C, Some(5), Some(2), "rwm"),
+        rule(T::C, Some(10), Some(200), "rwm"),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -469,7 +501,7 @@ mod tests {
     #[test]
     fn docker_defaults_allow_only_the_listed_devices() {
         let mut rules = vec![deny_all()];
-        rules.extend(crate::cgroups::allowed_devices());
+        rules.extend(super::allowed_devices());
         check(&rules);
         let prog = compile(&rules).unwrap();
         let ask = |t: u32, maj, min, acc: u32| run(&prog, t | acc << 16, maj, min);
@@ -501,7 +533,7 @@ mod tests {
     fn allow_all_and_deny_all_end_the_program() {
         // privileged: deny all, then allow all, then the defaults
         let mut rules = vec![deny_all(), rule(true, Some(A), None, None, Some("rwm"))];
-        rules.extend(crate::cgroups::allowed_devices());
+        rules.extend(super::allowed_devices());
         check(&rules);
         assert_eq!(run(&compile(&rules).unwrap(), DEV_BLOCK | 2 << 16, 8, 0), 1);
         // an allow-all followed by a deny-all denies everything; nothing after the deny-all

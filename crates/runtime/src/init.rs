@@ -43,6 +43,8 @@ pub struct InitCtx {
     pub userns: bool,
     /// MS_MOVE + chroot instead of pivot_root.
     pub no_pivot: bool,
+    /// The spec lists a mount namespace (new or joined); false: the host's is shared.
+    pub mntns: bool,
     /// Extra fds kept open (3..3+n).
     pub preserve_fds: i32,
     /// The container's cgroup directories.
@@ -115,6 +117,7 @@ fn init(ctx: &mut InitCtx) -> Result<std::convert::Infallible> {
         bundle: &ctx.bundle,
         userns: ctx.userns,
         cgroup_paths: &ctx.cgroup_paths,
+        mntns: ctx.mntns,
     };
     rootfs::prepare(&ctx.spec, &rctx)?;
     let hooks = ctx.spec.hooks().clone().unwrap_or_default();
@@ -133,7 +136,8 @@ fn init(ctx: &mut InitCtx) -> Result<std::convert::Infallible> {
             other => return Err(Error::invalid(format!("unexpected sync message {other:?}"))),
         }
     }
-    rootfs::pivot(&ctx.rootfs, ctx.no_pivot)?;
+    let prop = rootfs::root_propagation(&ctx.spec)?;
+    crate::jail::enter(&ctx.rootfs, ctx.no_pivot, ctx.mntns, prop)?;
     let process = ctx
         .spec
         .process()
@@ -395,6 +399,9 @@ pub struct ExecCtx {
     pub chan: Chan,
     /// Namespaces to join.
     pub join: Vec<(LinuxNamespaceType, OwnedFd)>,
+    /// The init's root (`/proc/<pid>/root`) to chroot into, when the container has no mount
+    /// namespace of its own (joining its namespaces doesn't change the root then).
+    pub chroot: Option<OwnedFd>,
     /// Console socket for a terminal.
     pub console: Option<UnixStream>,
     /// Extra fds kept.
@@ -410,6 +417,12 @@ pub fn run_exec(mut ctx: ExecCtx) -> ! {
             other => return Err(Error::invalid(format!("unexpected sync message {other:?}"))),
         }
         setns_all(&ctx.join)?;
+        if let Some(fd) = ctx.chroot.take() {
+            nix::unistd::fchdir(fd.as_raw_fd())
+                .map_err(|e| Error::sys("fchdir container root", e))?;
+            nix::unistd::chroot(".").map_err(|e| Error::sys("chroot", e))?;
+            std::env::set_current_dir("/").map_err(|e| Error::io("/", e))?;
+        }
         if ctx.process.terminal() == Some(true) {
             nix::unistd::setsid().map_err(|e| Error::sys("setsid", e))?;
             let sock = ctx.console.take().ok_or_else(|| {

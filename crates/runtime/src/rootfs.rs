@@ -1,11 +1,12 @@
 //! The container's filesystem: the rootfs bind, every OCI mount (targets resolved inside the
-//! rootfs without following symlinks out of it), `/dev`, pivot_root (or MS_MOVE + chroot),
-//! then sysctls, read-only and masked paths and a read-only root.
+//! rootfs without following symlinks out of it), `/dev`; after [`crate::jail`] has entered the
+//! rootfs, sysctls, read-only and masked paths and a read-only root.
 //!
-//! Runs in the init, in its own mount namespace, before the container's process is exec'd.
+//! Runs in the init, in its own mount namespace (or, when the spec lists none, the host's: see
+//! [`crate::jail`]), before the container's process is exec'd.
 
 use crate::{Error, Result};
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::mount::{mount, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 use std::collections::VecDeque;
@@ -224,30 +225,51 @@ pub struct Ctx<'a> {
     pub userns: bool,
     /// The container's cgroup directories (for `cgroup` mounts).
     pub cgroup_paths: &'a [PathBuf],
+    /// The init has a mount namespace of its own (new or joined); false: the host's.
+    pub mntns: bool,
 }
 
-/// Everything before pivot_root: propagation, the rootfs bind, the mounts and `/dev`.
-pub fn prepare(spec: &Spec, c: &Ctx) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+/// `linux.rootfsPropagation` as mount flags (`None` when absent or empty).
+pub fn root_propagation(spec: &Spec) -> Result<Option<MsFlags>> {
+    match spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.rootfs_propagation().as_deref())
+    {
+        None | Some("") => Ok(None),
         Some(p) => {
             let o = parse_options(&[p.to_string()]);
-            *o.propagation.first().ok_or_else(|| {
+            o.propagation.first().copied().map(Some).ok_or_else(|| {
                 Error::invalid(format!(
                     "linux.rootfsPropagation: unknown propagation {p:?}"
                 ))
-            })?
+            })
         }
-    };
-    mnt(None, Path::new("/"), None, prop, None)?;
-    mnt(
-        Some(c.rootfs),
-        c.rootfs,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None,
-    )?;
+    }
+}
+
+/// Everything before pivot_root: propagation, the rootfs bind, the mounts and `/dev`. Without
+/// a mount namespace of its own (`c.mntns` false) the host's propagation is left alone and
+/// the rootfs is not bound onto itself: only the spec's mounts are made, under the rootfs.
+pub fn prepare(spec: &Spec, c: &Ctx) -> Result<()> {
+    if c.mntns {
+        let prop = root_propagation(spec)?;
+        mnt(
+            None,
+            Path::new("/"),
+            None,
+            prop.unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+            None,
+        )?;
+        crate::jail::parent_mount_propagation(c.rootfs, prop)?;
+        mnt(
+            Some(c.rootfs),
+            c.rootfs,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )?;
+    }
     let mut dev_bound = false;
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if m.destination() == Path::new("/dev") && is_bind(m) {
@@ -584,37 +606,6 @@ fn setup_dev(spec: &Spec, c: &Ctx) -> Result<()> {
     let ptmx = dev.join("ptmx");
     let _ = std::fs::remove_file(&ptmx);
     std::os::unix::fs::symlink("pts/ptmx", &ptmx).map_err(|e| Error::io(&ptmx, e))?;
-    Ok(())
-}
-
-/// pivot_root into the rootfs (old root detached), or MS_MOVE + chroot with `no_pivot`.
-pub fn pivot(rootfs: &Path, no_pivot: bool) -> Result<()> {
-    std::env::set_current_dir(rootfs).map_err(|e| Error::io(rootfs, e))?;
-    if no_pivot {
-        mnt(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)?;
-        nix::unistd::chroot(".").map_err(|e| Error::sys("chroot", e))?;
-    } else {
-        let old = nix::fcntl::open(
-            "/",
-            nix::fcntl::OFlag::O_DIRECTORY
-                | nix::fcntl::OFlag::O_RDONLY
-                | nix::fcntl::OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::sys("open old root", e))?;
-        nix::unistd::pivot_root(".", ".").map_err(|e| Error::sys("pivot_root", e))?;
-        nix::unistd::fchdir(old).map_err(|e| Error::sys("fchdir old root", e))?;
-        mnt(
-            None,
-            Path::new("."),
-            None,
-            MsFlags::MS_SLAVE | MsFlags::MS_REC,
-            None,
-        )?;
-        umount2(".", MntFlags::MNT_DETACH).map_err(|e| Error::sys("unmount old root", e))?;
-        let _ = nix::unistd::close(old);
-    }
-    std::env::set_current_dir("/").map_err(|e| Error::io("/", e))?;
     Ok(())
 }
 

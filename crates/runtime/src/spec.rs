@@ -122,11 +122,30 @@ fn precheck(v: &serde_json::Value) -> Result<()> {
     Ok(())
 }
 
+/// The spec's `throttleReadIOPSDevice` / `throttleWriteIOPSDevice` under the names oci-spec
+/// 0.7 reads (`…IopsDevice`): without this they were dropped by the parser, unapplied and
+/// unreported. `resources` is a `linux.resources` object (or `update`'s resources).
+pub fn normalize_resources(resources: &mut serde_json::Value) {
+    if let Some(b) = resources.get_mut("blockIO").and_then(|b| b.as_object_mut()) {
+        for (spec_name, crate_name) in [
+            ("throttleReadIOPSDevice", "throttleReadIopsDevice"),
+            ("throttleWriteIOPSDevice", "throttleWriteIopsDevice"),
+        ] {
+            if let Some(x) = b.remove(spec_name) {
+                b.insert(crate_name.into(), x);
+            }
+        }
+    }
+}
+
 /// Parses config.json text into a typed spec.
 pub fn parse(text: &str) -> Result<Spec> {
     let mut v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| Error::invalid(format!("malformed config.json: {e}")))?;
     precheck(&v)?;
+    if let Some(r) = v.pointer_mut("/linux/resources") {
+        normalize_resources(r);
+    }
     crate::timens::normalize_offsets(&mut v);
     serde_json::from_value(v).map_err(|e| Error::invalid(format!("malformed config.json: {e}")))
 }
