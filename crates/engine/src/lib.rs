@@ -31,10 +31,14 @@ mod copy;
 mod create;
 mod disk;
 mod engine;
+#[cfg(test)]
+mod engine_tests;
 mod exec;
 mod exit;
 #[allow(unsafe_code)] // tar extraction by descriptors (mknodat, fchownat, utimensat)
 mod extract;
+#[cfg(test)]
+mod fakes;
 mod fschanges;
 mod health;
 mod host;
