@@ -34,6 +34,12 @@ if ! cargo clippy --workspace --all-targets --release -- -D warnings; then
     status=1
 fi
 
+echo "=== python3 scripts/module-cycles.py (no import cycle between a crate's modules) ==="
+if ! python3 scripts/module-cycles.py; then
+    echo "test.sh: an import cycle between modules (scripts/module-cycles.py)" >&2
+    status=1
+fi
+
 echo "=== cargo test --workspace --release ==="
 if ! cargo test --workspace --release --no-fail-fast; then
     echo "test.sh: cargo test FAILED" >&2
