@@ -10,23 +10,27 @@
 //! directory inside the layer), and hard-link targets must be already extracted inside the layer.
 //! The diff ID (sha256 of the uncompressed tar) is computed while applying; the uncompressed stream
 //! can be teed into a writer (the content store) at the same time.
+//!
+//! This module owns `apply_layer` and the unpack loop; `stream` holds the decompressing,
+//! hashing and limit-checking reader, `entry` writes each entry (whiteouts included), and
+//! `fsops` the path and removal helpers other modules use too.
 
-use std::ffi::{CString, OsStr};
-use std::fs::{self, File, Permissions};
+mod entry;
+mod fsops;
+mod stream;
+
 use std::io::{self, Read, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use flate2::read::MultiGzDecoder;
-use nix::sys::stat::{mknod, Mode, SFlag, UtimensatFlags};
-use nix::sys::time::TimeSpec;
 use sha2::{Digest, Sha256};
-use tar::EntryType;
 
 use crate::layer_limits::CountingReader;
 pub use crate::layer_limits::LayerLimits;
-use crate::{io_err, ImageError, Result};
+use crate::{ImageError, Result};
+use entry::{is_root, set_mtime, Applier};
+pub(crate) use fsops::{clean_path, lsetxattr, remove_any, remove_tree};
+pub use stream::maybe_decompress;
+use stream::HashingReader;
 
 /// What applying a layer produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,370 +43,6 @@ pub struct Applied {
 
 fn bad_layer(msg: impl std::fmt::Display) -> ImageError {
     ImageError::InvalidArgument(format!("invalid layer: {msg}"))
-}
-
-/// Wraps `r` in a decompressor when it starts with the gzip magic. zstd, xz and bzip2 streams are
-/// refused as unsupported.
-pub fn maybe_decompress<'a>(mut r: Box<dyn Read + 'a>) -> Result<Box<dyn Read + 'a>> {
-    let mut head = [0u8; 6];
-    let mut n = 0;
-    while n < head.len() {
-        let k = match r.read(&mut head[n..]) {
-            Ok(k) => k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(io_err("read stream", e)),
-        };
-        if k == 0 {
-            break;
-        }
-        n += k;
-    }
-    let h = &head[..n];
-    let chained = io::Cursor::new(h.to_vec()).chain(r);
-    if h.starts_with(&[0x1f, 0x8b]) {
-        Ok(Box::new(MultiGzDecoder::new(chained)))
-    } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Err(ImageError::InvalidArgument(
-            "zstd-compressed streams are not supported".into(),
-        ))
-    } else if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) || h.starts_with(b"BZh") {
-        Err(ImageError::InvalidArgument(
-            "xz/bzip2-compressed streams are not supported".into(),
-        ))
-    } else {
-        Ok(Box::new(chained))
-    }
-}
-
-/// A reader that hashes and counts what passes through it, optionally copying it to a writer,
-/// and stops at the layer limits (the reason kept in `broken`).
-struct HashingReader<'a, 'b> {
-    inner: Box<dyn Read + 'a>,
-    hasher: Sha256,
-    size: u64,
-    tee: Option<&'b mut dyn Write>,
-    limits: LayerLimits,
-    compressed: std::rc::Rc<std::cell::Cell<u64>>,
-    broken: Option<String>,
-}
-
-impl Read for HashingReader<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.size += n as u64;
-        if let Some(why) = self.limits.broken_by(self.size, self.compressed.get()) {
-            self.broken = Some(why.clone());
-            return Err(io::Error::other(why));
-        }
-        if let Some(t) = self.tee.as_mut() {
-            t.write_all(&buf[..n])?;
-        }
-        Ok(n)
-    }
-}
-
-/// Splits a tar path into its components, dropping a leading `/`, `.` and empty components and
-/// resolving `..`; `None` when `..` would climb above the root.
-pub(crate) fn clean_path(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out: Vec<Vec<u8>> = Vec::new();
-    for c in raw.split(|b| *b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                out.pop()?;
-            }
-            c => out.push(c.to_vec()),
-        }
-    }
-    Some(out)
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Sets an xattr on `path` without following a final symlink.
-pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
-    let p = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    crate::sys::lsetxattr(&p, &n, value)
-}
-
-/// Removes whatever is at `path` (a directory recursively).
-pub(crate) fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => remove_tree(path),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Removes a directory tree, making directories writable when a plain removal is refused (an
-/// unprivileged user cannot otherwise delete inside a 0555 directory).
-pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(first) => {
-            fn chmod_dirs(p: &Path) {
-                if let Ok(m) = fs::symlink_metadata(p) {
-                    if m.is_dir() {
-                        let _ = fs::set_permissions(p, Permissions::from_mode(0o700));
-                        if let Ok(rd) = fs::read_dir(p) {
-                            for e in rd.flatten() {
-                                chmod_dirs(&e.path());
-                            }
-                        }
-                    }
-                }
-            }
-            chmod_dirs(path);
-            fs::remove_dir_all(path).map_err(|_| first)
-        }
-    }
-}
-
-struct Applier<'a> {
-    root: &'a Path,
-    root_user: bool,
-    /// Directories whose mtime is set once all entries are written.
-    dir_times: Vec<(PathBuf, u64)>,
-}
-
-impl Applier<'_> {
-    /// Ensures the parent directories `comps` exist as real directories inside the layer, creating
-    /// missing ones; refuses to go through a symlink or a non-directory.
-    fn ensure_dirs(&self, comps: &[Vec<u8>], create: bool) -> Result<PathBuf> {
-        let mut cur = self.root.to_path_buf();
-        for c in comps {
-            cur.push(OsStr::from_bytes(c));
-            match fs::symlink_metadata(&cur) {
-                Ok(m) if m.file_type().is_symlink() => {
-                    return Err(bad_layer(format!(
-                        "path escapes the layer through symlink {}",
-                        cur.strip_prefix(self.root).unwrap_or(&cur).display()
-                    )))
-                }
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => {
-                    return Err(bad_layer(format!(
-                        "{} is not a directory",
-                        cur.strip_prefix(self.root).unwrap_or(&cur).display()
-                    )))
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    fs::create_dir(&cur)
-                        .map_err(|e| io_err(format!("mkdir {}", cur.display()), e))?;
-                    fs::set_permissions(&cur, Permissions::from_mode(0o755))
-                        .map_err(|e| io_err(format!("chmod {}", cur.display()), e))?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Err(bad_layer(format!(
-                        "{} does not exist",
-                        cur.strip_prefix(self.root).unwrap_or(&cur).display()
-                    )))
-                }
-                Err(e) => return Err(io_err(format!("stat {}", cur.display()), e)),
-            }
-        }
-        Ok(cur)
-    }
-
-    /// Runs a privileged operation, tolerating EPERM when not running as root.
-    fn privileged(&self, what: &str, path: &Path, r: io::Result<()>) -> Result<()> {
-        match r {
-            Ok(()) => Ok(()),
-            Err(e)
-                if !self.root_user
-                    && matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES)) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(io_err(format!("{what} {}", path.display()), e)),
-        }
-    }
-
-    fn mknod(&self, path: &Path, kind: SFlag, perm: u32, dev: libc::dev_t) -> Result<()> {
-        let r = mknod(path, kind, Mode::from_bits_truncate(perm & 0o7777), dev)
-            .map_err(io::Error::from);
-        self.privileged("mknod", path, r)
-    }
-
-    fn entry<R: Read>(&mut self, e: &mut tar::Entry<'_, R>) -> Result<()> {
-        let kind = e.header().entry_type();
-        match kind {
-            EntryType::XGlobalHeader
-            | EntryType::XHeader
-            | EntryType::GNULongName
-            | EntryType::GNULongLink => return Ok(()),
-            _ => {}
-        }
-        let raw = e.path_bytes().into_owned();
-        let shown = String::from_utf8_lossy(&raw).into_owned();
-        let comps = clean_path(&raw)
-            .ok_or_else(|| bad_layer(format!("path escapes the layer root: {shown}")))?;
-        let Some((name, parents)) = comps.split_last() else {
-            // The root itself ("./"): take over its metadata.
-            if kind.is_dir() {
-                let root = self.root.to_path_buf();
-                self.metadata(e, &root, false)?;
-            }
-            return Ok(());
-        };
-        let parent = self.ensure_dirs(parents, true)?;
-
-        if let Some(wh) = name.strip_prefix(b".wh.") {
-            if wh == b".wh..opq" {
-                let r = lsetxattr(&parent, "trusted.overlay.opaque", b"y");
-                return self.privileged("set opaque xattr on", &parent, r);
-            }
-            if wh.starts_with(b".wh.") {
-                return Ok(()); // other AUFS metadata
-            }
-            if wh.is_empty() || wh == b"." || wh == b".." {
-                return Err(bad_layer(format!("bad whiteout {shown}")));
-            }
-            let target = parent.join(OsStr::from_bytes(wh));
-            remove_any(&target).map_err(|e| io_err(format!("remove {}", target.display()), e))?;
-            return self.mknod(&target, SFlag::S_IFCHR, 0, libc::makedev(0, 0));
-        }
-
-        let path = parent.join(OsStr::from_bytes(name));
-        match fs::symlink_metadata(&path) {
-            Ok(m) if m.is_dir() && kind.is_dir() => {}
-            Ok(_) => {
-                remove_any(&path).map_err(|e| io_err(format!("remove {}", path.display()), e))?
-            }
-            Err(_) => {}
-        }
-        let mode = e
-            .header()
-            .mode()
-            .map_err(|e| bad_layer(format!("{shown}: {e}")))?;
-        match kind {
-            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let mut f = File::options()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&path)
-                    .map_err(|e| io_err(format!("create {}", path.display()), e))?;
-                io::copy(e, &mut f).map_err(|e| bad_layer(format!("{shown}: {e}")))?;
-            }
-            EntryType::Directory => {
-                if !path.is_dir() {
-                    fs::create_dir(&path)
-                        .map_err(|e| io_err(format!("mkdir {}", path.display()), e))?;
-                }
-            }
-            EntryType::Symlink => {
-                let target = e
-                    .link_name_bytes()
-                    .ok_or_else(|| bad_layer(format!("symlink {shown} has no target")))?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &path)
-                    .map_err(|e| io_err(format!("symlink {}", path.display()), e))?;
-            }
-            EntryType::Link => {
-                let target = e
-                    .link_name_bytes()
-                    .ok_or_else(|| bad_layer(format!("hard link {shown} has no target")))?;
-                let tshown = String::from_utf8_lossy(&target).into_owned();
-                let tcomps = clean_path(&target)
-                    .filter(|c| !c.is_empty())
-                    .ok_or_else(|| {
-                        bad_layer(format!("hard link target escapes the layer: {tshown}"))
-                    })?;
-                let (tname, tparents) = tcomps.split_last().expect("non-empty");
-                let tparent = self.ensure_dirs(tparents, false)?;
-                let tpath = tparent.join(OsStr::from_bytes(tname));
-                match fs::symlink_metadata(&tpath) {
-                    Ok(m) if !m.is_dir() => {}
-                    Ok(_) => return Err(bad_layer(format!("hard link to a directory: {tshown}"))),
-                    Err(_) => {
-                        return Err(bad_layer(format!("hard link target not found: {tshown}")))
-                    }
-                }
-                fs::hard_link(&tpath, &path)
-                    .map_err(|e| io_err(format!("link {}", path.display()), e))?;
-                return Ok(());
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let (flag, dev) = match kind {
-                    EntryType::Fifo => (SFlag::S_IFIFO, 0),
-                    _ => {
-                        let major = e.header().device_major().ok().flatten().unwrap_or(0);
-                        let minor = e.header().device_minor().ok().flatten().unwrap_or(0);
-                        let flag = if kind == EntryType::Char {
-                            SFlag::S_IFCHR
-                        } else {
-                            SFlag::S_IFBLK
-                        };
-                        (flag, libc::makedev(major, minor))
-                    }
-                };
-                self.mknod(&path, flag, mode, dev)?;
-                if fs::symlink_metadata(&path).is_err() {
-                    return Ok(()); // skipped (unprivileged)
-                }
-            }
-            _ => return Ok(()), // unknown types are ignored, as Docker does
-        }
-        self.metadata(e, &path, kind == EntryType::Symlink)
-    }
-
-    /// Applies ownership, mode, xattrs and mtime of the entry to `path`.
-    fn metadata<R: Read>(
-        &mut self,
-        e: &mut tar::Entry<'_, R>,
-        path: &Path,
-        symlink: bool,
-    ) -> Result<()> {
-        let h = e.header();
-        let uid = h.uid().unwrap_or(0) as u32;
-        let gid = h.gid().unwrap_or(0) as u32;
-        let mode = h.mode().unwrap_or(0o644);
-        let mtime = h.mtime().unwrap_or(0);
-        let is_dir = h.entry_type().is_dir();
-        let r = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
-        self.privileged("chown", path, r)?;
-        if !symlink {
-            fs::set_permissions(path, Permissions::from_mode(mode & 0o7777))
-                .map_err(|e| io_err(format!("chmod {}", path.display()), e))?;
-        }
-        let mut xattrs = Vec::new();
-        if let Ok(Some(exts)) = e.pax_extensions() {
-            for ext in exts.flatten() {
-                if let Ok(key) = ext.key() {
-                    if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
-                        xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
-                    }
-                }
-            }
-        }
-        for (name, value) in xattrs {
-            match lsetxattr(path, &name, &value) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
-                Err(e) => self.privileged(&format!("set xattr {name} on"), path, Err(e))?,
-            }
-        }
-        if is_dir {
-            self.dir_times.push((path.to_path_buf(), mtime));
-        } else {
-            set_mtime(path, mtime);
-        }
-        Ok(())
-    }
-}
-
-fn set_mtime(path: &Path, mtime: u64) {
-    let ts = TimeSpec::new(mtime as i64, 0);
-    // Best effort: a failed timestamp does not make the layer wrong.
-    let _ = nix::sys::stat::utimensat(None, path, &ts, &ts, UtimensatFlags::NoFollowSymlink);
 }
 
 /// Applies the (optionally gzip'd) layer tar `src` into the existing, empty directory `dest`.
@@ -468,7 +108,11 @@ fn unpack(hr: &mut HashingReader<'_, '_>, dest: &Path) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use std::ffi::CString;
+    use std::fs;
+    use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    use tar::EntryType;
 
     /// Builds tar archives with arbitrary (even malicious) names.
     pub struct TarBuilder {
@@ -829,15 +473,5 @@ pub(crate) mod tests {
     fn zstd_refused() {
         let (_d, r) = apply(&[0x28, 0xb5, 0x2f, 0xfd, 0, 0, 0, 0]);
         assert!(matches!(r, Err(ImageError::InvalidArgument(m)) if m.contains("zstd")));
-    }
-
-    #[test]
-    fn clean_path_cases() {
-        assert_eq!(
-            clean_path(b"/a//./b/"),
-            Some(vec![b"a".to_vec(), b"b".to_vec()])
-        );
-        assert_eq!(clean_path(b"a/.."), Some(vec![]));
-        assert_eq!(clean_path(b"../a"), None);
     }
 }
