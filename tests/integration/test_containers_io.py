@@ -190,6 +190,43 @@ def test_run_stdin_cat(berth):
     assert p.stdout == data
 
 
+def test_a_slow_attach_reader_gets_every_line(berth):
+    """Issue 14 item 3: attached output is never dropped. The reader waits before it reads
+    anything, far longer than the daemon's buffers last; every line arrives, in order (the
+    container waits, as with dockerd). The old berth delivered a prefix cut mid-line."""
+    lines = 1_000_000
+    cmd = (f"{DOCKER} run --rm {IMAGE} seq 1 {lines} | "
+           "(sleep 3; python3 -c 'import sys; n = 0\n"
+           "for i, l in enumerate(sys.stdin, 1):\n"
+           "    assert int(l) == i, (i, l); n = i\n"
+           "print(n)')")
+    r = subprocess.run(["bash", "-c", cmd], env=berth.env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, describe(r)
+    assert r.stdout.strip() == str(lines), describe(r)
+
+
+def test_a_stopped_reader_does_not_hold_back_docker_stop(berth, names):
+    """An attach client that never reads cannot keep a container from stopping: once the
+    container is being stopped, output waits a short grace for it, then drops it."""
+    n = names()
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sh", "-c", "while true; do seq 1 10000; done")
+    # Attached, and never read: the pipe fills and the client stalls.
+    stalled = subprocess.Popen([DOCKER, "attach", "--no-stdin", n], env=berth.env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(2)
+        started = time.monotonic()
+        berth.docker_ok("stop", "-t", "1", n, timeout=30)
+        assert time.monotonic() - started < 15
+        state = json.loads(berth.docker_ok("inspect", n))[0]["State"]
+        assert state["Running"] is False
+    finally:
+        stalled.kill()
+        stalled.wait()
+        berth.docker("rm", "-f", n)
+
+
 # -- `cp`, `export`, `diff`, `top`, `stats` -----------------------------------------------------
 
 

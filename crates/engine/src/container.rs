@@ -92,7 +92,14 @@ pub struct Container {
     pub restart_delay: Mutex<std::time::Duration>,
     /// Serialises writes of the record, so the last write holds the newest state.
     pub persisting: Mutex<()>,
+    /// Set when the container is being stopped, killed or removed; cleared at start. Output
+    /// then waits at most [`RELEASE_GRACE`] for a slow attach client, so that a client that
+    /// stopped reading cannot hold the container's exit back.
+    pub output_release: watch::Sender<bool>,
 }
+
+/// How long output waits for a slow attach client once the container is being stopped.
+pub const RELEASE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Container {
     pub fn new(rec: ContainerRecord) -> Arc<Self> {
@@ -112,6 +119,7 @@ impl Container {
             restarting_by_user: std::sync::atomic::AtomicBool::new(false),
             restart_delay: Mutex::new(std::time::Duration::ZERO),
             persisting: Mutex::new(()),
+            output_release: watch::channel(false).0,
         })
     }
 
@@ -139,25 +147,44 @@ impl Container {
         self.rec.lock().unwrap().state.status
     }
 
-    /// Delivers output to every subscriber that wants that stream; drops subscribers that are
-    /// gone or too far behind (a slow client never blocks the container).
-    pub fn publish(&self, stream: StreamKind, data: bytes::Bytes) {
-        let mut subs = self.subscribers.lock().unwrap();
-        subs.retain(|s| {
-            let wants = match stream {
-                StreamKind::Stdout => s.stdout,
-                StreamKind::Stderr => s.stderr,
-                StreamKind::Stdin => false,
-            };
-            if !wants {
-                return !s.tx.is_closed();
-            }
-            s.tx.try_send(Output {
+    /// Delivers output to every subscriber that wants that stream, in order, waiting for a
+    /// slow one as dockerd does (the shim, then the container, wait in turn: nothing is
+    /// dropped, and memory stays bounded by the subscribers' channels). Subscribers that are
+    /// gone are dropped, and so is one still not reading [`RELEASE_GRACE`] after the container
+    /// began to be stopped.
+    pub async fn publish(&self, stream: StreamKind, data: bytes::Bytes) {
+        let targets: Vec<mpsc::Sender<Output>> = {
+            let mut subs = self.subscribers.lock().unwrap();
+            subs.retain(|s| !s.tx.is_closed());
+            subs.iter()
+                .filter(|s| match stream {
+                    StreamKind::Stdout => s.stdout,
+                    StreamKind::Stderr => s.stderr,
+                    StreamKind::Stdin => false,
+                })
+                .map(|s| s.tx.clone())
+                .collect()
+        };
+        for tx in targets {
+            let out = Output {
                 stream,
                 data: data.clone(),
-            })
-            .is_ok()
-        });
+            };
+            let mut release = self.output_release.subscribe();
+            let sent = tokio::select! {
+                sent = tx.send(out) => sent.is_ok(),
+                _ = async {
+                    let _ = release.wait_for(|r| *r).await;
+                    tokio::time::sleep(RELEASE_GRACE).await;
+                } => false,
+            };
+            if !sent {
+                self.subscribers
+                    .lock()
+                    .unwrap()
+                    .retain(|s| !s.tx.same_channel(&tx));
+            }
+        }
     }
 
     /// Ends every attach session.

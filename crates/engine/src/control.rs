@@ -78,6 +78,8 @@ pub(crate) async fn container_stop(
         .ok_or_else(|| EngineError::InvalidArgument(format!("Invalid signal: {sig_name}")))?;
     let t = timeout.or(stop_timeout).unwrap_or(10);
     let rx = c.exits.subscribe();
+    // A client that stopped reading must not hold the exit back (`Container::publish`).
+    c.output_release.send_replace(true);
     crate::oci_runtime::runtime_kill(ctx, &c, sig).await?;
     ctx.container_event(&c, "kill", &[("signal", sig.to_string())]);
     let limit = if t < 0 {

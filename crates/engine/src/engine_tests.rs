@@ -11,7 +11,9 @@ use std::time::Duration;
 use berth_api::{ContainerConfig, ContainerCreateRequest, HostConfig, RestartPolicy};
 
 use crate::fakes::FakeHost;
-use crate::{Engine, EngineConfig, EngineError, ListOptions, RemoveOptions, WaitCondition};
+use crate::{
+    AttachOptions, Engine, EngineConfig, EngineError, ListOptions, RemoveOptions, WaitCondition,
+};
 
 /// A data root, the fakes, and a way to open engines on them (each on its own runtime, so
 /// that dropping one is a daemon that went away).
@@ -419,4 +421,67 @@ fn an_auto_remove_container_that_exited_while_the_daemon_was_down_is_removed() {
         .await;
     });
     assert_eq!(r.container_dirs(), 0);
+}
+
+fn attach_stdout() -> AttachOptions {
+    AttachOptions {
+        stream: true,
+        stdout: true,
+        stderr: true,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_slow_attach_client_gets_every_byte_in_order() {
+    let rig = Rig::new();
+    let r = &rig;
+    rig.daemon(|engine| async move {
+        image(&engine).await;
+        let id = create(&engine, "chatty", HostConfig::default()).await;
+        let mut session = engine.container_attach(&id, attach_stdout()).await.unwrap();
+        engine.container_start(&id).await.unwrap();
+        // Far more frames than the session's channel holds, before the client reads any.
+        let lines = 20_000;
+        for n in 0..lines {
+            r.fake.shims.stdout(&id, format!("{n}\n").as_bytes());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut got = Vec::new();
+        while got.len() < lines {
+            let out = tokio::time::timeout(Duration::from_secs(5), session.output.recv())
+                .await
+                .expect("output keeps coming")
+                .expect("the session stays open");
+            got.extend(
+                String::from_utf8(out.data.to_vec())
+                    .unwrap()
+                    .lines()
+                    .map(|l| l.parse::<usize>().unwrap()),
+            );
+        }
+        assert_eq!(got, (0..lines).collect::<Vec<_>>(), "every line, in order");
+        assert!(r.fake.shims.exit(&id, 0));
+    });
+}
+
+#[test]
+fn an_attach_client_that_stopped_reading_does_not_hold_a_stop_back() {
+    let rig = Rig::new();
+    let r = &rig;
+    rig.daemon(|engine| async move {
+        image(&engine).await;
+        let id = create(&engine, "stuck", HostConfig::default()).await;
+        let _never_read = engine.container_attach(&id, attach_stdout()).await.unwrap();
+        engine.container_start(&id).await.unwrap();
+        for n in 0..5_000 {
+            r.fake.shims.stdout(&id, format!("{n}\n").as_bytes());
+        }
+        let stop = engine.container_stop(&id, None, Some(1));
+        tokio::time::timeout(Duration::from_secs(10), stop)
+            .await
+            .expect("the stop ends though the client never reads")
+            .unwrap();
+        assert_eq!(status(&engine, &id).await.0, "exited");
+    });
 }

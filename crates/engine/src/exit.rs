@@ -37,8 +37,8 @@ pub(crate) fn spawn_shim_reader(
         let mut exit: Option<ExitRecord> = None;
         while let Some(frame) = shim_client::next_frame(&mut r, &c.id).await {
             match frame {
-                Frame::Stdout(data) => c.publish(StreamKind::Stdout, data),
-                Frame::Stderr(data) => c.publish(StreamKind::Stderr, data),
+                Frame::Stdout(data) => c.publish(StreamKind::Stdout, data).await,
+                Frame::Stderr(data) => c.publish(StreamKind::Stderr, data).await,
                 Frame::Reply(res) => {
                     if let Some(tx) = c.start_reply.lock().unwrap().take() {
                         let _ = tx.send(res);

@@ -47,6 +47,8 @@ impl Kernel for FakeKernel {
 /// One fake shim: its exit, once the test (or a kill) decides it.
 struct FakeShim {
     exit: watch::Sender<Option<i64>>,
+    /// Output the container "writes", sent to the engine in order.
+    output: tokio::sync::mpsc::UnboundedSender<bytes::Bytes>,
     alive: Arc<std::sync::atomic::AtomicBool>,
 }
 
@@ -89,6 +91,13 @@ impl FakeShims {
         }
     }
 
+    /// Makes the container of `id` write `data` to its stdout.
+    pub(crate) fn stdout(&self, id: &str, data: &[u8]) {
+        if let Some(s) = self.shims.lock().unwrap().get(id) {
+            let _ = s.output.send(bytes::Bytes::copy_from_slice(data));
+        }
+    }
+
     fn start(&self, l: &ShimLaunch) -> std::io::Result<i64> {
         std::fs::create_dir_all(&l.state_dir)?;
         let sock = berth_shim::sockpath::SocketPath::new(&l.state_dir, protocol::SOCKET)?;
@@ -96,6 +105,7 @@ impl FakeShims {
         let listener = UnixListener::bind(sock.path())?;
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let (exit_tx, exit_rx) = watch::channel(None);
+        let (output, output_rx) = tokio::sync::mpsc::unbounded_channel();
         if l.exec_process.is_some() {
             exit_tx.send_replace(Some(0));
         } else {
@@ -103,6 +113,7 @@ impl FakeShims {
                 l.id.clone(),
                 FakeShim {
                     exit: exit_tx,
+                    output,
                     alive: alive.clone(),
                 },
             );
@@ -113,7 +124,7 @@ impl FakeShims {
             .insert(l.state_dir.clone(), alive.clone());
         let state_dir = l.state_dir.clone();
         self.runtime
-            .spawn(serve(listener, sock, state_dir, exit_rx, alive));
+            .spawn(serve(listener, sock, state_dir, exit_rx, output_rx, alive));
         Ok(4242)
     }
 }
@@ -125,6 +136,7 @@ async fn serve(
     sock: berth_shim::sockpath::SocketPath,
     state_dir: PathBuf,
     mut exit_rx: watch::Receiver<Option<i64>>,
+    mut output: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
     alive: Arc<std::sync::atomic::AtomicBool>,
 ) {
     loop {
@@ -136,7 +148,7 @@ async fn serve(
             }
         };
         let Some((stream, _)) = conn else { break };
-        if talk(stream, &mut exit_rx, &state_dir, &alive).await {
+        if talk(stream, &mut exit_rx, &mut output, &state_dir, &alive).await {
             break;
         }
     }
@@ -147,12 +159,19 @@ async fn serve(
 async fn talk(
     stream: tokio::net::UnixStream,
     exit_rx: &mut watch::Receiver<Option<i64>>,
+    output: &mut tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
     state_dir: &Path,
     alive: &std::sync::atomic::AtomicBool,
 ) -> bool {
     let (mut r, mut w) = stream.into_split();
     loop {
         tokio::select! {
+            biased;
+            Some(data) = output.recv() => {
+                if shim_client::write_frame(&mut w, &Frame::Stdout(data)).await.is_err() {
+                    return false;
+                }
+            }
             frame = shim_client::next_frame(&mut r, "fake shim") => match frame {
                 Some(Frame::Start) => {
                     let _ = shim_client::write_frame(&mut w, &Frame::Reply(Ok(()))).await;

@@ -88,6 +88,10 @@ pub(crate) async fn resume_if_paused(ctx: &Arc<Context>, c: &Container) -> Resul
 /// Sends `signal` to the container's process (thawing it first); a container that is already
 /// gone is not an error.
 pub(crate) async fn runtime_kill(ctx: &Arc<Context>, c: &Container, signal: i32) -> Result<()> {
+    if signal == libc::SIGKILL {
+        // A client that stopped reading must not hold the exit back (`Container::publish`).
+        c.output_release.send_replace(true);
+    }
     resume_if_paused(ctx, c).await?;
     let runtime = c.rec.lock().unwrap().runtime_path.clone();
     let out = run(ctx, &runtime, &["kill", &c.id, &signal.to_string()], None).await?;

@@ -77,6 +77,7 @@ pub(crate) async fn container_start(ctx: &Arc<Context>, key: &str) -> Result<()>
 }
 
 async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
+    c.output_release.send_replace(false);
     let rec = c.record();
     let id = rec.id.clone();
     let rootfs = ctx.rootfs(&id);

@@ -12,13 +12,14 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Output queued for one client beyond which output waits for it (see [`STALL`]).
+/// Output queued for one client beyond which output waits for it: the container's output
+/// then waits too, as with dockerd, so that no byte is lost to a slow reader. The client is
+/// the daemon, which keeps reading unless its own clients are slow, and which gives up on
+/// those when the container is being stopped (the engine's `Container::publish`). A client
+/// that goes away is dropped at once.
 const MAX_BACKLOG: usize = 4 << 20;
-
-/// How long a client with a full backlog may go without reading before it is dropped.
-const STALL: Duration = Duration::from_secs(2);
 
 /// Frames waiting to be written to one client.
 #[derive(Default)]
@@ -39,21 +40,11 @@ pub(super) struct Client {
 }
 
 impl Client {
-    /// Queues a frame; `false` once the client is gone (or was dropped for falling behind).
+    /// Queues a frame, waiting while the client's backlog is full; `false` once it is gone.
     pub(super) fn push(&self, frame: &Encoded) -> bool {
         let mut q = lock(&self.queue);
-        // Over the backlog, wait for the writer as long as the client keeps reading; one that
-        // makes no progress for STALL is dropped, so it holds the container up at most that long.
-        let mut mark = (q.written, Instant::now());
+        // Over the backlog, wait for the writer while the client is there.
         while !q.dead && q.bytes > 0 && q.bytes + frame.len() > MAX_BACKLOG {
-            if q.written != mark.0 {
-                mark = (q.written, Instant::now());
-            } else if mark.1.elapsed() >= STALL {
-                drop(q);
-                debug("dropping a client that stopped reading");
-                self.kill();
-                return false;
-            }
             q = self
                 .cv
                 .wait_timeout(q, Duration::from_millis(100))

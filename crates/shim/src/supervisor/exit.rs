@@ -105,11 +105,18 @@ impl Shim {
             c.exit = Some(frame);
             c.list.clone()
         };
-        // Short polls: the engine waits for this shim to be gone before it starts the
-        // container again.
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < deadline && !clients.iter().all(|c| c.drained()) {
-            thread::sleep(Duration::from_millis(1));
+        // Every byte reaches a client that is still there, however slow (the daemon holds the
+        // output back while its own client is slow, as dockerd does, and gives up on that
+        // client when the container is being stopped). Short polls first: the engine waits
+        // for this shim to be gone before it starts the container again.
+        let started = Instant::now();
+        while !clients.iter().all(|c| c.drained()) {
+            let poll = if started.elapsed() < Duration::from_secs(1) {
+                1
+            } else {
+                20
+            };
+            thread::sleep(Duration::from_millis(poll));
         }
         let _ = fs::remove_file(self.args.state_file(protocol::SOCKET));
         let _ = fs::remove_file(self.args.state_file(protocol::SHIM_PID_FILE));

@@ -3,8 +3,8 @@
 //! Threads: the main thread reaps (waits for the container or exec process and finishes up);
 //! one accept thread on `shim.sock`; one reader thread per output descriptor (stdout and stderr
 //! pipes, or the pty master) that writes the json-file log and relays frames; per client a
-//! reader thread (frames from the client) and a writer thread fed by a bounded queue, so a slow
-//! or vanished client never blocks the container.
+//! reader thread (frames from the client) and a writer thread fed by a bounded queue: a vanished
+//! client never blocks the container, and a slow one holds its output back (nothing is dropped).
 //!
 //! Split by concern: [`runtime`] (the OCI runtime and the stdio handed to it), [`output`] (the
 //! output readers), [`clients`] (`shim.sock` and its clients) and [`exit`] (reaping and
