@@ -127,7 +127,7 @@ pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()>
     let p = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    crate::sys::lsetxattr(&p, &n, value)
+    berth_sys::file::lsetxattr(&p, &n, value)
 }
 
 /// Removes whatever is at `path` (a directory recursively).
@@ -672,7 +672,7 @@ pub(crate) mod tests {
             let mut buf = [0u8; 8];
             let p = CString::new(root.join("opq").as_os_str().as_bytes()).unwrap();
             let n = CString::new("trusted.overlay.opaque").unwrap();
-            if let Ok(len) = crate::sys::lgetxattr(&p, &n, &mut buf) {
+            if let Ok(len) = berth_sys::file::lgetxattr(&p, &n, &mut buf) {
                 assert_eq!(&buf[..len], b"y");
             }
         }
@@ -795,7 +795,7 @@ pub(crate) mod tests {
         let mut buf = [0u8; 8];
         let p = CString::new(root.join("x").as_os_str().as_bytes()).unwrap();
         let n = CString::new("user.berth").unwrap();
-        if let Ok(len) = crate::sys::lgetxattr(&p, &n, &mut buf) {
+        if let Ok(len) = berth_sys::file::lgetxattr(&p, &n, &mut buf) {
             assert_eq!(&buf[..len], b"v1");
         }
     }
