@@ -16,6 +16,7 @@
 //! - [`mountinfo`]: mount points and the cgroup layout from `/proc/<pid>/mountinfo`.
 //! - [`caps`]: the capability table.
 //! - [`tty`]: whether a descriptor is a terminal, and its size.
+//! - [`units`]: sizes (`64m`, `1.5GB`) and durations (`1m30s`) in each syntax berth accepts.
 //! - [`ids`], [`names`], [`time`]: short IDs, the name rule and RFC 3339 timestamps as Docker
 //!   has them.
 //!
@@ -34,6 +35,7 @@ pub mod netns;
 pub mod root;
 pub mod time;
 pub mod tty;
+pub mod units;
 
 pub use fs::{write_atomic, Durability};
 pub use root::{ReadError, Root};
