@@ -101,54 +101,17 @@ fn fraction(value: u64, div: u64) -> String {
     format!("{whole}.{}", frac.trim_end_matches('0'))
 }
 
-/// `time.ParseDuration`: `300ms`, `-1.5h`, `2h45m`, `1m30s`; units ns us µs ms s m h.
+/// `time.ParseDuration` ([`berth_sys::units::go_duration_nanos`]) in nanoseconds, with Go's
+/// error texts.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
-    let err = || format!("time: invalid duration {}", quote(s));
-    let (neg, mut rest) = match s.strip_prefix('-') {
-        Some(r) => (true, r),
-        None => (false, s.strip_prefix('+').unwrap_or(s)),
-    };
-    if rest == "0" {
-        return Ok(0);
-    }
-    if rest.is_empty() {
-        return Err(err());
-    }
-    let mut total: f64 = 0.0;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_len == 0 {
-            return Err(err());
+    use berth_sys::units::DurationError;
+    berth_sys::units::go_duration_nanos(s).map_err(|e| match e {
+        DurationError::Invalid => format!("time: invalid duration {}", quote(s)),
+        DurationError::MissingUnit => format!("time: missing unit in duration {}", quote(s)),
+        DurationError::UnknownUnit(u) => {
+            format!("time: unknown unit {} in duration {}", quote(&u), quote(s))
         }
-        let number: f64 = rest[..num_len].parse().map_err(|_| err())?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let scale: f64 = match unit {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            "" => return Err(format!("time: missing unit in duration {}", quote(s))),
-            other => {
-                return Err(format!(
-                    "time: unknown unit {} in duration {}",
-                    quote(other),
-                    quote(s)
-                ))
-            }
-        };
-        total += number * scale;
-    }
-    let nanos = total.round() as i64;
-    Ok(if neg { -nanos } else { nanos })
+    })
 }
 
 #[cfg(test)]

@@ -137,7 +137,7 @@ pub fn parse_mount(value: &str) -> Result<RunMount, String> {
             "mode" => m.mode = Some(parse_u32(k, &need()?, 8)?),
             "uid" => m.uid = Some(parse_u32(k, &need()?, 10)?),
             "gid" => m.gid = Some(parse_u32(k, &need()?, 10)?),
-            "size" => m.size = Some(parse_size(&need()?)?),
+            "size" => m.size = Some(berth_sys::units::whole_binary_size(&need()?)?),
             "required" => m.required = flag()?,
             other => return Err(format!("unexpected key '{other}' in '{value}'")),
         }
@@ -169,21 +169,6 @@ pub fn parse_mount(value: &str) -> Result<RunMount, String> {
         return Err("mount destination must be set".into());
     }
     Ok(m)
-}
-
-/// `64m`, `1g`, `1024`, `512k`.
-fn parse_size(v: &str) -> Result<u64, String> {
-    let lower = v.to_ascii_lowercase();
-    let lower = lower.trim_end_matches('b');
-    let (num, mult) = match lower.chars().last() {
-        Some('k') => (&lower[..lower.len() - 1], 1u64 << 10),
-        Some('m') => (&lower[..lower.len() - 1], 1 << 20),
-        Some('g') => (&lower[..lower.len() - 1], 1 << 30),
-        _ => (lower, 1),
-    };
-    num.parse::<u64>()
-        .map(|n| n * mult)
-        .map_err(|_| format!("invalid size: {v}"))
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Go `go-units` humanisation (durations, sizes), byte-size parsing, Go-style quoting.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 
 /// `units.HumanDuration` for a number of seconds.
 pub fn human_duration(secs: i64) -> String {
@@ -80,24 +80,10 @@ pub fn human_size(size: f64) -> String {
     format!("{}{}", fmt_g(size, 3), UNITS[i])
 }
 
-/// `units.RAMInBytes`: "64m", "1g", "512k", "100" (binary units).
+/// `units.RAMInBytes`: "64m", "1g", "512k", "100" (binary units;
+/// [`berth_sys::units::ram_in_bytes`]).
 pub fn ram_in_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().map_err(|_| anyhow!("invalid size: '{s}'"))?;
-    let mult: f64 = match unit.trim_end_matches('b').trim_end_matches('i') {
-        "" => 1.0,
-        "k" => 1024.0,
-        "m" => 1024.0 * 1024.0,
-        "g" => 1024.0 * 1024.0 * 1024.0,
-        "t" => 1024.0f64.powi(4),
-        "p" => 1024.0f64.powi(5),
-        _ => bail!("invalid suffix: '{unit}'"),
-    };
-    Ok((n * mult) as i64)
+    berth_sys::units::ram_in_bytes(s).map_err(anyhow::Error::msg)
 }
 
 /// Go's `strconv.Quote`.
@@ -142,43 +128,15 @@ pub fn ellipsis(s: &str, max: usize) -> String {
 /// A short (12-hex) ID without the `sha256:` prefix.
 pub use berth_sys::ids::short_id;
 
-/// Parses a Go duration ("10m", "1h30m", "1.5s", "300ms") into seconds.
+/// Parses a Go duration ("10m", "1h30m", "1.5s", "300ms"; surrounding space ignored) into
+/// whole nanoseconds ([`berth_sys::units::go_duration_nanos`]).
+pub fn parse_go_duration_nanos(s: &str) -> Option<i64> {
+    berth_sys::units::go_duration_nanos(s.trim()).ok()
+}
+
+/// [`parse_go_duration_nanos`] in seconds.
 pub fn parse_go_duration(s: &str) -> Option<f64> {
-    let mut rest = s.trim();
-    let neg = rest.starts_with('-');
-    rest = rest.trim_start_matches(['-', '+']);
-    if rest.is_empty() {
-        return None;
-    }
-    if rest == "0" {
-        return Some(0.0);
-    }
-    let mut total = 0.0;
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if n == 0 {
-            return None;
-        }
-        let v: f64 = rest[..n].parse().ok()?;
-        rest = &rest[n..];
-        let u = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let mult = match &rest[..u] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += v * mult;
-        rest = &rest[u..];
-    }
-    Some(if neg { -total } else { total })
+    parse_go_duration_nanos(s).map(|n| n as f64 / 1e9)
 }
 
 /// `--since`/`--until` values: RFC3339 timestamps, unix timestamps, or durations relative to
@@ -291,6 +249,10 @@ mod tests {
         assert_eq!(parse_go_duration("1h30m"), Some(5400.0));
         assert_eq!(parse_go_duration("1.5s"), Some(1.5));
         assert_eq!(parse_go_duration("abc"), None);
+        assert_eq!(parse_go_duration(" 90s "), Some(90.0));
+        // Whole nanoseconds, as Go's time.Duration: no float truncation to 1149999999.
+        assert_eq!(parse_go_duration_nanos("1.15s"), Some(1_150_000_000));
+        assert_eq!(parse_go_duration_nanos("--5s"), None);
         assert_eq!(
             parse_timestamp("2024-01-02T03:04:05Z").unwrap(),
             "1704164645.000000000"

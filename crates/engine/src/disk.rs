@@ -25,33 +25,11 @@ pub fn parse_until(v: &str) -> Result<f64> {
     )))
 }
 
-/// `10m`, `1h30m`, `45s`, `500ms`.
+/// A Go duration (`10m`, `1h30m`, `-45s`, `500ms`) in seconds.
 fn go_duration_secs(s: &str) -> Option<f64> {
-    let mut total = 0.0;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() || c == '.' {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push(chars.next()?);
-        }
-        let n: f64 = num.parse().ok()?;
-        num.clear();
-        total += n * match unit.as_str() {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 0.001,
-            _ => return None,
-        };
-        any = true;
-    }
-    (any && num.is_empty()).then_some(total)
+    berth_sys::units::go_duration_nanos(s)
+        .ok()
+        .map(|n| n as f64 / 1e9)
 }
 
 fn label_filter_ok(labels: &std::collections::BTreeMap<String, String>, f: &Filters) -> bool {

@@ -5,11 +5,11 @@
 //! (`O_CREAT|O_EXCL|O_NOFOLLOW`, `mkdirat`, `symlinkat`, `linkat`, `mknodat`); ownership, mode
 //! and times are set on descriptors of what was just created, not on paths.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 
+use berth_sys::at;
 use tar::EntryType;
 
 use crate::inroot::{fstat, is_type, lstat_at, Root};
@@ -46,18 +46,6 @@ pub struct ExtractOptions {
     pub owner: Option<(u32, u32)>,
 }
 
-fn cstr(s: &str) -> io::Result<CString> {
-    CString::new(s).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn check(rc: libc::c_int) -> io::Result<()> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// Lexically cleaned components of an archive path; `None` when `..` climbs above its root.
 pub(crate) fn clean_components(raw: &str) -> Option<Vec<String>> {
     let mut out: Vec<String> = Vec::new();
@@ -78,7 +66,6 @@ fn remove_at(dir: RawFd, name: &str) -> io::Result<()> {
     let Some(st) = lstat_at(dir, name)? else {
         return Ok(());
     };
-    let n = cstr(name)?;
     if is_type(&st, libc::S_IFDIR) {
         let sub = openat_nofollow(dir, name, libc::O_RDONLY | libc::O_DIRECTORY)?;
         let mut names = Vec::new();
@@ -96,11 +83,9 @@ fn remove_at(dir: RawFd, name: &str) -> io::Result<()> {
         for en in names {
             remove_at(sub.as_raw_fd(), &en)?;
         }
-        // SAFETY: `n` is a valid C string; `dir` a valid directory descriptor.
-        check(unsafe { libc::unlinkat(dir, n.as_ptr(), libc::AT_REMOVEDIR) })
+        at::unlinkat(dir, name, libc::AT_REMOVEDIR)
     } else {
-        // SAFETY: as above.
-        check(unsafe { libc::unlinkat(dir, n.as_ptr(), 0) })
+        at::unlinkat(dir, name, 0)
     }
 }
 
@@ -122,23 +107,10 @@ fn set_metadata(
     mode: u32,
     mtime: u64,
 ) -> io::Result<()> {
-    let n = cstr(name)?;
     if kind == EntryType::Symlink {
-        // SAFETY: `n` is a valid C string; AT_SYMLINK_NOFOLLOW acts on the link itself.
-        check(unsafe {
-            libc::fchownat(
-                parent,
-                n.as_ptr(),
-                owner.0,
-                owner.1,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        })?;
-        let ts = timespec(mtime);
-        // SAFETY: `ts` holds two valid timespecs; the link itself is changed.
-        check(unsafe {
-            libc::utimensat(parent, n.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW)
-        })?;
+        // The link itself, never its target.
+        at::fchownat_nofollow(parent, name, owner.0, owner.1)?;
+        at::utimensat_nofollow(parent, name, &timespec(mtime))?;
         return Ok(());
     }
     let fd = openat_nofollow(parent, name, libc::O_PATH)?;
@@ -146,16 +118,11 @@ fn set_metadata(
     if is_type(&st, libc::S_IFLNK) {
         return Err(io::Error::other("replaced by a symlink while extracting"));
     }
-    // The magic link reopens exactly the inode `fd` holds.
-    let proc = cstr(&format!("/proc/self/fd/{}", fd.as_raw_fd()))?;
-    // SAFETY: `proc` is a valid C string naming our own descriptor.
-    check(unsafe { libc::chown(proc.as_ptr(), owner.0, owner.1) })?;
-    // SAFETY: as above.
-    check(unsafe { libc::chmod(proc.as_ptr(), (mode & 0o7777) as libc::mode_t) })?;
+    // Through the magic link to exactly the inode `fd` holds.
+    at::chown_pinned(fd.as_raw_fd(), owner.0, owner.1)?;
+    at::chmod_pinned(fd.as_raw_fd(), (mode & 0o7777) as libc::mode_t)?;
     if kind != EntryType::Directory {
-        let ts = timespec(mtime);
-        // SAFETY: `ts` holds two valid timespecs; the path names our own descriptor.
-        check(unsafe { libc::utimensat(libc::AT_FDCWD, proc.as_ptr(), ts.as_ptr(), 0) })?;
+        at::utimens_pinned(fd.as_raw_fd(), &timespec(mtime))?;
     }
     Ok(())
 }
@@ -241,35 +208,22 @@ pub(crate) fn extract(
                 remove_at(pfd, name).map_err(io_at(format!("remove {shown}")))?;
             }
         }
-        let n = cstr(name).map_err(io_at(&shown))?;
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                // SAFETY: `n` is a valid C string; O_EXCL|O_NOFOLLOW never opens an existing
-                // file or link.
-                let fd = unsafe {
-                    libc::openat(
-                        pfd,
-                        n.as_ptr(),
-                        libc::O_WRONLY
-                            | libc::O_CREAT
-                            | libc::O_EXCL
-                            | libc::O_NOFOLLOW
-                            | libc::O_CLOEXEC,
-                        0o600,
-                    )
-                };
-                if fd < 0 {
-                    return Err(io_at(format!("create {shown}"))(io::Error::last_os_error()));
-                }
-                // SAFETY: a fresh descriptor nothing else owns.
-                let mut f = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                // O_EXCL|O_NOFOLLOW never opens an existing file or link.
+                let fd = at::create_at(
+                    pfd,
+                    name,
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+                    0o600,
+                )
+                .map_err(io_at(format!("create {shown}")))?;
+                let mut f = File::from(fd);
                 io::copy(&mut e, &mut f).map_err(io_at(format!("write {shown}")))?;
             }
             EntryType::Directory => {
                 if lstat_at(pfd, name).map_err(io_at(&shown))?.is_none() {
-                    // SAFETY: `n` is a valid C string.
-                    check(unsafe { libc::mkdirat(pfd, n.as_ptr(), 0o755) })
-                        .map_err(io_at(format!("mkdir {shown}")))?;
+                    at::mkdirat(pfd, name, 0o755).map_err(io_at(format!("mkdir {shown}")))?;
                 }
                 dir_times.push((shown.clone(), mtime));
             }
@@ -277,10 +231,10 @@ pub(crate) fn extract(
                 let target = e
                     .link_name_bytes()
                     .ok_or_else(|| ExtractError::Invalid(format!("symlink {raw} has no target")))?;
-                let t = CString::new(target.into_owned())
+                let t = at::cstring(target)
                     .map_err(|_| ExtractError::Invalid(format!("bad symlink target in {raw}")))?;
-                // SAFETY: both are valid C strings; symlinkat never follows `n`.
-                check(unsafe { libc::symlinkat(t.as_ptr(), pfd, n.as_ptr()) })
+                // symlinkat never follows `name`.
+                at::symlinkat(t.as_bytes(), pfd, name)
                     .map_err(io_at(format!("symlink {shown}")))?;
             }
             EntryType::Link => {
@@ -302,13 +256,10 @@ pub(crate) fn extract(
                 let tparent = root
                     .open_in(&tparent_rel, libc::O_PATH | libc::O_DIRECTORY)
                     .map_err(io_at(&tparent_rel))?;
-                let tn = cstr(tname).map_err(io_at(&target))?;
-                // SAFETY: valid descriptors and C strings; without AT_SYMLINK_FOLLOW linkat
-                // links a symlink itself, never its target.
-                check(unsafe {
-                    libc::linkat(tparent.as_raw_fd(), tn.as_ptr(), pfd, n.as_ptr(), 0)
-                })
-                .map_err(io_at(format!("link {shown}")))?;
+                at::cstring(tname).map_err(io_at(&target))?;
+                // Without AT_SYMLINK_FOLLOW linkat links a symlink itself, never its target.
+                at::linkat(tparent.as_raw_fd(), tname, pfd, name)
+                    .map_err(io_at(format!("link {shown}")))?;
                 continue;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
@@ -325,8 +276,8 @@ pub(crate) fn extract(
                         (fmt, libc::makedev(major, minor))
                     }
                 };
-                // SAFETY: `n` is a valid C string; mknodat never follows it.
-                check(unsafe { libc::mknodat(pfd, n.as_ptr(), fmt | 0o600, dev) })
+                // mknodat never follows `name`.
+                at::mknodat(pfd, name, fmt | 0o600, dev)
                     .map_err(io_at(format!("mknod {shown}")))?;
             }
             _ => continue, // other types are ignored, as Docker does
@@ -335,9 +286,8 @@ pub(crate) fn extract(
     }
     for (rel, mtime) in dir_times.iter().rev() {
         if let Ok(fd) = root.open_in(rel, libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW) {
-            let ts = timespec(*mtime);
-            // SAFETY: `fd` is a valid descriptor; `ts` two valid timespecs. Best effort.
-            unsafe { libc::futimens(fd.as_raw_fd(), ts.as_ptr()) };
+            // Best effort.
+            let _ = at::futimens(fd.as_raw_fd(), &timespec(*mtime));
         }
     }
     Ok(())

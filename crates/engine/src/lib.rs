@@ -3,7 +3,7 @@
 //! translation of a container's configuration into an OCI runtime bundle with Docker's default
 //! security, the shims that supervise containers, and the image operations on top of
 //! [`berth_image::ImageStore`]. Every operation is typed, with a typed [`EngineError`].
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod changes;
 pub mod config;
@@ -35,7 +35,6 @@ mod engine;
 mod engine_tests;
 mod exec;
 mod exit;
-#[allow(unsafe_code)] // tar extraction by descriptors (mknodat, fchownat, utimensat)
 mod extract;
 #[cfg(test)]
 mod fakes;
@@ -54,7 +53,6 @@ mod remove;
 mod restart;
 mod shim_client;
 mod start;
-#[allow(unsafe_code)] // mounts and the loopback ioctl
 mod sys;
 mod system;
 mod taglog;

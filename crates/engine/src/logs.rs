@@ -115,7 +115,7 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> Result<Option<(u64, u32)>, String
     let size = match cfg.config.get("max-size").map(String::as_str) {
         None => default_size,
         Some("-1") => -1,
-        Some(s) => match human_size_decimal(s) {
+        Some(s) => match berth_sys::units::from_human_size(s) {
             Some(n) if n > 0 => n,
             _ => return Err("max-size must be a positive number".into()),
         },
@@ -132,29 +132,6 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> Result<Option<(u64, u32)>, String
         return Ok(None);
     }
     Ok(Some((size as u64, files)))
-}
-
-/// Docker's `units.FromHumanSize`: `10m`, `1.5MB`, `512k`, `100` — decimal units.
-fn human_size_decimal(s: &str) -> Option<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num.parse().ok()?;
-    let unit = unit.trim_start();
-    let unit = unit.strip_suffix('b').unwrap_or(unit);
-    let unit = unit.strip_suffix('i').unwrap_or(unit);
-    let mul = match unit {
-        "" => 1.0,
-        "k" => 1e3,
-        "m" => 1e6,
-        "g" => 1e9,
-        "t" => 1e12,
-        "p" => 1e15,
-        _ => return None,
-    };
-    Some((n * mul) as i64)
 }
 
 pub fn read_from(
@@ -217,7 +194,7 @@ mod tests {
         );
         assert!(rotation(&cfg("json-file", &[("max-file", "0")])).is_err());
         assert!(rotation(&cfg("json-file", &[("max-size", "lots")])).is_err());
-        assert_eq!(human_size_decimal("1.5MB"), Some(1_500_000));
+        assert_eq!(berth_sys::units::from_human_size("1.5MB"), Some(1_500_000));
     }
 
     use super::*;

@@ -1,5 +1,6 @@
-//! The engine's few direct system calls: mounting the container root filesystem, and bringing
-//! up the loopback interface inside a container's network namespace.
+//! The engine's few direct system calls: mounting the container root filesystem (through nix's
+//! safe wrappers), and bringing up the loopback interface inside a container's network
+//! namespace (a safe function of berth-sys, where the raw calls live).
 
 use std::path::Path;
 
@@ -52,36 +53,7 @@ pub fn is_mounted(target: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Sets `lo` up in the network namespace of process `pid` (Docker's `none` network has a
-/// working loopback). Runs on a short-lived thread, since setns changes the calling thread.
+/// Sets `lo` up in the network namespace of process `pid` ([`berth_sys::netns::loopback_up`]).
 pub fn loopback_up(pid: i32) -> std::io::Result<()> {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-    std::thread::spawn(move || -> std::io::Result<()> {
-        nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET)?;
-        let sock = nix::sys::socket::socket(
-            nix::sys::socket::AddressFamily::Inet,
-            nix::sys::socket::SockType::Datagram,
-            nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-            None,
-        )?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: ifreq is plain old data; zeroed is a valid value.
-        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-        for (i, b) in b"lo\0".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        // SAFETY: SIOCGIFFLAGS reads into the ifreq we own; the fd is a valid socket.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: the union field ifru_flags is the one SIOCGIFFLAGS filled.
-        unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
-        // SAFETY: SIOCSIFFLAGS reads the ifreq we own; the fd is a valid socket.
-        if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    })
-    .join()
-    .map_err(|_| std::io::Error::other("loopback thread panicked"))?
+    berth_sys::netns::loopback_up(pid)
 }

@@ -149,7 +149,7 @@ fn start_writeback(file: &File, offset: u64, len: u64) {
     ) else {
         return;
     };
-    let _ = crate::sys::sync_file_range_write(file, offset, len);
+    let _ = berth_sys::file::sync_file_range_write(file, offset, len);
 }
 
 /// An in-progress blob write; dropped without `finish`, the ingest file is removed.

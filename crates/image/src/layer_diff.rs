@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use tar::{EntryType, Header};
 
-use crate::sys;
+use berth_sys::file::{lgetxattr, llistxattr};
 
 /// Paths (relative, no leading `/`) the engine creates as mount points; never committed.
 const INIT_FILES: &[&str] = &["etc/hosts", "etc/hostname", "etc/resolv.conf", ".dockerenv"];
@@ -40,7 +40,7 @@ fn list_xattrs(path: &Path) -> io::Result<Vec<String>> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf = vec![0u8; 4096];
     loop {
-        let e = match sys::llistxattr(&p, &mut buf) {
+        let e = match llistxattr(&p, &mut buf) {
             Ok(n) => {
                 buf.truncate(n);
                 break;
@@ -67,7 +67,7 @@ fn get_xattr(path: &Path, name: &str) -> io::Result<Option<Vec<u8>>> {
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let mut buf = vec![0u8; 256];
     loop {
-        let e = match sys::lgetxattr(&p, &n, &mut buf) {
+        let e = match lgetxattr(&p, &n, &mut buf) {
             Ok(r) => {
                 buf.truncate(r);
                 return Ok(Some(buf));

@@ -316,7 +316,7 @@ pub(crate) mod tests {
             let mut buf = [0u8; 8];
             let p = CString::new(root.join("opq").as_os_str().as_bytes()).unwrap();
             let n = CString::new("trusted.overlay.opaque").unwrap();
-            if let Ok(len) = crate::sys::lgetxattr(&p, &n, &mut buf) {
+            if let Ok(len) = berth_sys::file::lgetxattr(&p, &n, &mut buf) {
                 assert_eq!(&buf[..len], b"y");
             }
         }
@@ -439,7 +439,7 @@ pub(crate) mod tests {
         let mut buf = [0u8; 8];
         let p = CString::new(root.join("x").as_os_str().as_bytes()).unwrap();
         let n = CString::new("user.berth").unwrap();
-        if let Ok(len) = crate::sys::lgetxattr(&p, &n, &mut buf) {
+        if let Ok(len) = berth_sys::file::lgetxattr(&p, &n, &mut buf) {
             assert_eq!(&buf[..len], b"v1");
         }
     }

@@ -13,7 +13,7 @@
 //! `images/<id-hex>.json` (per-image metadata), `repositories.json` (tags), `taglog.json` (the
 //! images each tag pointed to, for `image log`/`image rollback`), and
 //! `rw/<container-id>/{upper,work}` (writable layers).
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -36,8 +36,6 @@ pub mod reference;
 mod rollback;
 mod snapshot;
 mod store;
-#[allow(unsafe_code)] // the crate's syscall module
-mod sys;
 pub mod taglog;
 
 pub use commit::ChildImage;

@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::path::Path;
 
-use crate::sys::{inode_flags, set_inode_flags};
+use berth_sys::file::{inode_flags, set_inode_flags};
 
 /// `FS_TOPDIR_FL` of `linux/fs.h`.
 const FS_TOPDIR_FL: libc::c_int = 0x0002_0000;

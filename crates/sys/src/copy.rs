@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use crate::at::{create_at, cstring as cstr, readlinkat};
+use crate::at::{self, create_at, cstring as cstr, readlinkat};
 use crate::root::{fstat, is_type};
 
 fn check(rc: libc::c_int) -> io::Result<()> {
@@ -26,43 +26,16 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 
 /// Sets owner (not following a final link) and times of `name` in `dirfd` from `st`.
 fn own_and_time(dirfd: RawFd, name: &CString, st: &libc::stat) -> io::Result<()> {
-    // SAFETY: `name` is a valid C string; AT_SYMLINK_NOFOLLOW acts on a link itself.
-    check(unsafe {
-        libc::fchownat(
-            dirfd,
-            name.as_ptr(),
-            st.st_uid,
-            st.st_gid,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    set_times(dirfd, name, st)
-}
-
-/// Sets the access and modification times of `name` in `dirfd` (a final link itself) from `st`.
-fn set_times(dirfd: RawFd, name: &CString, st: &libc::stat) -> io::Result<()> {
-    let times = timespecs(st);
-    // SAFETY: `name` is a valid C string and `times` an array of two timespecs, as
-    // utimensat requires.
-    check(unsafe {
-        libc::utimensat(
-            dirfd,
-            name.as_ptr(),
-            times.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })
+    at::fchownat_nofollow(dirfd, name.as_bytes(), st.st_uid, st.st_gid)?;
+    at::utimensat_nofollow(dirfd, name.as_bytes(), &timespecs(st))
 }
 
 /// Sets owner, then mode (chown may clear set-id bits), then times, on a descriptor of a file
 /// or directory we created.
 fn finish_fd(fd: &OwnedFd, st: &libc::stat) -> io::Result<()> {
     std::os::unix::fs::fchown(fd, Some(st.st_uid), Some(st.st_gid))?;
-    // SAFETY: `fd` is a valid open descriptor.
-    check(unsafe { libc::fchmod(fd.as_raw_fd(), st.st_mode & 0o7777) })?;
-    let times = timespecs(st);
-    // SAFETY: `fd` is a valid descriptor and `times` two timespecs, as futimens requires.
-    check(unsafe { libc::futimens(fd.as_raw_fd(), times.as_ptr()) })
+    at::fchmod(fd.as_raw_fd(), st.st_mode & 0o7777)?;
+    at::futimens(fd.as_raw_fd(), &timespecs(st))
 }
 
 /// The access and modification times of `st`, as utimensat and futimens take them.
@@ -117,8 +90,7 @@ fn copy_dir(src: &OwnedFd, dst: &Rc<OwnedFd>, links: &mut Links) -> io::Result<(
         };
         match st.st_mode & libc::S_IFMT {
             libc::S_IFDIR => {
-                // SAFETY: `name` is a valid C string; `d` a valid directory descriptor.
-                check(unsafe { libc::mkdirat(d, name.as_ptr(), 0o700) })?;
+                at::mkdirat(d, name.as_bytes(), 0o700)?;
                 let sub_src = create_at(s, name.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                 let sub_dst = create_at(d, name.as_bytes(), libc::O_RDONLY | libc::O_DIRECTORY, 0)?;
                 let sub_dst = Rc::new(sub_dst);
@@ -127,25 +99,19 @@ fn copy_dir(src: &OwnedFd, dst: &Rc<OwnedFd>, links: &mut Links) -> io::Result<(
             }
             libc::S_IFREG => copy_file(s, dst, &name, &st, links)?,
             libc::S_IFLNK => {
-                let target = cstr(&readlinkat(s, name.as_bytes())?)?;
-                // SAFETY: both are valid C strings; `d` a valid directory descriptor.
-                check(unsafe { libc::symlinkat(target.as_ptr(), d, name.as_ptr()) })?;
+                at::symlinkat(readlinkat(s, name.as_bytes())?, d, name.as_bytes())?;
                 own_and_time(d, &name, &st)?;
             }
             _ => {
-                // SAFETY: `name` is a valid C string; the type bits come from the source.
-                check(unsafe {
-                    libc::mknodat(d, name.as_ptr(), st.st_mode & libc::S_IFMT, st.st_rdev)
-                })?;
+                // The type bits come from the source.
+                at::mknodat(d, name.as_bytes(), st.st_mode & libc::S_IFMT, st.st_rdev)?;
                 own_and_time(d, &name, &st)?;
                 // chmod through a pinned O_PATH descriptor: never through a link.
                 let pinned = create_at(d, name.as_bytes(), libc::O_PATH, 0)?;
                 if fstat(pinned.as_raw_fd())?.st_mode & libc::S_IFMT != st.st_mode & libc::S_IFMT {
                     return Err(io::Error::from_raw_os_error(libc::EXDEV));
                 }
-                let p = cstr(format!("/proc/self/fd/{}", pinned.as_raw_fd()).as_bytes())?;
-                // SAFETY: `p` is a valid C string naming the pinned node.
-                check(unsafe { libc::chmod(p.as_ptr(), st.st_mode & 0o7777) })?;
+                at::chmod_pinned(pinned.as_raw_fd(), st.st_mode & 0o7777)?;
             }
         }
     }
@@ -171,17 +137,13 @@ fn copy_file(
     let key = (st.st_dev, st.st_ino);
     if st.st_nlink > 1 {
         if let Some((dir, first)) = links.get(&key) {
-            // SAFETY: both names are valid C strings and both descriptors valid directories;
-            // flags 0: a final link is not followed.
-            return check(unsafe {
-                libc::linkat(
-                    dir.as_raw_fd(),
-                    first.as_ptr(),
-                    dst.as_raw_fd(),
-                    name.as_ptr(),
-                    0,
-                )
-            });
+            // A final link is not followed.
+            return at::linkat(
+                dir.as_raw_fd(),
+                first.as_bytes(),
+                dst.as_raw_fd(),
+                name.as_bytes(),
+            );
         }
     }
     let from = create_at(

@@ -8,10 +8,15 @@
 //!   say) as hostile input: never a FIFO, device or socket, never more than a cap.
 //! - [`copy`]: a tree copied by descriptors, never following a link (Docker's volume copy-up).
 //! - [`fs`]: atomic file replacement, each caller stating the [`fs::Durability`] it needs.
-//! - [`at`]: single-name `openat`/`readlinkat` that never follow a final link.
+//! - [`at`]: single-name calls relative to a directory descriptor (`openat`, `readlinkat`,
+//!   `mkdirat`, `symlinkat`, `linkat`, `mknodat`, `unlinkat`, owner, mode and times) that never
+//!   follow a final link, and metadata changes on a pinned (`O_PATH`) descriptor.
+//! - [`file`]: write-back, inode flags and extended attributes of one file.
+//! - [`netns`]: bringing up the loopback interface in another process's network namespace.
 //! - [`mountinfo`]: mount points and the cgroup layout from `/proc/<pid>/mountinfo`.
 //! - [`caps`]: the capability table.
 //! - [`tty`]: whether a descriptor is a terminal, and its size.
+//! - [`units`]: sizes (`64m`, `1.5GB`) and durations (`1m30s`) in each syntax berth accepts.
 //! - [`ids`], [`names`], [`time`]: short IDs, the name rule and RFC 3339 timestamps as Docker
 //!   has them.
 //!
@@ -21,13 +26,16 @@
 pub mod at;
 pub mod caps;
 pub mod copy;
+pub mod file;
 pub mod fs;
 pub mod ids;
 pub mod mountinfo;
 pub mod names;
+pub mod netns;
 pub mod root;
 pub mod time;
 pub mod tty;
+pub mod units;
 
 pub use fs::{write_atomic, Durability};
 pub use root::{ReadError, Root};

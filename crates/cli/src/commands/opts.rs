@@ -223,13 +223,13 @@ impl ContainerOpts {
             match v {
                 None => Ok(None),
                 Some(s) => {
-                    let secs = crate::human::parse_go_duration(s).ok_or_else(|| {
+                    let nanos = crate::human::parse_go_duration_nanos(s).ok_or_else(|| {
                         anyhow!("invalid argument \"{s}\" for \"--{name}\" flag: time: invalid duration \"{s}\"")
                     })?;
-                    if secs < 0.0 {
+                    if nanos < 0 {
                         bail!("--{name} cannot be negative");
                     }
-                    Ok(Some((secs * 1e9) as i64).filter(|n| *n != 0))
+                    Ok(Some(nanos).filter(|n| *n != 0))
                 }
             }
         };

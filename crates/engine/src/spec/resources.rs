@@ -10,25 +10,9 @@ use oci_spec::runtime::{
 use super::SpecInput;
 use crate::defaults::DEFAULT_DEVICE_RULES;
 
-/// Parses a size with Docker's binary units: `64m`, `1g`, `512k`, `100b`, `1024`.
-pub fn parse_size(s: &str) -> Result<i64, String> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|x| x.ends_with(|c: char| c.is_ascii_alphabetic()))
-        .unwrap_or(&t)
-        .to_string();
-    let (num, mul) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t.as_str(), 1),
-    };
-    let n: f64 = num.parse().map_err(|_| format!("invalid size: '{s}'"))?;
-    Ok((n * mul as f64) as i64)
-}
+/// Parses a size with binary units: `64m`, `1g`, `512k`, `100b`, `1024`
+/// ([`berth_sys::units::binary_size`]).
+pub use berth_sys::units::binary_size as parse_size;
 
 /// `nofile` → `RLIMIT_NOFILE`; an unknown name is an error.
 fn rlimit_name(name: &str) -> Result<String, String> {

@@ -30,7 +30,7 @@ pub(crate) fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()>
     let p = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let n = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    crate::sys::lsetxattr(&p, &n, value)
+    berth_sys::file::lsetxattr(&p, &n, value)
 }
 
 /// Removes whatever is at `path` (a directory recursively).
