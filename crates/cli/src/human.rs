@@ -2,38 +2,7 @@
 
 use anyhow::{bail, Result};
 
-/// `units.HumanDuration` for a number of seconds.
-pub fn human_duration(secs: i64) -> String {
-    let s = secs;
-    if s < 1 {
-        return "Less than a second".into();
-    } else if s == 1 {
-        return "1 second".into();
-    } else if s < 60 {
-        return format!("{s} seconds");
-    }
-    let minutes = s / 60;
-    if minutes == 1 {
-        return "About a minute".into();
-    } else if minutes < 60 {
-        return format!("{minutes} minutes");
-    }
-    // d.Round(time.Hour).Hours()
-    let hours = (s + 1800) / 3600;
-    if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", s / 3600 / 24 / 365)
-    }
-}
+pub use berth_sys::units::human_duration;
 
 /// "N units ago" from a unix timestamp.
 pub fn ago(unix: i64) -> String {
@@ -184,25 +153,6 @@ pub fn go_time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(1), "1 second");
-        assert_eq!(human_duration(5), "5 seconds");
-        assert_eq!(human_duration(59), "59 seconds");
-        assert_eq!(human_duration(60), "About a minute");
-        assert_eq!(human_duration(119), "About a minute");
-        assert_eq!(human_duration(120), "2 minutes");
-        assert_eq!(human_duration(3599), "59 minutes");
-        assert_eq!(human_duration(3600), "About an hour");
-        assert_eq!(human_duration(2 * 3600), "2 hours");
-        assert_eq!(human_duration(47 * 3600), "47 hours");
-        assert_eq!(human_duration(48 * 3600), "2 days");
-        assert_eq!(human_duration(15 * 24 * 3600), "2 weeks");
-        assert_eq!(human_duration(70 * 24 * 3600), "2 months");
-        assert_eq!(human_duration(800 * 24 * 3600), "2 years");
-    }
 
     #[test]
     fn sizes() {

@@ -22,35 +22,7 @@ pub fn parse_time(s: &str) -> Option<f64> {
     Some(t.timestamp() as f64 + t.timestamp_subsec_nanos() as f64 / 1e9)
 }
 
-/// Go's `units.HumanDuration`, as `docker ps` prints ages.
-pub fn human_duration(secs: i64) -> String {
-    let secs = secs.max(0);
-    let minutes = secs / 60;
-    let hours = minutes / 60;
-    if secs < 1 {
-        "Less than a second".into()
-    } else if secs == 1 {
-        "1 second".into()
-    } else if secs < 60 {
-        format!("{secs} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", hours / 24 / 365)
-    }
-}
+pub use berth_sys::units::human_duration;
 
 const ADJECTIVES: &[&str] = &[
     "admiring", "amazing", "awesome", "bold", "brave", "busy", "clever", "cool", "crazy",
@@ -178,18 +150,6 @@ pub fn label_matches(filter: &str, labels: &std::collections::BTreeMap<String, S
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_like_go_units() {
-        assert_eq!(human_duration(0), "Less than a second");
-        assert_eq!(human_duration(1), "1 second");
-        assert_eq!(human_duration(59), "59 seconds");
-        assert_eq!(human_duration(61), "About a minute");
-        assert_eq!(human_duration(600), "10 minutes");
-        assert_eq!(human_duration(3600), "About an hour");
-        assert_eq!(human_duration(5 * 3600), "5 hours");
-        assert_eq!(human_duration(3 * 86400), "3 days");
-    }
 
     #[test]
     fn names_and_signals() {

@@ -168,9 +168,64 @@ pub fn go_duration_nanos(s: &str) -> Result<i64, DurationError> {
     Ok(if neg { -nanos } else { nanos })
 }
 
+/// Go's `units.HumanDuration` for a number of seconds (hours rounded, as Go's
+/// `d.Round(time.Hour)`): `docker ps` ages and statuses, and the CLI's tables.
+pub fn human_duration(secs: i64) -> String {
+    let s = secs;
+    if s < 1 {
+        return "Less than a second".into();
+    } else if s == 1 {
+        return "1 second".into();
+    } else if s < 60 {
+        return format!("{s} seconds");
+    }
+    let minutes = s / 60;
+    if minutes == 1 {
+        return "About a minute".into();
+    } else if minutes < 60 {
+        return format!("{minutes} minutes");
+    }
+    // d.Round(time.Hour).Hours()
+    let hours = (s + 1800) / 3600;
+    if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", s / 3600 / 24 / 365)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn human_durations_as_go() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(60), "About a minute");
+        assert_eq!(human_duration(119), "About a minute");
+        assert_eq!(human_duration(120), "2 minutes");
+        assert_eq!(human_duration(3599), "59 minutes");
+        assert_eq!(human_duration(3600), "About an hour");
+        // Go rounds the hours: 90 minutes is "2 hours" (the engine's copy said "About an hour").
+        assert_eq!(human_duration(90 * 60), "2 hours");
+        assert_eq!(human_duration(2 * 3600), "2 hours");
+        assert_eq!(human_duration(47 * 3600), "47 hours");
+        assert_eq!(human_duration(48 * 3600), "2 days");
+        assert_eq!(human_duration(15 * 24 * 3600), "2 weeks");
+        assert_eq!(human_duration(70 * 24 * 3600), "2 months");
+        assert_eq!(human_duration(800 * 24 * 3600), "2 years");
+    }
 
     #[test]
     fn ram_in_bytes_is_dockers() {
