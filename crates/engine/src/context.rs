@@ -79,6 +79,17 @@ pub(crate) fn rlimit_hard(name: &str) -> Option<u64> {
 }
 
 impl Context {
+    /// Now, by the host's clock, as a record stamps it (RFC 3339, nanoseconds).
+    pub(crate) fn now_rfc3339(&self) -> String {
+        let (secs, nanos) = self.host.clock.now_unix();
+        berth_sys::time::format_rfc3339(secs, nanos, berth_sys::time::Precision::Nanos)
+    }
+
+    /// Now, by the host's clock, in whole seconds since the Unix epoch.
+    pub(crate) fn now_secs(&self) -> i64 {
+        self.host.clock.now_unix().0
+    }
+
     /// Hands `f` to the engine (a no-op once it is shutting down).
     pub(crate) fn follow_up(&self, f: Followup) {
         let _ = self.followups.send(f);

@@ -11,7 +11,7 @@ use berth_api::*;
 use crate::container::{Container, ContainerRecord};
 use crate::context::{blocking, internal, rlimit_hard, Context};
 use crate::lifecycle::Lifecycle;
-use crate::util::{self, now_rfc3339};
+use crate::util;
 use crate::{spec, user, EngineError, Result};
 
 pub(crate) async fn container_create(
@@ -206,7 +206,7 @@ async fn create_on_disk(
     let rec = ContainerRecord {
         id: id.to_string(),
         name: name.to_string(),
-        created: now_rfc3339(),
+        created: ctx.now_rfc3339(),
         path: path.to_string(),
         args,
         config: cfg,

@@ -485,3 +485,38 @@ fn an_attach_client_that_stopped_reading_does_not_hold_a_stop_back() {
         assert_eq!(status(&engine, &id).await.0, "exited");
     });
 }
+
+#[test]
+fn ages_in_ps_follow_the_clock() {
+    let rig = Rig::new();
+    let r = &rig;
+    rig.daemon(|engine| async move {
+        image(&engine).await;
+        let id = create(&engine, "aging", HostConfig::default()).await;
+        engine.container_start(&id).await.unwrap();
+        let status = || async {
+            let all = ListOptions {
+                all: true,
+                ..Default::default()
+            };
+            engine.container_list(all).await.unwrap()[0].status.clone()
+        };
+        assert_eq!(status().await, "Up Less than a second");
+        r.fake.clock.advance(90 * 60);
+        assert_eq!(status().await, "Up 2 hours", "Go rounds the hours");
+        let exited = engine
+            .container_wait(&id, WaitCondition::NotRunning)
+            .await
+            .unwrap();
+        assert!(r.fake.shims.exit(&id, 0));
+        exited.await.unwrap();
+        r.fake.clock.advance(3 * 24 * 3600);
+        assert_eq!(status().await, "Exited (0) 3 days ago");
+        let state = engine.container_inspect(&id).await.unwrap().state;
+        assert!(
+            state.started_at.starts_with("2027-01-15T08:00:00"),
+            "{}",
+            state.started_at
+        );
+    });
+}

@@ -13,7 +13,7 @@ use crate::context::{Context, Followup};
 use crate::lifecycle::{Status, Transition};
 use crate::restart::{next_delay, should_restart};
 use crate::shim_client;
-use crate::util::{self, now_rfc3339};
+use crate::util;
 use crate::StreamKind;
 use std::time::Duration;
 
@@ -78,7 +78,7 @@ pub(crate) fn spawn_shim_reader(
                     None if !c.running() => return,
                     None => ExitRecord {
                         exit_code: 255,
-                        finished_at: now_rfc3339(),
+                        finished_at: ctx.now_rfc3339(),
                         oom_killed: false,
                     },
                 }
@@ -109,7 +109,7 @@ pub(crate) async fn finish(
         exit_code: exit.exit_code,
         oom_killed: exit.oom_killed,
         at: if exit.finished_at.is_empty() {
-            now_rfc3339()
+            ctx.now_rfc3339()
         } else {
             exit.finished_at.clone()
         },

@@ -14,7 +14,7 @@ use berth_shim::protocol::{self, ExitRecord, Frame};
 use tokio::net::UnixListener;
 use tokio::sync::watch;
 
-use crate::host::{BoxFuture, Host, Kernel, RuntimeCli, ShimLauncher};
+use crate::host::{BoxFuture, Clock, Host, Kernel, RuntimeCli, ShimLauncher};
 use crate::shim_client::{self, ShimLaunch};
 use crate::Result;
 
@@ -61,11 +61,14 @@ pub(crate) struct FakeShims {
     /// The error the next container launch fails with.
     pub(crate) fail_next: Mutex<Option<String>>,
     pub(crate) launches: std::sync::atomic::AtomicUsize,
+    /// Stamps exits, as the shim does with the host's clock.
+    clock: Arc<FakeClock>,
 }
 
-impl Default for FakeShims {
-    fn default() -> Self {
+impl FakeShims {
+    fn new(clock: Arc<FakeClock>) -> Self {
         FakeShims {
+            clock,
             runtime: tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)
                 .enable_all()
@@ -123,8 +126,15 @@ impl FakeShims {
             .unwrap()
             .insert(l.state_dir.clone(), alive.clone());
         let state_dir = l.state_dir.clone();
-        self.runtime
-            .spawn(serve(listener, sock, state_dir, exit_rx, output_rx, alive));
+        self.runtime.spawn(serve(
+            listener,
+            sock,
+            state_dir,
+            exit_rx,
+            output_rx,
+            alive,
+            self.clock.clone(),
+        ));
         Ok(4242)
     }
 }
@@ -138,17 +148,27 @@ async fn serve(
     mut exit_rx: watch::Receiver<Option<i64>>,
     mut output: tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
     alive: Arc<std::sync::atomic::AtomicBool>,
+    clock: Arc<FakeClock>,
 ) {
     loop {
         let conn = tokio::select! {
             conn = listener.accept() => conn.ok(),
             code = exit_code(&mut exit_rx) => {
-                record_exit(&state_dir, code, &alive);
+                record_exit(&state_dir, code, &alive, &clock);
                 break;
             }
         };
         let Some((stream, _)) = conn else { break };
-        if talk(stream, &mut exit_rx, &mut output, &state_dir, &alive).await {
+        if talk(
+            stream,
+            &mut exit_rx,
+            &mut output,
+            &state_dir,
+            &alive,
+            &clock,
+        )
+        .await
+        {
             break;
         }
     }
@@ -162,6 +182,7 @@ async fn talk(
     output: &mut tokio::sync::mpsc::UnboundedReceiver<bytes::Bytes>,
     state_dir: &Path,
     alive: &std::sync::atomic::AtomicBool,
+    clock: &FakeClock,
 ) -> bool {
     let (mut r, mut w) = stream.into_split();
     loop {
@@ -180,7 +201,7 @@ async fn talk(
                 None => return false,
             },
             code = exit_code(exit_rx) => {
-                let record = record_exit(state_dir, code, alive);
+                let record = record_exit(state_dir, code, alive, clock);
                 let _ = shim_client::write_frame(&mut w, &Frame::Exit(record)).await;
                 return true;
             }
@@ -200,10 +221,20 @@ async fn exit_code(rx: &mut watch::Receiver<Option<i64>>) -> i64 {
 }
 
 /// Writes `exit.json` as a shim does, and marks the shim gone.
-fn record_exit(state_dir: &Path, code: i64, alive: &std::sync::atomic::AtomicBool) -> ExitRecord {
+fn record_exit(
+    state_dir: &Path,
+    code: i64,
+    alive: &std::sync::atomic::AtomicBool,
+    clock: &FakeClock,
+) -> ExitRecord {
+    let (secs, nanos) = clock.now_unix();
     let record = ExitRecord {
         exit_code: code,
-        finished_at: crate::util::now_rfc3339(),
+        finished_at: berth_sys::time::format_rfc3339(
+            secs,
+            nanos,
+            berth_sys::time::Precision::Nanos,
+        ),
         oom_killed: false,
     };
     let _ = record.write_file(state_dir);
@@ -275,18 +306,38 @@ impl RuntimeCli for FakeRuntime {
     }
 }
 
+/// A clock that moves only when told.
+pub(crate) struct FakeClock(Mutex<i64>);
+
+impl FakeClock {
+    /// Moves the clock on by `secs`.
+    pub(crate) fn advance(&self, secs: i64) {
+        *self.0.lock().unwrap() += secs;
+    }
+}
+
+impl Clock for FakeClock {
+    fn now_unix(&self) -> (i64, u32) {
+        (*self.0.lock().unwrap(), 0)
+    }
+}
+
 /// An engine's host made of fakes, and handles on each.
 pub(crate) struct FakeHost {
     pub(crate) kernel: Arc<FakeKernel>,
+    pub(crate) clock: Arc<FakeClock>,
     pub(crate) shims: Arc<FakeShims>,
     pub(crate) runtime: Arc<FakeRuntime>,
 }
 
 impl FakeHost {
     pub(crate) fn new() -> FakeHost {
-        let shims = Arc::new(FakeShims::default());
+        // 2027-01-15T08:00:00Z.
+        let clock = Arc::new(FakeClock(Mutex::new(1_800_000_000)));
+        let shims = Arc::new(FakeShims::new(clock.clone()));
         FakeHost {
             kernel: Arc::default(),
+            clock,
             runtime: Arc::new(FakeRuntime {
                 shims: shims.clone(),
                 calls: Default::default(),
@@ -300,6 +351,7 @@ impl FakeHost {
             kernel: self.kernel.clone(),
             shims: self.shims.clone(),
             runtime: self.runtime.clone(),
+            clock: self.clock.clone(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The engine's privileged collaborators, behind traits: the kernel calls it makes itself
 //! (mounting a container's root filesystem, bringing up `lo`), the shims it launches, and
-//! the OCI runtime's command line. [`Host::system`] is the real machine; the engine's unit
+//! the OCI runtime's command line, and the clock. [`Host::system`] is the real machine; the engine's unit
 //! tests open an engine over in-memory fakes (`crate::fakes`) and drive the whole lifecycle
 //! without root, as berth-network does with its `Netlink` and `Firewall`.
 
@@ -55,12 +55,20 @@ pub(crate) trait RuntimeCli: Send + Sync {
     ) -> BoxFuture<'a, std::io::Result<std::process::Output>>;
 }
 
+/// The wall clock the engine stamps a container's life with (created, started, finished) and
+/// measures ages by (`docker ps`'s "Up 2 hours").
+pub(crate) trait Clock: Send + Sync {
+    /// Now, as seconds and nanoseconds since the Unix epoch.
+    fn now_unix(&self) -> (i64, u32);
+}
+
 /// The collaborators an engine is opened with.
 #[derive(Clone)]
 pub(crate) struct Host {
     pub(crate) kernel: Arc<dyn Kernel>,
     pub(crate) shims: Arc<dyn ShimLauncher>,
     pub(crate) runtime: Arc<dyn RuntimeCli>,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 impl Host {
@@ -70,6 +78,7 @@ impl Host {
             kernel: Arc::new(SystemKernel),
             shims: Arc::new(SystemShims),
             runtime: Arc::new(SystemRuntime),
+            clock: Arc::new(SystemClock),
         }
     }
 
@@ -83,6 +92,14 @@ impl Host {
             }
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
+    }
+}
+
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_unix(&self) -> (i64, u32) {
+        berth_sys::time::now_unix()
     }
 }
 

@@ -232,8 +232,8 @@ pub(crate) async fn container_stats_sample(ctx: &Arc<Context>, key: &str) -> Res
     };
     let dirs = if running { cgroup_dirs(&c, pid) } else { None };
     let id = c.id.clone();
+    let read = ctx.now_rfc3339();
     tokio::task::spawn_blocking(move || {
-        let read = util::now_rfc3339();
         let (sys_cpu, cpus) =
             cgstats::system_cpu(&std::fs::read_to_string("/proc/stat").unwrap_or_default());
         let host_mem =

@@ -15,7 +15,7 @@ use crate::{spec, EngineError, ListOptions, Result, WaitCondition};
 
 fn summary(ctx: &Arc<Context>, c: &Container) -> ContainerSummary {
     let r = c.rec.lock().unwrap();
-    let now = chrono::Utc::now().timestamp();
+    let now = ctx.now_secs();
     let (net_settings, ports) = crate::networks::network_settings(ctx, &r);
     let status = if r.state.status == Status::Restarting {
         format!(

@@ -9,7 +9,6 @@ use berth_shim::protocol::ExitRecord;
 use crate::container::{Container, ContainerRecord};
 use crate::context::Context;
 use crate::shim_client;
-use crate::util::now_rfc3339;
 
 /// Loads container records and reconciles them with what the shims say.
 pub(crate) async fn restore(ctx: &Arc<Context>) {
@@ -49,7 +48,7 @@ pub(crate) async fn restore(ctx: &Arc<Context>) {
                 _ => {
                     let exit = shim_client::read_exit(&sdir).unwrap_or(ExitRecord {
                         exit_code: 255,
-                        finished_at: now_rfc3339(),
+                        finished_at: ctx.now_rfc3339(),
                         oom_killed: false,
                     });
                     tracing::info!(

@@ -13,7 +13,6 @@ use crate::container::Container;
 use crate::context::{blocking, internal, rlimit_hard, Context, Followup};
 use crate::lifecycle::Transition;
 use crate::shim_client::{self, ShimLaunch};
-use crate::util::now_rfc3339;
 use crate::{spec, user, EngineError, Result};
 
 pub(crate) async fn container_start(ctx: &Arc<Context>, key: &str) -> Result<()> {
@@ -198,7 +197,7 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
     {
         let started = c.apply(Transition::Start {
             pid,
-            at: now_rfc3339(),
+            at: ctx.now_rfc3339(),
         });
         if let Err(illegal) = started {
             crate::networks::disconnect_container(ctx, &id).await;

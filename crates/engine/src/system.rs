@@ -7,7 +7,6 @@ use berth_api::*;
 
 use crate::container::Container;
 use crate::context::Context;
-use crate::util::now_rfc3339;
 
 pub(crate) async fn version() -> SystemVersion {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -113,7 +112,7 @@ pub(crate) async fn info(ctx: &Arc<Context>) -> SystemInfo {
         isolation: String::new(),
         init_binary: ctx.config.init_path.display().to_string(),
         security_options: vec!["name=seccomp,profile=builtin".into()],
-        system_time: now_rfc3339(),
+        system_time: ctx.now_rfc3339(),
         ..Default::default()
     }
 }
