@@ -39,10 +39,11 @@ import pytest
 from conftest import Daemon
 
 SPEC = os.environ.get("BERTH_API_SPEC", "/work/shared/spec/docker-engine-api-v1.50.yaml")
-SEED = 14005
 IMAGE_NAME = "busybox"
-MAX_EXAMPLES = 25
-LIVE_MAX_EXAMPLES = 25
+# BERTH_FUZZ_SEED and BERTH_FUZZ_EXAMPLES explore further by hand; CI runs the defaults.
+SEED = int(os.environ.get("BERTH_FUZZ_SEED", "14005"))
+MAX_EXAMPLES = int(os.environ.get("BERTH_FUZZ_EXAMPLES", "25"))
+LIVE_MAX_EXAMPLES = MAX_EXAMPLES
 
 # (method, path) pairs of the spec that the pass covers.
 OPERATIONS = [
