@@ -46,9 +46,11 @@ if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 fi
 
 # --- Python test dependencies -----------------------------------------------------------------
-if ! python3 -c 'import docker, pytest, pytest_timeout' 2>/dev/null; then
-    log "pip install docker pytest pytest-timeout"
-    pip_args=(install --quiet --disable-pip-version-check docker pytest pytest-timeout)
+# schemathesis: tests/integration/test_api_fuzz.py (pinned: its generated cases follow the seed
+# only within one version).
+if ! python3 -c 'import docker, pytest, pytest_timeout, schemathesis; assert schemathesis.__version__ == "4.32.5"' 2>/dev/null; then
+    log "pip install docker pytest pytest-timeout schemathesis==4.32.5"
+    pip_args=(install --quiet --disable-pip-version-check docker pytest pytest-timeout schemathesis==4.32.5)
     # Debian's own python3 refuses pip installs into the system (PEP 668); pyenv's does not.
     python3 -m pip "${pip_args[@]}" 2>/dev/null ||
         python3 -m pip "${pip_args[@]}" --break-system-packages

@@ -93,6 +93,18 @@ fn checked_path(path: &str) -> Result<String> {
     Ok(path.to_string())
 }
 
+/// An error from resolving or opening a path the client gave: one too long (ENAMETOOLONG), with
+/// a symlink loop (ELOOP) or otherwise unusable (EINVAL) is the client's error (400); the rest
+/// stay internal.
+fn path_error(context: &str) -> impl Fn(std::io::Error) -> EngineError + '_ {
+    move |e| match e.raw_os_error() {
+        Some(libc::ENAMETOOLONG) | Some(libc::ELOOP) | Some(libc::EINVAL) => {
+            EngineError::InvalidArgument(format!("{context}: {e}"))
+        }
+        _ => EngineError::Internal(format!("{context}: {e}")),
+    }
+}
+
 fn is_missing(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR))
 }
@@ -109,7 +121,7 @@ struct Located {
 fn locate(root: &Root, path: &str, key: &str) -> Result<Located> {
     let abs = abs_path(path);
     let (dir, base) = split_dir_base(&abs);
-    let rdir = root.resolve(dir).map_err(internal("resolving path"))?;
+    let rdir = root.resolve(dir).map_err(path_error("resolving path"))?;
     let resolved = if base.is_empty() || base == "." {
         rdir
     } else {
@@ -121,12 +133,12 @@ fn locate(root: &Root, path: &str, key: &str) -> Result<Located> {
             if is_missing(&e) {
                 not_found(path, key)
             } else {
-                EngineError::Internal(format!("stat {path}: {e}"))
+                path_error(&format!("stat {path}"))(e)
             }
         })?;
     let st = fstat(fd.as_raw_fd()).map_err(internal("stat"))?;
     let link_target = if inroot::is_type(&st, libc::S_IFLNK) {
-        root.resolve(&abs).map_err(internal("resolving link"))?
+        root.resolve(&abs).map_err(path_error("resolving link"))?
     } else {
         String::new()
     };
@@ -286,12 +298,12 @@ pub(crate) async fn container_extract(
     let (k, p) = (key.to_string(), checked_path(path)?);
     with_rootfs(ctx, key, true, move |root, c| {
         let abs = abs_path(&p);
-        let resolved = root.resolve(&abs).map_err(internal("resolving path"))?;
+        let resolved = root.resolve(&abs).map_err(path_error("resolving path"))?;
         let fd = root.open_in(&resolved, libc::O_PATH).map_err(|e| {
             if is_missing(&e) {
                 not_found(&p, &k)
             } else {
-                EngineError::Internal(format!("stat {p}: {e}"))
+                path_error(&format!("stat {p}"))(e)
             }
         })?;
         let st = fstat(fd.as_raw_fd()).map_err(internal("stat"))?;

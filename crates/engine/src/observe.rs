@@ -189,6 +189,13 @@ pub(crate) async fn container_top(
         .map(|d| d.pids())
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| vec![pid as i32]);
+    // ps_args is the client's: what ps refuses (and output without a PID column) is a bad
+    // parameter, 400, not a daemon failure.
+    if ps_args.contains('\0') {
+        return Err(EngineError::InvalidArgument(
+            "ps: nul byte found in ps_args".into(),
+        ));
+    }
     let args: Vec<String> = if ps_args.trim().is_empty() {
         vec!["-ef".into()]
     } else {
@@ -213,9 +220,9 @@ pub(crate) async fn container_top(
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let first = err.lines().next().unwrap_or("ps failed");
-        return Err(EngineError::Internal(format!("ps: {first}")));
+        return Err(EngineError::InvalidArgument(format!("ps: {first}")));
     }
-    parse_ps(&String::from_utf8_lossy(&out.stdout), &pids).map_err(EngineError::Internal)
+    parse_ps(&String::from_utf8_lossy(&out.stdout), &pids).map_err(EngineError::InvalidArgument)
 }
 
 /// One stats sample of the container (`precpu_stats` left empty).
