@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Structured diff between berth's golden specs (run/<case>.json) and what dockerd handed runc
-for the same flags (dockerd/run/<case>.json; see README.md, "Recorded against dockerd").
+for the same flags (dockerd/run/<case>.json, and exec/<case>.json against dockerd/exec/; see README.md, "Recorded against dockerd").
 
-    compare.py [CASE...]      every difference, per case
+    compare.py [CASE...]      every difference, per case (CASE: a run case, exec/<case>,
+                              or seccomp-default)
     compare.py --summary      each difference once, with the cases it appears in
 
 A difference is a JSON path with berth's value and dockerd's ("-" where absent). Lists are
@@ -81,6 +82,8 @@ def case_diffs(case):
     out = []
     if case == "seccomp-default":
         diff(load("seccomp-default.json"), load("dockerd", "seccomp-default.json"), "linux.seccomp", out)
+    elif case.startswith("exec/"):
+        diff(load(case + ".json"), load("dockerd", case + ".json"), "process", out)
     else:
         diff(load("run", case + ".json"), load("dockerd", "run", case + ".json"), "", out)
     return out
@@ -89,7 +92,8 @@ def case_diffs(case):
 def main(argv):
     summary = "--summary" in argv
     cases = [a for a in argv if not a.startswith("--")] or ["seccomp-default"] + sorted(
-        f[:-5] for f in os.listdir(os.path.join(HERE, "dockerd", "run")) if f.endswith(".json"))
+        f[:-5] for f in os.listdir(os.path.join(HERE, "dockerd", "run")) if f.endswith(".json")) + sorted(
+        "exec/" + f[:-5] for f in os.listdir(os.path.join(HERE, "dockerd", "exec")) if f.endswith(".json"))
     if not summary:
         for case in cases:
             d = case_diffs(case)
@@ -102,8 +106,8 @@ def main(argv):
         for p, a, b in case_diffs(case):
             groups.setdefault((p, short(a), short(b)), []).append(case)
     for (p, a, b), cs in sorted(groups.items()):
-        n = len([c for c in cases if c != "seccomp-default"])
-        who = "all run cases" if len([c for c in cs if c != "seccomp-default"]) == n else ", ".join(cs)
+        run = [c for c in cases if c != "seccomp-default" and not c.startswith("exec/")]
+        who = "all run cases" if [c for c in cs if c in run] == run and len(cs) == len(run) else ", ".join(cs)
         print(f"{p}  [{who}]\n    berth:   {a}\n    dockerd: {b}")
 
 

@@ -2,6 +2,8 @@
 """Turns the config.json files record.sh copied from a private dockerd into the files under
 dockerd/run/, with the run-dependent values replaced by the placeholders berth's files use.
 
+    normalise.py --exec RAW_DIR   (exec processes from record-exec.sh: RAW_DIR holds <case>.json
+                                   and `ids`: "<case> <container id>" lines; writes exec/)
     normalise.py RAW_DIR   (RAW_DIR holds <case>.json and `ids`: "<case> <full id>" lines,
                             "web <pid>" and "webid <id>" for the --network container: target)
 """
@@ -69,5 +71,19 @@ def main(raw):
             f.write("\n")
 
 
+def main_exec(raw):
+    os.makedirs(os.path.join(HERE, "exec"), exist_ok=True)
+    for line in open(os.path.join(raw, "ids")):
+        name, cid = line.split()
+        proc = json.load(open(os.path.join(raw, name + ".json")))
+        proc = walk(proc, lambda x: x.replace(cid, ID).replace(cid[:12], ID[:12]))
+        with open(os.path.join(HERE, "exec", name + ".json"), "w") as f:
+            json.dump(proc, f, indent=2, sort_keys=True)
+            f.write("\n")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--exec":
+        main_exec(sys.argv[2])
+    else:
+        main(sys.argv[1])
