@@ -313,17 +313,27 @@ def json_error(status: int, body: bytes) -> str:
 
 
 def test_unimplemented_endpoints_are_json_404(fuzz_daemon):
-    """The swarm, plugin, secret ... endpoints berth does not serve: 404 with a JSON message,
-    never a 5xx (Docker without swarm answers 503 on some; a client sees "not found")."""
-    for method, path in [("GET", "/v1.50/swarm"), ("POST", "/v1.50/swarm/init"),
-                         ("GET", "/v1.50/plugins"), ("GET", "/v1.50/services"),
-                         ("GET", "/v1.50/nodes/x"), ("DELETE", "/v1.50/secrets/x"),
-                         ("GET", "/v1.50/configs"), ("GET", "/v1.50/tasks/x/logs"),
-                         ("POST", "/v1.50/session")]:
+    """Endpoints berth does not serve (plugins, session): 404 with a JSON message, never a
+    5xx."""
+    for method, path in [("GET", "/v1.50/plugins"), ("POST", "/v1.50/session")]:
         status, headers, body = fuzz_daemon.request(method, path)
         assert status == 404, (method, path, status, body)
         assert headers.get("Content-Type", "").startswith("application/json"), headers
         assert json_error(status, body) == "page not found"
+
+
+def test_swarm_endpoints_answer_as_a_docker_without_swarm(fuzz_daemon):
+    """Issue 15 item 4: every swarm, node, service, task, secret and config endpoint answers
+    503 with dockerd's "not a swarm manager" message (clients read that as "no swarm")."""
+    for method, path in [("GET", "/v1.50/swarm"), ("POST", "/v1.50/swarm/init"),
+                         ("GET", "/v1.50/services"), ("GET", "/v1.50/nodes/x"),
+                         ("DELETE", "/v1.50/secrets/x"), ("GET", "/v1.50/configs"),
+                         ("GET", "/v1.50/tasks/x/logs")]:
+        status, headers, body = fuzz_daemon.request(method, path)
+        assert status == 503, (method, path, status, body)
+        assert headers.get("Content-Type", "").startswith("application/json"), headers
+        assert json_error(status, body).startswith(
+            "This node is not a swarm manager. Use \"docker swarm init\""), body
 
 
 def test_top_with_bad_ps_args_is_400(fuzz_daemon):

@@ -28,6 +28,16 @@ def test_info(berth):
     assert out.strip(), out
 
 
+def test_no_swarm_as_docker_says_it(berth):
+    """Issue 15 item 4: `docker info` shows swarm inactive, and the swarm commands fail with
+    dockerd's message (the docker CLI reads the 503 as "no swarm")."""
+    assert berth.docker_ok("info", "--format", "{{.Swarm.LocalNodeState}}").strip() == "inactive"
+    for args in (["service", "ls"], ["node", "ls"], ["secret", "ls"], ["config", "ls"]):
+        p = berth.docker(*args)
+        assert p.returncode != 0, describe(p)
+        assert "This node is not a swarm manager." in p.stderr, describe(p)
+
+
 # -- the Python docker SDK, and raw HTTP --------------------------------------------------------
 
 

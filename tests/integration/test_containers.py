@@ -147,6 +147,17 @@ def test_kill_with_signal(berth, names):
     assert berth.docker_ok("wait", name, timeout=30).strip() == "137"
 
 
+def test_kill_answers_after_the_container_exited(berth, names):
+    """Issue 15 item 1: SIGKILL is answered once the container is seen exited, as dockerd:
+    an inspect straight after `docker kill` shows it stopped, exit code 137."""
+    for _ in range(5):
+        name = names()
+        berth.docker_ok("run", "-d", "--name", name, IMAGE, "sleep", "300")
+        berth.docker_ok("kill", name)
+        state = json.loads(berth.docker_ok("inspect", name))[0]["State"]
+        assert (state["Running"], state["Status"], state["ExitCode"]) == (False, "exited", 137)
+
+
 def test_rm_auto_remove(berth, names):
     name = names()
     p = berth.docker("run", "--rm", "--name", name, IMAGE, "true")

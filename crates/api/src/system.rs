@@ -83,6 +83,8 @@ pub struct SystemInfo {
     pub isolation: String,
     pub init_binary: String,
     pub security_options: Vec<String>,
+    /// `LocalNodeState: inactive`: berth never joins a swarm.
+    pub swarm: serde_json::Value,
     pub warnings: Vec<String>,
 }
 

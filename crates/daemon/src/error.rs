@@ -16,6 +16,7 @@ pub fn status_of(e: &EngineError) -> StatusCode {
         EngineError::NotModified(_) => StatusCode::NOT_MODIFIED,
         EngineError::Forbidden(_) => StatusCode::FORBIDDEN,
         EngineError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        EngineError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         EngineError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -40,4 +41,13 @@ pub fn bad_request(m: impl Into<String>) -> EngineError {
 
 pub fn page_not_found() -> EngineError {
     EngineError::NotFound("page not found".into())
+}
+
+/// What dockerd answers on every swarm endpoint when it is not in a swarm, which berth never
+/// is: clients read the 503 as "no swarm" and go on (a 404 makes them fail).
+pub fn not_a_swarm_manager() -> EngineError {
+    EngineError::Unavailable(
+        "This node is not a swarm manager. Use \"docker swarm init\" or \"docker swarm join\" to connect this node to swarm and try again."
+            .into(),
+    )
 }

@@ -4,7 +4,7 @@ use berth_engine::{EngineError, Filters};
 use hyper::Method;
 use percent_encoding::percent_decode_str;
 
-use crate::error::{bad_request, page_not_found};
+use crate::error::{bad_request, not_a_swarm_manager, page_not_found};
 
 /// `(major, minor)`.
 pub type ApiVersion = (u32, u32);
@@ -203,6 +203,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
         ("POST", ["networks", id, "disconnect"]) if !id.is_empty() => {
             NetworkDisconnect(id.to_string())
         }
+        (_, ["swarm" | "nodes" | "services" | "tasks" | "secrets" | "configs", ..]) => {
+            return Err(not_a_swarm_manager())
+        }
         _ => return Err(page_not_found()),
     };
     match &r {
@@ -384,6 +387,32 @@ mod tests {
         );
         assert!(split_version("/v2.0/info").is_err());
         assert_eq!(split_version("/version").unwrap(), (None, "/version"));
+    }
+
+    #[test]
+    fn swarm_endpoints_say_no_swarm() {
+        for (m, path) in [
+            (Method::GET, "/swarm"),
+            (Method::POST, "/swarm/init"),
+            (Method::GET, "/nodes"),
+            (Method::GET, "/services/x"),
+            (Method::DELETE, "/secrets/x"),
+            (Method::GET, "/configs"),
+            (Method::GET, "/tasks/x/logs"),
+        ] {
+            let e = route(&m, path).unwrap_err();
+            assert!(
+                matches!(e, EngineError::Unavailable(_)),
+                "{m} {path}: {e:?}"
+            );
+            assert!(e
+                .to_string()
+                .starts_with("This node is not a swarm manager."));
+        }
+        assert!(matches!(
+            route(&Method::GET, "/plugins").unwrap_err(),
+            EngineError::NotFound(_)
+        ));
     }
 
     #[test]

@@ -162,7 +162,18 @@ pub(crate) async fn container_kill(
         )));
     }
     mark_manually_stopped(ctx, &c);
+    let exits = c.exits.subscribe();
     crate::oci_runtime::runtime_kill(ctx, &c, sig).await?;
     ctx.container_event(&c, "kill", &[("signal", sig.to_string())]);
+    // As dockerd: a SIGKILL is answered once the container is seen exited, so that an
+    // `inspect` right after `kill` shows it stopped.
+    if sig == libc::SIGKILL
+        && !crate::exit::wait_exit(&c, exits, Some(std::time::Duration::from_secs(10))).await
+    {
+        return Err(EngineError::Internal(format!(
+            "container {} did not exit after SIGKILL",
+            c.id
+        )));
+    }
     Ok(())
 }

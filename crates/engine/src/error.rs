@@ -18,6 +18,9 @@ pub enum EngineError {
     /// 413: a request body over the daemon's cap.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 503: a service this daemon does not run (swarm mode).
+    #[error("{0}")]
+    Unavailable(String),
     /// 304: the container was already in the requested state.
     #[error("{0}")]
     NotModified(String),

@@ -112,6 +112,14 @@ pub(crate) async fn info(ctx: &Arc<Context>) -> SystemInfo {
         isolation: String::new(),
         init_binary: ctx.config.init_path.display().to_string(),
         security_options: vec!["name=seccomp,profile=builtin".into()],
+        swarm: serde_json::json!({
+            "NodeID": "",
+            "NodeAddr": "",
+            "LocalNodeState": "inactive",
+            "ControlAvailable": false,
+            "Error": "",
+            "RemoteManagers": null
+        }),
         system_time: ctx.now_rfc3339(),
         ..Default::default()
     }
