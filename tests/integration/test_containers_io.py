@@ -98,6 +98,17 @@ def test_exec(berth, names):
     assert p.stdout.split("\0")[0] == "sleep", describe(p)
 
 
+def test_exec_environment_as_dockerd(berth, names):
+    """As dockerd (golden exec cases): TERM=xterm goes with the exec's own terminal, and an
+    exec as another user gets that user's HOME."""
+    name = names()
+    berth.docker_ok("run", "-d", "-t", "--name", name, IMAGE, "sleep", "300")
+    p = berth.docker("exec", name, "sh", "-c", "echo TERM=$TERM HOME=$HOME")
+    assert p.stdout.strip() == "TERM= HOME=/root", describe(p)
+    p = berth.docker("exec", "-u", "nobody", name, "sh", "-c", "echo HOME=$HOME")
+    assert p.stdout.strip() == "HOME=/nonexistent", describe(p)  # nobody in the image's passwd
+
+
 def test_exec_in_stopped_container_fails(berth, names):
     name = names()
     berth.docker_ok("create", "--name", name, IMAGE, "true")

@@ -150,6 +150,22 @@ def test_read_only_rootfs(berth):
     assert "Read-only file system" in p.stderr, describe(p)
 
 
+def test_read_only_rootfs_makes_the_etc_files_read_only(berth):
+    """As dockerd (recorded in crates/engine/tests/golden/dockerd/run/read-only.json): with
+    --read-only, /etc/hosts, /etc/hostname and /etc/resolv.conf are bound read-only too."""
+    for f in ("/etc/hosts", "/etc/hostname", "/etc/resolv.conf"):
+        p = berth.run("--read-only", IMAGE, "sh", "-c", f"echo x >> {f}")
+        assert p.returncode != 0, (f, describe(p))
+        assert "Read-only file system" in p.stderr, describe(p)
+
+
+def test_uts_host_runs_with_the_hosts_hostname(berth):
+    """--uts host: no hostname is set (runc refuses one without a private UTS namespace)."""
+    p = berth.run("--uts", "host", IMAGE, "hostname")
+    assert p.returncode == 0, describe(p)
+    assert p.stdout.strip() == os.uname().nodename, describe(p)
+
+
 def test_rootfs_writable_by_default_and_private(berth):
     assert berth.sh("echo data > /written; cat /written") == "data\n"
     # the next container does not see the previous container's write

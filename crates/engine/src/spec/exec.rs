@@ -36,15 +36,24 @@ pub fn exec_process(base: &Process, input: &ExecProcessInput<'_>) -> Result<Proc
     p.set_args(Some(cfg.cmd.clone()))
         .set_terminal(Some(cfg.tty))
         .set_console_size(cfg.tty.then(console_size));
-    if !cfg.env.is_empty() {
-        let mut env = p.env().clone().unwrap_or_default();
-        for kv in &cfg.env {
-            let k = kv.split('=').next().unwrap_or("");
-            env.retain(|e| e.split('=').next() != Some(k));
-            env.push(kv.clone());
-        }
-        p.set_env(Some(env));
+    let mut env = p.env().clone().unwrap_or_default();
+    // As dockerd: `TERM=xterm` goes with the exec's terminal, not with the container's.
+    env.retain(|e| cfg.tty || e != "TERM=xterm");
+    if cfg.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
     }
+    // The exec's user's home, as runc gives it on dockerd (the container's is another user's).
+    if let Some(u) = &input.user {
+        env.retain(|e| !e.starts_with("HOME="));
+        let home = if u.home.is_empty() { "/" } else { &u.home };
+        env.push(format!("HOME={home}"));
+    }
+    for kv in &cfg.env {
+        let k = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(k));
+        env.push(kv.clone());
+    }
+    p.set_env(Some(env));
     if !cfg.working_dir.is_empty() {
         p.set_cwd(cfg.working_dir.clone().into());
     }

@@ -305,7 +305,9 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
         .set_root(Some(root))
         .set_mounts(Some(mounts))
         .set_process(Some(process))
-        .set_hostname(Some(hostname))
+        // Without its own UTS namespace a container has no hostname to set (runc refuses one),
+        // as dockerd leaves it out.
+        .set_hostname((h.uts_mode != "host").then_some(hostname))
         .set_domainname(None)
         .set_hooks(None)
         .set_annotations(None)

@@ -317,7 +317,13 @@ pub(super) fn mounts(inp: &SpecInput<'_>, args: &mut Vec<String>) -> Result<Vec<
         if user_dests.iter().any(|d| d == dest) {
             continue;
         }
-        mounts.push(mount(*dest, "bind", path, &["rbind", "rprivate"]));
+        // As dockerd: read-only with the root filesystem (`--read-only`).
+        let opts: &[&str] = if inp.host.readonly_rootfs {
+            &["rbind", "rprivate", "ro"]
+        } else {
+            &["rbind", "rprivate"]
+        };
+        mounts.push(mount(*dest, "bind", path, opts));
     }
     if let Some(init) = inp.init_path {
         mounts.push(mount("/sbin/docker-init", "bind", init, &["bind", "ro"]));
