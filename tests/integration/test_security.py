@@ -159,6 +159,25 @@ def test_read_only_rootfs_makes_the_etc_files_read_only(berth):
         assert "Read-only file system" in p.stderr, describe(p)
 
 
+def test_sysctls_are_applied_or_refused(berth, names):
+    """--sysctl is applied (it was silently dropped), over dockerd's defaults for a container
+    with its own network namespace; a parameter that is not namespaced is refused at create,
+    and nothing is left behind."""
+    p = berth.run("--sysctl", "net.ipv4.ip_forward=1", IMAGE, "cat",
+                  "/proc/sys/net/ipv4/ip_forward",
+                  "/proc/sys/net/ipv4/ip_unprivileged_port_start")
+    assert p.returncode == 0, describe(p)
+    assert p.stdout.split() == ["1", "0"], describe(p)
+    # The docker CLI checks this itself; the daemon must too (the SDK and raw API do not).
+    import docker.errors
+    before = berth.docker_ok("ps", "-aq")
+    with pytest.raises(docker.errors.APIError) as err:
+        berth.client.containers.create(IMAGE, name=names(), sysctls={"kernel.hostname": "x"})
+    assert err.value.status_code == 400, err.value
+    assert "sysctl 'kernel.hostname' is not allowed" in str(err.value), err.value
+    assert berth.docker_ok("ps", "-aq") == before
+
+
 def test_uts_host_runs_with_the_hosts_hostname(berth):
     """--uts host: no hostname is set (runc refuses one without a private UTS namespace)."""
     p = berth.run("--uts", "host", IMAGE, "hostname")

@@ -217,6 +217,9 @@ pub struct HostConfig {
     #[serde(deserialize_with = "null_default")]
     pub extra_hosts: Vec<String>,
     pub ipc_mode: String,
+    /// `--sysctl`: namespaced kernel parameters for the container.
+    #[serde(deserialize_with = "null_default")]
+    pub sysctls: std::collections::BTreeMap<String, String>,
     pub pid_mode: String,
     pub privileged: bool,
     pub publish_all_ports: bool,

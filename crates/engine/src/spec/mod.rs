@@ -3,6 +3,7 @@
 //! and read-only paths, /dev, cgroup limits, rlimits, user, mounts (binds, tmpfs, the
 //! per-container hosts/hostname/resolv.conf files); and an exec's process from the container's.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use berth_api::{ContainerConfig, HostConfig};
@@ -173,6 +174,46 @@ fn security_opts(h: &HostConfig) -> Result<(bool, Option<String>), String> {
     Ok((no_new_privs, seccomp_profile))
 }
 
+/// `linux.sysctl`: the `--sysctl`s, checked as dockerd checks them (namespaced parameters only,
+/// none of a namespace shared with the host), over dockerd's defaults for a container with a
+/// network namespace of its own (unprivileged low ports and ping sockets).
+fn sysctls(h: &HostConfig, shared_netns: bool) -> Result<Option<HashMap<String, String>>, String> {
+    const IPC: [&str; 8] = [
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    ];
+    let host_net = h.network_mode == "host";
+    let own_netns = !host_net && !shared_netns && !h.network_mode.starts_with("container:");
+    let mut out = HashMap::new();
+    if own_netns {
+        out.insert("net.ipv4.ip_unprivileged_port_start".into(), "0".into());
+        out.insert("net.ipv4.ping_group_range".into(), "0 2147483647".into());
+    }
+    for (k, v) in &h.sysctls {
+        let ipc = IPC.contains(&k.as_str()) || k.starts_with("fs.mqueue.");
+        if ipc && h.ipc_mode == "host" {
+            return Err(format!("sysctl {k:?} not allowed with --ipc host"));
+        }
+        if k.starts_with("net.") {
+            if host_net {
+                return Err(format!(
+                    "sysctl {k:?} not allowed in host network namespace"
+                ));
+            }
+        } else if !ipc {
+            return Err(format!("sysctl '{k}' is not allowed"));
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    Ok((!out.is_empty()).then_some(out))
+}
+
 /// Builds `config.json`.
 pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
     let c = inp.config;
@@ -282,7 +323,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
     linux
         .set_uid_mappings(None)
         .set_gid_mappings(None)
-        .set_sysctl(None)
+        .set_sysctl(sysctls(h, inp.netns_path.is_some())?)
         .set_resources(Some(cgroup))
         .set_cgroups_path(Some(PathBuf::from(format!("/berth/{}", inp.id))))
         .set_namespaces(Some(namespaces))

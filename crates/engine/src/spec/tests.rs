@@ -199,3 +199,38 @@ fn bundle_process_reads_what_build_wrote() {
         .contains("no process"));
     assert!(bundle_process(b"not json").is_err());
 }
+
+#[test]
+fn sysctls_are_checked_and_dockerds_defaults_kept() {
+    let none = |_: &str| None;
+    let c = ContainerConfig::default();
+    let sysctl = |h: &HostConfig| built(&input(&c, h, &none)).map(|v| v["linux"]["sysctl"].clone());
+    let mut h = HostConfig::default();
+    assert_eq!(
+        sysctl(&h).unwrap(),
+        json!({"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"})
+    );
+    h.sysctls.insert("net.ipv4.ip_forward".into(), "1".into());
+    h.sysctls.insert("kernel.shmmax".into(), "1024".into());
+    let got = sysctl(&h).unwrap();
+    assert_eq!(got["net.ipv4.ip_forward"], "1");
+    assert_eq!(got["kernel.shmmax"], "1024");
+    h.network_mode = "host".into();
+    assert!(sysctl(&h)
+        .unwrap_err()
+        .contains("not allowed in host network namespace"));
+    h.sysctls.remove("net.ipv4.ip_forward");
+    assert_eq!(
+        sysctl(&h).unwrap(),
+        json!({"kernel.shmmax": "1024"}),
+        "no net defaults"
+    );
+    h.ipc_mode = "host".into();
+    assert!(sysctl(&h).unwrap_err().contains("--ipc host"));
+    let mut h = HostConfig::default();
+    h.sysctls.insert("kernel.hostname".into(), "x".into());
+    assert_eq!(
+        sysctl(&h).unwrap_err(),
+        "sysctl 'kernel.hostname' is not allowed"
+    );
+}
