@@ -178,6 +178,19 @@ def test_sysctls_are_applied_or_refused(berth, names):
     assert berth.docker_ok("ps", "-aq") == before
 
 
+def test_ipc_host_shares_the_hosts_dev_shm(berth):
+    """--ipc host binds the host's /dev/shm, as dockerd (it was a private tmpfs)."""
+    name = f"berth-ipc-{uuid.uuid4().hex[:8]}"
+    try:
+        p = berth.run("--ipc", "host", IMAGE, "sh", "-c", f"echo shared > /dev/shm/{name}")
+        assert p.returncode == 0, describe(p)
+        with open(f"/dev/shm/{name}") as f:
+            assert f.read() == "shared\n"
+    finally:
+        if os.path.exists(f"/dev/shm/{name}"):
+            os.unlink(f"/dev/shm/{name}")
+
+
 def test_uts_host_runs_with_the_hosts_hostname(berth):
     """--uts host: no hostname is set (runc refuses one without a private UTS namespace)."""
     p = berth.run("--uts", "host", IMAGE, "hostname")

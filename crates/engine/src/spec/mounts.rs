@@ -212,12 +212,17 @@ pub(super) fn mounts(inp: &SpecInput<'_>, args: &mut Vec<String>) -> Result<Vec<
             "mqueue",
             &["nosuid", "noexec", "nodev"],
         ),
-        mount(
-            "/dev/shm",
-            "tmpfs",
-            "shm",
-            &["nosuid", "noexec", "nodev", "mode=1777", shm_size.as_str()],
-        ),
+        // As dockerd: `--ipc host` shares the host's /dev/shm; otherwise a private one.
+        if h.ipc_mode == "host" {
+            mount("/dev/shm", "bind", "/dev/shm", &["rbind", "rprivate"])
+        } else {
+            mount(
+                "/dev/shm",
+                "tmpfs",
+                "shm",
+                &["nosuid", "noexec", "nodev", "mode=1777", shm_size.as_str()],
+            )
+        },
     ];
     let mut user_dests: Vec<String> = Vec::new();
     let mut user_mounts: Vec<Mount> = Vec::new();
