@@ -439,6 +439,14 @@ def leftovers(d, ids: list[str]) -> list[str]:
     return problems
 
 
+def assert_nothing_left(d, ids: list[str]) -> None:
+    """Waits (15 s at most: removal may finish a moment after the CLI returns) until nothing of
+    the containers `ids` is left, then asserts so, listing what is."""
+    wait_for(lambda: not leftovers(d, ids), timeout=15, interval=0.5)
+    problems = leftovers(d, ids)
+    assert not problems, "\n".join(problems)
+
+
 def test_parallel_run_rm(daemon_factory, tmp_path):
     d = daemon_factory()
     tag = uuid.uuid4().hex[:6]
@@ -463,13 +471,7 @@ def test_parallel_run_rm(daemon_factory, tmp_path):
     print(f"{N} x docker run --rm ({PARALLEL} at a time): {elapsed:.1f}s")
 
     # --rm removal may finish a moment after the CLI returns
-    deadline = time.monotonic() + 15
-    while True:
-        problems = leftovers(d, ids)
-        if not problems or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert not problems, "\n".join(problems)
+    assert_nothing_left(d, ids)
     assert d.docker_ok("ps", "-aq").split() == []
 
 
@@ -499,10 +501,4 @@ def test_parallel_detached_then_remove(daemon_factory):
         assert p.returncode == 0 and p.stdout.strip() == cid[:12], describe(p)
 
     d.docker_ok("rm", "-f", *names, timeout=120)
-    deadline = time.monotonic() + 15
-    while True:
-        problems = leftovers(d, ids)
-        if not problems or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert not problems, "\n".join(problems)
+    assert_nothing_left(d, ids)

@@ -170,13 +170,20 @@ impl Container {
                 stream,
                 data: data.clone(),
             };
-            let mut release = self.output_release.subscribe();
-            let sent = tokio::select! {
-                sent = tx.send(out) => sent.is_ok(),
-                _ = async {
-                    let _ = release.wait_for(|r| *r).await;
-                    tokio::time::sleep(RELEASE_GRACE).await;
-                } => false,
+            let sent = match tx.try_send(out) {
+                Ok(()) => true,
+                Err(mpsc::error::TrySendError::Closed(_)) => false,
+                // Only a full channel waits (and watches for the container being stopped).
+                Err(mpsc::error::TrySendError::Full(out)) => {
+                    let mut release = self.output_release.subscribe();
+                    tokio::select! {
+                        sent = tx.send(out) => sent.is_ok(),
+                        _ = async {
+                            let _ = release.wait_for(|r| *r).await;
+                            tokio::time::sleep(RELEASE_GRACE).await;
+                        } => false,
+                    }
+                }
             };
             if !sent {
                 self.subscribers

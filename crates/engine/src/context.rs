@@ -81,8 +81,7 @@ pub(crate) fn rlimit_hard(name: &str) -> Option<u64> {
 impl Context {
     /// Now, by the host's clock, as a record stamps it (RFC 3339, nanoseconds).
     pub(crate) fn now_rfc3339(&self) -> String {
-        let (secs, nanos) = self.host.clock.now_unix();
-        berth_sys::time::format_rfc3339(secs, nanos, berth_sys::time::Precision::Nanos)
+        self.host.clock.now_rfc3339()
     }
 
     /// Now, by the host's clock, in whole seconds since the Unix epoch.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::container::Container;
 use crate::context::Context;
 use crate::lifecycle::{Status, Transition};
-use crate::util::{self};
+use crate::util;
 use crate::{EngineError, Result};
 
 /// `docker pause`: freezes every process of the container (the runtime's freezer).
@@ -89,12 +89,7 @@ pub(crate) async fn container_stop(
     };
     if !crate::exit::wait_exit(&c, rx.clone(), limit).await {
         crate::oci_runtime::runtime_kill(ctx, &c, 9).await?;
-        if !crate::exit::wait_exit(&c, rx, Some(std::time::Duration::from_secs(30))).await {
-            return Err(EngineError::Internal(format!(
-                "container {} did not exit after SIGKILL",
-                c.id
-            )));
-        }
+        exited_after_sigkill(&c, rx, std::time::Duration::from_secs(30)).await?;
     }
     ctx.container_event(&c, "stop", &[]);
     Ok(())
@@ -167,13 +162,24 @@ pub(crate) async fn container_kill(
     ctx.container_event(&c, "kill", &[("signal", sig.to_string())]);
     // As dockerd: a SIGKILL is answered once the container is seen exited, so that an
     // `inspect` right after `kill` shows it stopped.
-    if sig == libc::SIGKILL
-        && !crate::exit::wait_exit(&c, exits, Some(std::time::Duration::from_secs(10))).await
-    {
-        return Err(EngineError::Internal(format!(
-            "container {} did not exit after SIGKILL",
-            c.id
-        )));
+    if sig == libc::SIGKILL {
+        exited_after_sigkill(&c, exits, std::time::Duration::from_secs(10)).await?;
     }
     Ok(())
+}
+
+/// Waits (at most `limit`) for the exit a SIGKILL sent after `exits` was taken must bring.
+async fn exited_after_sigkill(
+    c: &Container,
+    exits: tokio::sync::watch::Receiver<u64>,
+    limit: std::time::Duration,
+) -> Result<()> {
+    if crate::exit::wait_exit(c, exits, Some(limit)).await {
+        Ok(())
+    } else {
+        Err(EngineError::Internal(format!(
+            "container {} did not exit after SIGKILL",
+            c.id
+        )))
+    }
 }

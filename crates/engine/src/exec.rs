@@ -11,7 +11,7 @@ use crate::container::{Container, Exec, ExecState, ShimFrame};
 use crate::context::{internal, Context};
 use crate::io::input_to_shim;
 use crate::shim_client::{self, ShimLaunch};
-use crate::util::{self};
+use crate::util;
 use crate::{spec, user, EngineError, IoSession, Output, Result, StreamKind};
 
 pub(crate) async fn exec_create(ctx: &Arc<Context>, key: &str, cfg: ExecConfig) -> Result<String> {

@@ -227,14 +227,9 @@ fn record_exit(
     alive: &std::sync::atomic::AtomicBool,
     clock: &FakeClock,
 ) -> ExitRecord {
-    let (secs, nanos) = clock.now_unix();
     let record = ExitRecord {
         exit_code: code,
-        finished_at: berth_sys::time::format_rfc3339(
-            secs,
-            nanos,
-            berth_sys::time::Precision::Nanos,
-        ),
+        finished_at: clock.now_rfc3339(),
         oom_killed: false,
     };
     let _ = record.write_file(state_dir);

@@ -60,6 +60,12 @@ pub(crate) trait RuntimeCli: Send + Sync {
 pub(crate) trait Clock: Send + Sync {
     /// Now, as seconds and nanoseconds since the Unix epoch.
     fn now_unix(&self) -> (i64, u32);
+
+    /// Now, as a record stamps it (RFC 3339, nanoseconds).
+    fn now_rfc3339(&self) -> String {
+        let (secs, nanos) = self.now_unix();
+        berth_sys::time::format_rfc3339(secs, nanos, berth_sys::time::Precision::Nanos)
+    }
 }
 
 /// The collaborators an engine is opened with.

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use crate::container::{ShimFrame, Subscriber};
 use crate::context::{blocking, internal, Context};
-use crate::util::{self};
+use crate::util;
 use crate::{
     logs, AttachOptions, EngineError, Input, IoSession, LogEntry, LogsOptions, Output, Result,
 };

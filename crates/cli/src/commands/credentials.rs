@@ -65,20 +65,6 @@ pub fn server_key(domain: &str) -> String {
     }
 }
 
-/// The registry domain of a login argument (`http://127.0.0.1:5000/` → `127.0.0.1:5000`).
-pub fn domain_of_server(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("");
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
-        h => h.to_string(),
-    }
-}
-
 fn helper_for(cfg: &Map<String, Value>, key: &str) -> Option<String> {
     cfg.get("credHelpers")
         .and_then(|h| h.get(key))
@@ -221,13 +207,14 @@ pub fn domain_of_image(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth_sys::names::login_domain;
 
     #[test]
     fn names() {
         assert_eq!(domain_of_image("busybox"), "docker.io");
         assert_eq!(domain_of_image("127.0.0.1:5000/a/b:1"), "127.0.0.1:5000");
-        assert_eq!(domain_of_server("http://127.0.0.1:5000/"), "127.0.0.1:5000");
+        assert_eq!(login_domain("http://127.0.0.1:5000/"), "127.0.0.1:5000");
         assert_eq!(server_key("docker.io"), INDEX_SERVER);
-        assert_eq!(domain_of_server(INDEX_SERVER), "docker.io");
+        assert_eq!(login_domain(INDEX_SERVER), "docker.io");
     }
 }

@@ -7,8 +7,9 @@ use anyhow::Result;
 use clap::Args;
 use serde_json::json;
 
-use super::credentials::{self, domain_of_server, server_key, Login};
+use super::credentials::{self, server_key, Login};
 use crate::client::{read_json, Client, Exit};
+use berth_sys::names::login_domain;
 
 #[derive(Args, Debug)]
 pub struct LoginArgs {
@@ -34,7 +35,7 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<i32> {
         .server
         .clone()
         .unwrap_or_else(|| credentials::INDEX_SERVER.into());
-    let domain = domain_of_server(&server);
+    let domain = login_domain(&server);
     let mut password = a.password.clone();
     if a.password_stdin {
         if password.is_some() {
@@ -95,7 +96,7 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<i32> {
 
 pub async fn logout(_c: &Client, a: LogoutArgs) -> Result<i32> {
     let server = a.server.unwrap_or_else(|| credentials::INDEX_SERVER.into());
-    let domain = domain_of_server(&server);
+    let domain = login_domain(&server);
     if credentials::erase(&domain)? {
         println!("Removing login credentials for {}", server_key(&domain));
     } else {

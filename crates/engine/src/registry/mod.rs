@@ -152,19 +152,7 @@ impl AuthConfig {
     }
 }
 
-/// The registry host of a login `serveraddress` (`https://index.docker.io/v1/` → docker.io).
-pub fn login_domain(server: &str) -> String {
-    let s = server.trim();
-    let s = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-        .unwrap_or(s);
-    let host = s.split('/').next().unwrap_or("");
-    match host {
-        "" | "index.docker.io" | "registry-1.docker.io" | "docker.io" => "docker.io".into(),
-        h => h.to_string(),
-    }
-}
+pub use berth_sys::names::login_domain;
 
 /// What [`Engine::image_pull_resolve`] found: everything the download phase needs.
 pub struct PullPlan {
