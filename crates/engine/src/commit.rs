@@ -129,6 +129,16 @@ pub(crate) async fn container_commit(
     config.hostname = String::new();
     config.domainname = String::new();
     let pause_now = opts.pause && running && !paused;
+    // Recorded before the freeze: a daemon killed mid-commit thaws the container when it opens.
+    let frozen = match pause_now {
+        true => Some(crate::inflight::begin(
+            ctx,
+            crate::inflight::Operation::CommitPause {
+                container: id.clone(),
+            },
+        )?),
+        false => None,
+    };
     if pause_now {
         crate::control::container_pause(ctx, &id).await?;
     }
@@ -148,6 +158,7 @@ pub(crate) async fn container_commit(
     if pause_now {
         let _ = crate::control::container_unpause(ctx, &id).await;
     }
+    drop(frozen);
     let new_id = result??;
     let name = c
         .rec

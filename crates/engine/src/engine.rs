@@ -91,6 +91,7 @@ impl Engine {
         });
         tokio::spawn(run_followups(Arc::downgrade(&ctx), requests));
         crate::recovery::restore(&ctx).await;
+        crate::recovery::finish_interrupted(&ctx).await;
         crate::networks::reconcile_networks(&ctx).await;
         crate::recovery::restart_on_boot(&ctx).await;
         Ok(Arc::new(Engine { ctx }))

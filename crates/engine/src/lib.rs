@@ -42,6 +42,7 @@ mod fschanges;
 mod health;
 mod host;
 mod images;
+mod inflight;
 mod inroot;
 mod io;
 mod networks;

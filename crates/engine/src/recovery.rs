@@ -1,6 +1,7 @@
 //! What the engine does when it opens: load container records, reconnect to the shims of the
 //! containers that still run, record the exits that happened while the daemon was down, remove
-//! `--rm` leftovers, and start the containers whose restart policy says so.
+//! `--rm` leftovers, finish or undo the operations a dead daemon left in flight, and start the
+//! containers whose restart policy says so.
 
 use std::sync::Arc;
 
@@ -97,6 +98,85 @@ pub(crate) async fn restart_on_boot(ctx: &Arc<Context>) {
         c.rec.lock().unwrap().manually_stopped = false;
         if let Err(e) = crate::start::start_by_policy(ctx, &c).await {
             tracing::warn!("starting {} for its restart policy: {e}", c.id);
+        }
+    }
+}
+
+/// Finishes or undoes what a dead daemon's operations left; runs once at open, after the
+/// containers were restored and before anything else can start an operation.
+pub(crate) async fn finish_interrupted(ctx: &Arc<Context>) {
+    for (path, op) in crate::inflight::leftovers(&ctx.config.data_root) {
+        match op {
+            Some(crate::inflight::Operation::CommitPause { container }) => {
+                thaw(ctx, &container).await
+            }
+            Some(crate::inflight::Operation::BuildStep { name }) => {
+                remove_build_step(ctx, &name).await
+            }
+            None => tracing::warn!("dropping unreadable in-flight entry {}", path.display()),
+        }
+        let _ = std::fs::remove_file(&path);
+    }
+    crate::build::sweep_scratch_at_open(ctx);
+    remove_unowned_rw_layers(ctx).await;
+}
+
+/// A commit froze `id` and died before thawing it.
+async fn thaw(ctx: &Arc<Context>, id: &str) {
+    let Ok(c) = ctx.lookup(id) else {
+        return;
+    };
+    if c.status() != crate::lifecycle::Status::Paused {
+        return;
+    }
+    match crate::control::container_unpause(ctx, id).await {
+        Ok(()) => tracing::info!("thawed container {id}, frozen by an interrupted commit"),
+        Err(e) => tracing::warn!("thawing container {id} after an interrupted commit: {e}"),
+    }
+}
+
+/// A build step's container outlived its build.
+async fn remove_build_step(ctx: &Arc<Context>, name: &str) {
+    if ctx.lookup(name).is_err() {
+        return;
+    }
+    let opts = crate::types::RemoveOptions {
+        force: true,
+        volumes: true,
+        link: false,
+    };
+    match crate::remove::container_remove(ctx, name, opts).await {
+        Ok(()) => tracing::info!("removed build container {name} of an interrupted build"),
+        Err(e) => tracing::warn!("removing build container {name} of an interrupted build: {e}"),
+    }
+}
+
+/// Writable layers whose container is gone: a build's image mounts (`build-…`) and the layer
+/// of a create or remove that died half-way.
+async fn remove_unowned_rw_layers(ctx: &Arc<Context>) {
+    // A container directory whose record did not load still owns its layer: only layers with
+    // no container directory at all are removed.
+    let mut owned: std::collections::BTreeSet<String> =
+        ctx.containers.lock().unwrap().keys().cloned().collect();
+    if let Ok(rd) = std::fs::read_dir(ctx.config.data_root.join("containers")) {
+        owned.extend(
+            rd.flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_string)),
+        );
+    }
+    let images = ctx.images.clone();
+    let stale: Vec<String> = images
+        .rw_layer_names()
+        .into_iter()
+        .filter(|n| !owned.contains(n))
+        .collect();
+    for name in stale {
+        let images = images.clone();
+        let n = name.clone();
+        match tokio::task::spawn_blocking(move || images.remove_rw_layer(&n)).await {
+            Ok(Ok(())) => tracing::info!("removed writable layer {name}, owned by no container"),
+            Ok(Err(e)) => tracing::warn!("removing writable layer {name}: {e}"),
+            Err(e) => tracing::warn!("removing writable layer {name}: {e}"),
         }
     }
 }

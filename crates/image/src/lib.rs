@@ -239,6 +239,18 @@ impl ImageStore {
         self.rw_layer_mount_impl(container_id)
     }
 
+    /// The names of the writable layers on disk (container ids, and the names of build
+    /// mounts), for the engine to find layers no container owns after a crash.
+    pub fn rw_layer_names(&self) -> Vec<String> {
+        std::fs::read_dir(self.root().join("rw"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Removes container `container_id`'s writable layer (it must be unmounted).
     pub fn remove_rw_layer(&self, container_id: &str) -> Result<()> {
         self.remove_rw_layer_impl(container_id)

@@ -58,6 +58,19 @@ pub struct VolumeStore {
     inner: Mutex<Inner>,
 }
 
+/// Whether `<dir>/_data` is on another file system than `dir` (a device still mounted there
+/// must never be emptied by a clean-up).
+fn data_is_a_mount_point(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (
+        std::fs::metadata(dir),
+        std::fs::symlink_metadata(dir.join("_data")),
+    ) {
+        (Ok(d), Ok(data)) => d.dev() != data.dev(),
+        _ => false,
+    }
+}
+
 impl VolumeStore {
     /// Opens (creating) the store and reads every record.
     pub fn open(root: &Path, mounter: Arc<dyn Mounter>) -> Result<Self> {
@@ -67,6 +80,19 @@ impl VolumeStore {
         for entry in dir.flatten() {
             let path = entry.path().join("volume.json");
             let Ok(text) = std::fs::read(&path) else {
+                // No record at all: a create or a remove that a crash cut short (the record is
+                // written last and removed first), so nothing of it was ever, or is still,
+                // a volume.
+                if entry.file_type().is_ok_and(|t| t.is_dir())
+                    && std::fs::symlink_metadata(&path).is_err()
+                    && !data_is_a_mount_point(&entry.path())
+                {
+                    tracing::info!(
+                        "removing {}, left by an interrupted volume create or remove",
+                        entry.path().display()
+                    );
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
                 continue;
             };
             match serde_json::from_slice::<VolumeRecord>(&text) {
@@ -427,6 +453,24 @@ mod tests {
             reopened.remove("data").unwrap_err().to_string(),
             "get data: no such volume"
         );
+    }
+
+    #[test]
+    fn a_directory_without_a_record_is_swept_at_open_and_a_kept_one_is_not() {
+        let (dir, m, s) = store();
+        s.create(Some("kept"), "", BTreeMap::new(), BTreeMap::new())
+            .unwrap();
+        // What a crash leaves: a create before its record, a remove after its record went.
+        std::fs::create_dir_all(dir.path().join("half/_data/sub")).unwrap();
+        std::fs::write(dir.path().join("half/_data/sub/f"), b"x").unwrap();
+        // An unreadable record is not "no record": that directory is kept.
+        std::fs::create_dir_all(dir.path().join("garbled/_data")).unwrap();
+        std::fs::write(dir.path().join("garbled/volume.json"), b"{").unwrap();
+        let reopened = VolumeStore::open(dir.path(), m).unwrap();
+        assert!(!dir.path().join("half").exists());
+        assert!(dir.path().join("garbled/_data").is_dir());
+        assert!(reopened.get("kept").is_ok());
+        assert!(s.data_path("kept").is_dir());
     }
 
     #[test]

@@ -391,7 +391,19 @@ impl BuildBackend for EngineBackend {
         };
         let ctx = self.ctx.clone();
         let result = self.handle.block_on(async {
-            let id = crate::create::container_create(&ctx, None, create)
+            // Recorded before the container exists: a daemon killed mid-step removes it when
+            // it opens (the name is chosen here so that the record can say which).
+            let name = format!(
+                "{}_{}",
+                crate::util::random_name(),
+                &crate::util::new_id()[..6]
+            );
+            let step = crate::inflight::begin(
+                &ctx,
+                crate::inflight::Operation::BuildStep { name: name.clone() },
+            )
+            .map_err(from_engine)?;
+            let id = crate::create::container_create(&ctx, Some(name), create)
                 .await
                 .map_err(from_engine)?
                 .id;
@@ -426,8 +438,13 @@ impl BuildBackend for EngineBackend {
                 },
             )
             .await;
-            if let Err(e) = removed {
-                tracing::warn!("removing build container {id}: {e}");
+            match removed {
+                Ok(()) => drop(step),
+                // Left in the journal: the next open removes it.
+                Err(e) => {
+                    tracing::warn!("removing build container {id}: {e}");
+                    step.leave();
+                }
             }
             outcome
         });

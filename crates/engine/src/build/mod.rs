@@ -73,6 +73,12 @@ fn sweep_stale_scratch(tmp: &Path, active: &ActivePaths) {
     }
 }
 
+/// At open: the scratch directories (with their image mounts) of the builds a dead daemon
+/// was running.
+pub(crate) fn sweep_scratch_at_open(ctx: &Context) {
+    sweep_stale_scratch(&ctx.config.data_root.join("tmp"), &ctx.build_scratch);
+}
+
 /// A build's scratch directory: registered as active, removed (mounts first) when dropped.
 struct ScratchDir(PathBuf, ActivePaths);
 
