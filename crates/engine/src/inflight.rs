@@ -29,18 +29,22 @@ pub(crate) enum Operation {
 #[must_use = "the entry is removed when dropped"]
 pub(crate) struct InFlight {
     path: PathBuf,
+    /// Set by [`InFlight::leave`]: the entry stays for the next open.
+    left: bool,
 }
 
 impl InFlight {
     /// Leaves the entry for the next open to finish (the operation could not undo its state).
-    pub(crate) fn leave(self) {
-        std::mem::forget(self);
+    pub(crate) fn leave(mut self) {
+        self.left = true;
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if !self.left {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -58,7 +62,7 @@ pub(crate) fn begin(ctx: &Context, op: Operation) -> Result<InFlight> {
     let data = serde_json::to_vec(&op).map_err(|e| EngineError::Internal(e.to_string()))?;
     write_atomic(&path, &data, Durability::Durable)
         .map_err(|e| EngineError::Internal(format!("writing {}: {e}", path.display())))?;
-    Ok(InFlight { path })
+    Ok(InFlight { path, left: false })
 }
 
 /// The entries a dead daemon left, oldest first; unreadable ones are returned as `None` (and

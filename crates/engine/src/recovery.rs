@@ -126,12 +126,19 @@ async fn thaw(ctx: &Arc<Context>, id: &str) {
     let Ok(c) = ctx.lookup(id) else {
         return;
     };
-    if c.status() != crate::lifecycle::Status::Paused {
-        return;
-    }
-    match crate::control::container_unpause(ctx, id).await {
-        Ok(()) => tracing::info!("thawed container {id}, frozen by an interrupted commit"),
-        Err(e) => tracing::warn!("thawing container {id} after an interrupted commit: {e}"),
+    if c.status() == crate::lifecycle::Status::Paused {
+        match crate::control::container_unpause(ctx, id).await {
+            Ok(()) => tracing::info!("thawed container {id}, frozen by an interrupted commit"),
+            Err(e) => tracing::warn!("thawing container {id} after an interrupted commit: {e}"),
+        }
+    } else if c.running() {
+        // The daemon may have died between the runtime's freeze and the record of it: the
+        // record says running, the cgroup is frozen. Resuming a running container is refused
+        // by the runtime, harmlessly.
+        match crate::oci_runtime::runtime_command(ctx, &c, &["resume", &c.id]).await {
+            Ok(()) => tracing::info!("thawed container {id}, frozen by an interrupted commit"),
+            Err(e) => tracing::debug!("resume of {id} after an interrupted commit: {e}"),
+        }
     }
 }
 
