@@ -116,7 +116,7 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ContainerTop(id) => observe::top(ctx, &id, &q).await,
         ContainerStats(id) => observe::stats(ctx, &id, &q).await,
         ExecCreate(id) => exec::create(ctx, &id, req).await,
-        ExecStart(id) => exec::start(ctx, &id, req).await,
+        ExecStart(id) => exec::start(ctx, &id, &q, req).await,
         ExecInspect(id) => exec::inspect(ctx, &id).await,
         ExecResize(id) => exec::resize(ctx, &id, &q).await,
         ImageList => images::list(ctx, &q).await,
