@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 import pytest
 
-from conftest import DOCKER, IMAGE, describe
+from conftest import DOCKER, IMAGE, describe, wait_for
 
 
 def test_logs(berth, names):
@@ -795,4 +795,59 @@ def test_raw_exec_detach_keys(berth, names):
         s.close()
         st, _, body = berth.request("GET", f"/exec/{eid}/json")
         assert json.loads(body)["Running"] is True, (create_keys, query, body)
+
+
+def test_exec_start_framing_follows_the_start_requests_tty(berth, names):
+    """As dockerd: the exec's own Tty gives the process a terminal; the start body's Tty
+    alone decides the framing (multiplexed unless it asks for a TTY)."""
+    n = names()
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sleep", "1000")
+    for exec_tty, start_tty, want in ((True, False, b"\x01\x00\x00\x00\x00\x00\x00\x04hi\r\n"),
+                                      (False, True, b"hi\n"),
+                                      (False, False, b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"),
+                                      (True, True, b"hi\r\n")):
+        st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                    body=json.dumps({"Cmd": ["echo", "hi"], "Tty": exec_tty,
+                                                     "AttachStdout": True,
+                                                     "AttachStderr": True}),
+                                    headers={"Content-Type": "application/json"})
+        assert st == 201, body
+        eid = json.loads(body)["Id"]
+        st, _, body = berth.request("POST", f"/exec/{eid}/start",
+                                    body=json.dumps({"Tty": start_tty}),
+                                    headers={"Content-Type": "application/json"})
+        assert (st, body) == (200, want), (exec_tty, start_tty, body)
+
+
+def test_exec_inspect_has_dockerds_fields(berth, names):
+    n = names()
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sleep", "1000")
+    cid = berth.inspect(n, "{{.Id}}")
+    st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                body=json.dumps({"Cmd": ["echo", "a", "b"], "Tty": True,
+                                                 "AttachStdout": True, "User": "1:2",
+                                                 "DetachKeys": "ctrl-a,b"}),
+                                headers={"Content-Type": "application/json"})
+    eid = json.loads(body)["Id"]
+    st, _, body = berth.request("GET", f"/exec/{eid}/json")
+    got = json.loads(body)
+    assert list(got) == ["ID", "Running", "ExitCode", "ProcessConfig", "OpenStdin",
+                         "OpenStderr", "OpenStdout", "CanRemove", "ContainerID", "DetachKeys",
+                         "Pid"], got
+    assert got["ProcessConfig"] == {"tty": True, "entrypoint": "echo", "arguments": ["a", "b"],
+                                    "privileged": False, "user": "1:2"}, got
+    assert (got["ID"], got["Running"], got["ExitCode"], got["Pid"]) == (eid, False, None, 0)
+    assert (got["OpenStdin"], got["OpenStdout"], got["OpenStderr"]) == (False, True, False)
+    assert got["CanRemove"] is False and got["ContainerID"] == cid
+    assert got["DetachKeys"] == "AWI=", "the keys' bytes, base64, as dockerd: " + body.decode()
+    berth.request("POST", f"/exec/{eid}/start", body=b"{}",
+                  headers={"Content-Type": "application/json"})
+    got = wait_for(lambda: (lambda g: g if not g["Running"] else None)(
+        json.loads(berth.request("GET", f"/exec/{eid}/json")[2])), what="the exec to end")
+    assert got["ExitCode"] == 0 and got["Pid"] > 0, got
+    st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                body=json.dumps({"Cmd": ["true"]}),
+                                headers={"Content-Type": "application/json"})
+    got = json.loads(berth.request("GET", f"/exec/{json.loads(body)['Id']}/json")[2])
+    assert got["DetachKeys"] == "" and "user" not in got["ProcessConfig"], got
 

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use berth_api::*;
 use berth_shim::protocol::{self, Frame};
 use tokio::sync::{mpsc, oneshot};
@@ -267,7 +268,14 @@ pub(crate) async fn exec_inspect(ctx: &Arc<Context>, exec_id: &str) -> Result<Ex
         open_stdin: e.config.attach_stdin,
         open_stderr: e.config.attach_stderr,
         open_stdout: e.config.attach_stdout,
+        can_remove: false,
         container_id: e.container_id.clone(),
+        detach_keys: match e.config.detach_keys.as_str() {
+            "" => String::new(),
+            // checked at create
+            k => base64::engine::general_purpose::STANDARD
+                .encode(berth_sys::detach::parse_keys(k).unwrap_or_default()),
+        },
         pid: st.pid,
     })
 }
