@@ -851,3 +851,31 @@ def test_exec_inspect_has_dockerds_fields(berth, names):
     got = json.loads(berth.request("GET", f"/exec/{json.loads(body)['Id']}/json")[2])
     assert got["DetachKeys"] == "" and "user" not in got["ProcessConfig"], got
 
+
+def test_attach_with_logs_to_a_created_container_gets_every_byte(berth, names):
+    """Attach (logs=1&stream=1) before start, then start: the client gets the output from
+    the first byte (as dockerd), and again after a later restart (the log replayed first)."""
+    n = names()
+    berth.docker_ok("create", "--name", n, IMAGE, "seq", "1", "1000")
+    want = "".join(f"{i}\n" for i in range(1, 1001)).encode()
+
+    def attach_then_start(expect: bytes):
+        s, head = _hijack(berth, f"/containers/{n}/attach?logs=1&stream=1&stdout=1&stderr=1")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        st, _, body = berth.request("POST", f"/containers/{n}/start")
+        assert st == 204, body
+        raw = head.partition(b"\r\n\r\n")[2] + _recv_to_eof(s, timeout=20)
+        s.close()
+        out = b""
+        while raw:
+            assert raw[0] == 1, raw[:16]
+            size = struct.unpack(">I", raw[4:8])[0]
+            out += raw[8:8 + size]
+            raw = raw[8 + size:]
+        assert out == expect, (len(out), out[:40])
+
+    attach_then_start(want)
+    st, _, body = berth.request("POST", f"/containers/{n}/wait")
+    assert st == 200 and json.loads(body)["StatusCode"] == 0, body
+    # stopped now: the replay of the first run, then the whole second run
+    attach_then_start(want + want)

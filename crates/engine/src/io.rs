@@ -14,7 +14,8 @@ use crate::{
     logs, AttachOptions, EngineError, Input, IoSession, LogEntry, LogsOptions, Output, Result,
 };
 
-/// Attaches; works before `start` (output produced after start is delivered).
+/// Attaches; works before `start` (output produced after start is delivered, also after a
+/// replay of the log with `logs`).
 pub(crate) async fn container_attach(
     ctx: &Arc<Context>,
     key: &str,
@@ -47,7 +48,10 @@ pub(crate) async fn container_attach(
             });
         }
     }
-    if opts.stream && (c.running() || !opts.logs) {
+    // As dockerd, a streaming attach waits for output whatever the state, also after a log
+    // replay: to a created or stopped container it delivers what its next start writes, from
+    // the first byte.
+    if opts.stream {
         c.subscribers.lock().unwrap().push(Subscriber {
             tx,
             stdout: opts.stdout,
