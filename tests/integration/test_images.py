@@ -353,3 +353,18 @@ def test_load_commit_and_pull_moves_are_logged(daemon_factory):
         ]
     finally:
         registry.stop()
+
+
+def test_commit_records_the_parent_image(berth, names):
+    """As dockerd for a committed image: `Parent` is the container's image id (and the
+    image list's ParentId); loaded images have none."""
+    n = names()
+    berth.docker_ok("run", "--name", n, IMAGE, "sh", "-c", "echo x > /f")
+    base = berth.inspect(IMAGE, "{{.Id}}")
+    assert berth.inspect(IMAGE, "{{.Parent}}") == ""
+    new = berth.docker_ok("commit", n).strip()
+    assert berth.inspect(new, "{{.Parent}}") == base
+    summary = [i for i in berth.client.api.images(all=True) if i["Id"] == new]
+    assert summary and summary[0]["ParentId"] == base, summary
+    berth.docker_ok("rmi", new)
+
