@@ -19,7 +19,7 @@ pub(crate) async fn exec_create(ctx: &Arc<Context>, key: &str, cfg: ExecConfig) 
     let c = ctx.lookup(key)?;
     if !c.running() {
         return Err(EngineError::Conflict(format!(
-            "container {} is not running",
+            "Container {} is not running",
             c.id
         )));
     }
@@ -106,7 +106,7 @@ async fn exec_launch(
     let exec_id = e.id.as_str();
     if !c.running() {
         return Err(EngineError::Conflict(format!(
-            "container {} is not running",
+            "Container {} is not running",
             c.id
         )));
     }

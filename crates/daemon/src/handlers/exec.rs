@@ -36,7 +36,7 @@ pub async fn start(ctx: &Ctx, id: &str, q: &Query, mut req: Request<Incoming>) -
         let c = engine.container_inspect(&info.container_id).await?;
         if !c.state.running {
             return Err(EngineError::Conflict(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.id
             )));
         }

@@ -92,6 +92,10 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         Ping => Ok(system::ping(req.method() == hyper::Method::HEAD)),
         Version => system::version(ctx).await,
         Info => system::info(ctx).await,
+        PluginList => Ok(crate::body::json(
+            StatusCode::OK,
+            &Vec::<serde_json::Value>::new(),
+        )),
         SystemDf => system::df(ctx, &q).await,
         ContainerCreate => containers::create(ctx, &q, req).await,
         ContainerList => containers::list(ctx, &q).await,
