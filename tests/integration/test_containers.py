@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 
-from conftest import IMAGE, describe, wait_for
+from conftest import DOCKER as DOCKER_CLI, IMAGE, describe, wait_for
 
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -457,3 +458,62 @@ def test_rename(berth, names):
     p = berth.berth_cli("rename", b, a)
     assert p.returncode == 0, describe(p)
     assert berth.inspect(a)["Name"] == "/" + a
+
+
+def test_conflict_errors_are_worded_as_dockerds(berth, names):
+    """Scripts match dockerd's messages (dockerd 20.10's words), so berth uses them."""
+    up, created = names(), names()
+    berth.docker_ok("run", "-d", "--name", up, IMAGE, "sleep", "300")
+    berth.docker_ok("create", "--name", created, IMAGE, "true")
+    up_id, created_id = berth.inspect(up, "{{.Id}}"), berth.inspect(created, "{{.Id}}")
+    expected = {
+        ("rm", up): f"You cannot remove a running container {up_id}. Stop the container "
+                    "before attempting removal or force remove",
+        ("kill", created): f"Cannot kill container: {created}: Container {created_id} is not "
+                           "running",
+        ("pause", created): f"Container {created_id} is not running",
+        ("unpause", up): f"Container {up_id} is not paused",
+        ("exec", created, "true"): f"Container {created_id} is not running",
+        ("stop", "nosuch-ctr"): "No such container: nosuch-ctr",
+        ("create", "--name", up, IMAGE): f'Conflict. The container name "/{up}" is already in '
+                                          f'use by container "{up_id}". You have to remove (or '
+                                          "rename) that container to be able to reuse that "
+                                          "name.",
+        ("rmi", "nosuch-img"): "No such image: nosuch-img:latest",
+    }
+    for argv, message in expected.items():
+        p = berth.docker(*argv)
+        assert p.returncode != 0, describe(p)
+        assert f"Error response from daemon: {message}" in p.stderr, describe(p)
+    berth.docker_ok("pause", up)
+    try:
+        p = berth.docker("pause", up)
+        assert f"Error response from daemon: Container {up_id} is already paused" in p.stderr
+        p = berth.docker("rm", up)
+        assert (f"You cannot remove a paused container {up_id}. Unpause and then stop the "
+                "container before attempting removal or force remove") in p.stderr, describe(p)
+    finally:
+        berth.docker_ok("unpause", up)
+
+
+def test_rmi_force_of_a_missing_image_reports_and_succeeds(berth):
+    """As the docker CLI: `rmi -f` of an image that does not exist prints the error and exits
+    0; without -f it exits 1. Both clients."""
+    from conftest import BERTH
+
+    for cli in ([DOCKER_CLI], [str(BERTH)]):
+        p = subprocess.run([*cli, "rmi", "-f", "nosuch-img-x"], env=berth.env,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, describe(p)
+        assert "Error response from daemon: No such image: nosuch-img-x:latest" in p.stderr
+        p = subprocess.run([*cli, "rmi", "nosuch-img-x"], env=berth.env,
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1, describe(p)
+        assert "No such image: nosuch-img-x:latest" in p.stderr
+
+
+def test_plugins_list_is_empty(berth):
+    st, _, body = berth.request("GET", "/plugins")
+    assert (st, json.loads(body)) == (200, []), body
+    p = berth.docker("plugin", "ls", "--format", "{{.Name}}")
+    assert p.returncode == 0 and p.stdout.strip() == "", describe(p)

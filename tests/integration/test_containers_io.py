@@ -13,6 +13,7 @@ import os
 import pty
 import re
 import select
+import socket
 import stat
 import struct
 import subprocess
@@ -21,10 +22,11 @@ import tempfile
 import termios
 import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 
-from conftest import DOCKER, IMAGE, describe
+from conftest import DOCKER, IMAGE, describe, wait_for
 
 
 def test_logs(berth, names):
@@ -550,3 +552,330 @@ def test_stats_stream_redraws_each_second(berth, running):
         headers = [line for line in out.splitlines() if "CONTAINER ID" in line]
         assert len(headers) >= 2, (argv, out)
         assert c[:12] in out or c in out
+
+
+# -- detach keys (issue 15) ---------------------------------------------------------------------
+
+
+def _pty_session(env: dict, argv: list[str], steps: list[tuple[float, bytes]],
+                 timeout: float = 20) -> tuple[int, bytes]:
+    """Runs argv on a pty; each step waits its seconds (reading), then types its bytes."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True, close_fds=True)
+    os.close(slave)
+    out = b""
+    try:
+        for delay, data in steps:
+            deadline = time.monotonic() + delay
+            while time.monotonic() < deadline:
+                if select.select([master], [], [], 0.1)[0]:
+                    try:
+                        out += os.read(master, 4096)
+                    except OSError:
+                        break
+            os.write(master, data)
+        out += _read_pty(master, proc, timeout)
+        try:
+            rc = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{argv} did not exit after detaching; output: {out!r}")
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc, out
+
+
+def _hijack(berth, path: str, body: bytes | None = None) -> tuple[socket.socket, bytes]:
+    """POSTs path with Upgrade: tcp; returns the socket and the response head."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(berth.sock)
+    head = (f"POST {path} HTTP/1.1\r\nHost: berth\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body or b'')}\r\n\r\n")
+    s.sendall(head.encode() + (body or b""))
+    got = b""
+    while b"\r\n\r\n" not in got:
+        chunk = s.recv(4096)
+        assert chunk, f"connection closed in the response head: {got!r}"
+        got += chunk
+    head, _, rest = got.partition(b"\r\n\r\n")
+    return s, head + b"\r\n\r\n" + rest
+
+
+def _recv_until(s: socket.socket, needle: bytes, have: bytes = b"", timeout: float = 10) -> bytes:
+    deadline = time.monotonic() + timeout
+    while needle not in have and time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            break
+        if not chunk:
+            break
+        have += chunk
+    assert needle in have, f"{needle!r} never came: {have!r}"
+    return have
+
+
+def _recv_to_eof(s: socket.socket, timeout: float = 10) -> bytes:
+    """Reads until the daemon ends the stream; fails if it does not within timeout."""
+    got = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            chunk = s.recv(4096)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return got
+        got += chunk
+    raise AssertionError(f"the stream did not end after the detach keys: {got!r}")
+
+
+def _state(berth, n: str) -> dict:
+    return json.loads(berth.docker_ok("inspect", n))[0]["State"]
+
+
+def test_docker_cli_detaches_with_ctrl_p_ctrl_q_and_detach_keys(berth, names):
+    """docker run -it / attach / exec -it / start -ai: ctrl-p ctrl-q (or --detach-keys)
+    leaves the container running. As with dockerd and docker CLI 28: `run` and `start -a`
+    exit 0 silently, `attach` and `exec` print "read escape sequence" and exit 1."""
+    n = names()
+    rc, out = _pty_session(berth.env, [DOCKER, "run", "-it", "--name", n, IMAGE, "sh"],
+                           [(2, b"echo alive-$((6*7))\r"), (1, b"\x10\x11")])
+    text = out.decode(errors="replace")
+    assert "alive-42" in text, text
+    assert rc == 0, text
+    assert "read escape sequence" not in text, text
+    assert _state(berth, n)["Running"] is True
+
+    rc, out = _pty_session(berth.env, [DOCKER, "attach", n],
+                           [(1, b"echo back-$((2*3))\r"), (1, b"\x10\x11")])
+    text = out.decode(errors="replace")
+    assert "back-6" in text, text
+    assert "read escape sequence" in text, text
+    assert rc == 1, text
+    assert _state(berth, n)["Running"] is True
+
+    rc, out = _pty_session(berth.env, [DOCKER, "exec", "-it", "--detach-keys", "ctrl-a,b", n,
+                                       "sh"],
+                           [(2, b"echo in-exec\r"), (1, b"\x10\x11echo still-here\r"),
+                            (1, b"\x01b")])
+    text = out.decode(errors="replace")
+    assert "still-here" in text, "ctrl-p ctrl-q is not the sequence here: " + text
+    assert "read escape sequence" in text, text
+    assert rc == 1, text
+    assert _state(berth, n)["Running"] is True
+
+    # the shell detached from above still has its stdin: attach again and it answers
+    berth.docker_ok("stop", "-t", "0", n)
+    rc, out = _pty_session(berth.env, [DOCKER, "start", "-ai", n],
+                           [(2, b"echo restarted\r"), (1, b"\x10\x11")])
+    text = out.decode(errors="replace")
+    assert "restarted" in text, text
+    assert rc == 0, text
+    assert _state(berth, n)["Running"] is True
+
+
+def test_detach_keys_from_config_json_for_both_clients(berth, names, tmp_path):
+    """`detachKeys` in the client's config.json replaces ctrl-p ctrl-q for the docker CLI and
+    for the berth CLI; the keys are only looked for on a TTY."""
+    from conftest import BERTH
+
+    (tmp_path / "config.json").write_text(json.dumps({"detachKeys": "ctrl-x,y"}))
+    env = dict(berth.env, DOCKER_CONFIG=str(tmp_path))
+    for cli in (DOCKER, str(BERTH)):
+        n = names()
+        rc, out = _pty_session(env, [cli, "run", "-it", "--name", n, IMAGE, "sh"],
+                               [(2, b"\x10\x11echo not-detached\r"), (1, b"\x18y")])
+        text = out.decode(errors="replace")
+        assert "not-detached" in text, f"{cli}: {text}"
+        assert rc == 0, f"{cli}: {text}"
+        assert _state(berth, n)["Running"] is True, cli
+        rc, out = _pty_session(env, [cli, "attach", n],
+                               [(1, b"echo again\r"), (1, b"\x18y")])
+        text = out.decode(errors="replace")
+        assert "again" in text and "read escape sequence" in text, f"{cli}: {text}"
+        assert rc == 1, f"{cli}: {text}"
+        assert _state(berth, n)["Running"] is True, cli
+        rc, out = _pty_session(env, [cli, "exec", "-it", n, "sh"],
+                               [(2, b"echo exec-typed\r"), (1, b"\x18y")])
+        text = out.decode(errors="replace")
+        assert "exec-typed" in text and "read escape sequence" in text, f"{cli}: {text}"
+        assert rc == 1, f"{cli}: {text}"
+
+
+def test_raw_attach_detach_keys_are_found_by_the_daemon(berth, names):
+    """The daemon looks for the keys (`detachKeys` query, else ctrl-p ctrl-q) in a TTY's
+    stdin: the bytes before them reach the container, the stream ends, the container runs on
+    with its stdin open, and a `detach` event is logged. Without a TTY stdin is a byte
+    stream and the same bytes pass (as dockerd). Unknown key names get 400."""
+    n = names()
+    berth.docker_ok("create", "-it", "--name", n, IMAGE, "cat")
+    berth.docker_ok("start", n)
+    since = int(time.time())
+    s, head = _hijack(berth, f"/containers/{n}/attach?stream=1&stdin=1&stdout=1"
+                             "&detachKeys=ctrl-a,b")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(b"first\n")
+    _recv_until(s, b"first\r\n", head)
+    s.sendall(b"\x10\x11second\n")  # not the keys here: passed on
+    _recv_until(s, b"second")
+    s.sendall(b"third\x01b")
+    rest = _recv_to_eof(s)
+    assert b"\x01" not in rest, rest
+    s.close()
+    assert _state(berth, n)["Running"] is True
+    # stdin stayed open: a new attach still talks to the same cat
+    s, head = _hijack(berth, f"/containers/{n}/attach?stream=1&stdin=1&stdout=1")
+    s.sendall(b"fourth\n")
+    # cat's line: the bytes typed before the keys reached the container
+    _recv_until(s, b"thirdfourth\r\n", head)
+    s.sendall(b"\x10\x11")  # the default keys
+    _recv_to_eof(s)
+    s.close()
+    assert _state(berth, n)["Running"] is True
+    st, _, body = berth.request(
+        "GET", f"/events?since={since}&until={int(time.time()) + 1}"
+               f"&filters={quote(json.dumps({'event': ['detach'], 'container': [n]}))}")
+    assert st == 200 and body.count(b'"detach"') >= 2, body
+
+    st, _, body = berth.request("POST", f"/containers/{n}/attach?stream=1&stdin=1&stdout=1"
+                                        "&detachKeys=bogus")
+    # (dockerd writes the message as plain text on the raw stream's content type)
+    assert st == 400 and b"Invalid detach keys (bogus) provided" in body, body
+
+    plain = names()
+    berth.docker_ok("create", "-i", "--name", plain, IMAGE, "cat")
+    berth.docker_ok("start", plain)
+    s, head = _hijack(berth, f"/containers/{plain}/attach?stream=1&stdin=1&stdout=1")
+    s.sendall(b"\x10\x11x\n")
+    got = _recv_until(s, b"x\n", head)
+    assert b"\x01\x00\x00\x00\x00\x00\x00\x04\x10\x11x\n" in got, got
+    s.close()
+
+
+def test_raw_exec_detach_keys(berth, names):
+    """An exec with a TTY detaches on its `DetachKeys` (or the `detachKeys` query of its
+    start): the stream ends and the exec runs on; exec create refuses unknown key names
+    (with dockerd's 500). dockerd 20.10 ends the exec on detach (a bug of that release: its
+    escape error arrives wrapped and is taken for a failure); berth keeps it running."""
+    n = names()
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sleep", "1000")
+    st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                body=json.dumps({"Cmd": ["true"], "DetachKeys": "nope"}),
+                                headers={"Content-Type": "application/json"})
+    # dockerd's status for it is 500 (a plain error in its exec create)
+    assert st == 500 and json.loads(body)["message"] == "Invalid escape keys (nope) provided"
+    for create_keys, query, typed in (("ctrl-e", "", b"\x05"),
+                                      ("ctrl-e", "?detachKeys=z", b"z"),
+                                      ("", "", b"\x10\x11")):
+        st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                    body=json.dumps({"Cmd": ["cat"], "Tty": True,
+                                                     "AttachStdin": True,
+                                                     "AttachStdout": True,
+                                                     "DetachKeys": create_keys}),
+                                    headers={"Content-Type": "application/json"})
+        assert st == 201, body
+        eid = json.loads(body)["Id"]
+        s, head = _hijack(berth, f"/exec/{eid}/start{query}",
+                          json.dumps({"Tty": True}).encode())
+        assert head.startswith(b"HTTP/1.1 101"), head
+        s.sendall(b"ping\n")
+        _recv_until(s, b"ping\r\n", head)
+        s.sendall(typed)
+        _recv_to_eof(s)
+        s.close()
+        st, _, body = berth.request("GET", f"/exec/{eid}/json")
+        assert json.loads(body)["Running"] is True, (create_keys, query, body)
+
+
+def test_exec_start_framing_follows_the_start_requests_tty(berth, names):
+    """As dockerd: the exec's own Tty gives the process a terminal; the start body's Tty
+    alone decides the framing (multiplexed unless it asks for a TTY)."""
+    n = names()
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sleep", "1000")
+    for exec_tty, start_tty, want in ((True, False, b"\x01\x00\x00\x00\x00\x00\x00\x04hi\r\n"),
+                                      (False, True, b"hi\n"),
+                                      (False, False, b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n"),
+                                      (True, True, b"hi\r\n")):
+        st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                    body=json.dumps({"Cmd": ["echo", "hi"], "Tty": exec_tty,
+                                                     "AttachStdout": True,
+                                                     "AttachStderr": True}),
+                                    headers={"Content-Type": "application/json"})
+        assert st == 201, body
+        eid = json.loads(body)["Id"]
+        st, _, body = berth.request("POST", f"/exec/{eid}/start",
+                                    body=json.dumps({"Tty": start_tty}),
+                                    headers={"Content-Type": "application/json"})
+        assert (st, body) == (200, want), (exec_tty, start_tty, body)
+
+
+def test_exec_inspect_has_dockerds_fields(berth, names):
+    n = names()
+    berth.docker_ok("run", "-d", "--name", n, IMAGE, "sleep", "1000")
+    cid = berth.inspect(n, "{{.Id}}")
+    st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                body=json.dumps({"Cmd": ["echo", "a", "b"], "Tty": True,
+                                                 "AttachStdout": True, "User": "1:2",
+                                                 "DetachKeys": "ctrl-a,b"}),
+                                headers={"Content-Type": "application/json"})
+    eid = json.loads(body)["Id"]
+    st, _, body = berth.request("GET", f"/exec/{eid}/json")
+    got = json.loads(body)
+    assert list(got) == ["ID", "Running", "ExitCode", "ProcessConfig", "OpenStdin",
+                         "OpenStderr", "OpenStdout", "CanRemove", "ContainerID", "DetachKeys",
+                         "Pid"], got
+    assert got["ProcessConfig"] == {"tty": True, "entrypoint": "echo", "arguments": ["a", "b"],
+                                    "privileged": False, "user": "1:2"}, got
+    assert (got["ID"], got["Running"], got["ExitCode"], got["Pid"]) == (eid, False, None, 0)
+    assert (got["OpenStdin"], got["OpenStdout"], got["OpenStderr"]) == (False, True, False)
+    assert got["CanRemove"] is False and got["ContainerID"] == cid
+    assert got["DetachKeys"] == "AWI=", "the keys' bytes, base64, as dockerd: " + body.decode()
+    berth.request("POST", f"/exec/{eid}/start", body=b"{}",
+                  headers={"Content-Type": "application/json"})
+    got = wait_for(lambda: (lambda g: g if not g["Running"] else None)(
+        json.loads(berth.request("GET", f"/exec/{eid}/json")[2])), what="the exec to end")
+    assert got["ExitCode"] == 0 and got["Pid"] > 0, got
+    st, _, body = berth.request("POST", f"/containers/{n}/exec",
+                                body=json.dumps({"Cmd": ["true"]}),
+                                headers={"Content-Type": "application/json"})
+    got = json.loads(berth.request("GET", f"/exec/{json.loads(body)['Id']}/json")[2])
+    assert got["DetachKeys"] == "" and "user" not in got["ProcessConfig"], got
+
+
+def test_attach_with_logs_to_a_created_container_gets_every_byte(berth, names):
+    """Attach (logs=1&stream=1) before start, then start: the client gets the output from
+    the first byte (as dockerd), and again after a later restart (the log replayed first)."""
+    n = names()
+    berth.docker_ok("create", "--name", n, IMAGE, "seq", "1", "1000")
+    want = "".join(f"{i}\n" for i in range(1, 1001)).encode()
+
+    def attach_then_start(expect: bytes):
+        s, head = _hijack(berth, f"/containers/{n}/attach?logs=1&stream=1&stdout=1&stderr=1")
+        assert head.startswith(b"HTTP/1.1 101"), head
+        st, _, body = berth.request("POST", f"/containers/{n}/start")
+        assert st == 204, body
+        raw = head.partition(b"\r\n\r\n")[2] + _recv_to_eof(s, timeout=20)
+        s.close()
+        out = b""
+        while raw:
+            assert raw[0] == 1, raw[:16]
+            size = struct.unpack(">I", raw[4:8])[0]
+            out += raw[8:8 + size]
+            raw = raw[8 + size:]
+        assert out == expect, (len(out), out[:40])
+
+    attach_then_start(want)
+    st, _, body = berth.request("POST", f"/containers/{n}/wait")
+    assert st == 200 and json.loads(body)["StatusCode"] == 0, body
+    # stopped now: the replay of the first run, then the whole second run
+    attach_then_start(want + want)

@@ -353,3 +353,30 @@ def test_load_commit_and_pull_moves_are_logged(daemon_factory):
         ]
     finally:
         registry.stop()
+
+
+def test_commit_records_the_parent_image(berth, names):
+    """As dockerd for a committed image: `Parent` is the container's image id (and the
+    image list's ParentId); loaded images have none."""
+    n = names()
+    berth.docker_ok("run", "--name", n, IMAGE, "sh", "-c", "echo x > /f")
+    base = berth.inspect(IMAGE, "{{.Id}}")
+    assert berth.inspect(IMAGE, "{{.Parent}}") == ""
+    new = berth.docker_ok("commit", n).strip()
+    assert berth.inspect(new, "{{.Parent}}") == base
+    summary = [i for i in berth.client.api.images(all=True) if i["Id"] == new]
+    assert summary and summary[0]["ParentId"] == base, summary
+    berth.docker_ok("rmi", new)
+
+
+def test_load_errors_arrive_in_the_stream_with_200(berth):
+    """dockerd answers 200 and puts a load's failure in the JSON stream; the docker CLI
+    prints it and fails."""
+    st, _, body = berth.request("POST", "/images/load", body=b"garbage\n",
+                                headers={"Content-Type": "application/x-tar"})
+    assert st == 200, body
+    lines = [json.loads(x) for x in body.decode().splitlines() if x.strip()]
+    assert lines and lines[-1]["error"] == lines[-1]["errorDetail"]["message"], lines
+    assert lines[-1]["error"], lines
+    p = berth.docker("load", input="garbage\n")
+    assert p.returncode == 1 and p.stderr.strip(), describe(p)

@@ -262,3 +262,51 @@ def test_cp_reaches_volumes_of_a_running_container(berth, vols, names, tmp_path)
     berth.docker_ok("exec", c, "sh", "-c", "echo from-inside > /data/out.txt")
     berth.docker_ok("cp", f"{c}:/data/out.txt", str(tmp_path / "out.txt"))
     assert (tmp_path / "out.txt").read_text() == "from-inside\n"
+
+
+def test_cp_and_archive_reach_volumes_and_binds_of_created_and_stopped_containers(berth, names,
+                                                                                 tmp_path):
+    """As dockerd: `docker cp` and the archive API (HEAD, GET, PUT) on a created or stopped
+    container see its volumes and bind mounts (without starting it); read-only ones refuse a
+    PUT; nothing stays mounted afterwards."""
+    n, vol = names(), f"cpvol-{secrets.token_hex(4)}"
+    host = tmp_path / "bound"
+    host.mkdir()
+    (host / "from-host.txt").write_text("host side\n")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    berth.docker_ok("volume", "create", vol)
+    try:
+        berth.docker_ok("create", "--name", n, "-v", f"{vol}:/data", "-v", f"{host}:/bound",
+                        "-v", f"{ro}:/ro:ro", IMAGE, "sh", "-c",
+                        "cat /data/in.txt /bound/in.txt")
+        src = tmp_path / "in.txt"
+        src.write_text("copied in\n")
+        # created, never started: PUT into the volume and the bind
+        berth.docker_ok("cp", str(src), f"{n}:/data/in.txt")
+        berth.docker_ok("cp", str(src), f"{n}:/bound/in.txt")
+        assert (host / "in.txt").read_text() == "copied in\n", "written through the bind"
+        assert berth.inspect(n, "{{.State.Status}}") == "created"
+        # HEAD and GET through the API, on the bind
+        st, headers, _ = berth.request("HEAD", f"/containers/{n}/archive?path=/bound/from-host.txt")
+        assert st == 200, headers
+        stat = json.loads(__import__("base64").b64decode(headers["X-Docker-Container-Path-Stat"]))
+        assert stat["name"] == "from-host.txt" and stat["size"] == len("host side\n"), stat
+        out = tmp_path / "out"
+        berth.docker_ok("cp", f"{n}:/bound/from-host.txt", str(out))
+        assert out.read_text() == "host side\n"
+        p = berth.docker("cp", str(src), f"{n}:/ro/x.txt")
+        assert p.returncode != 0 and not (ro / "x.txt").exists(), describe(p)
+        # the container sees what was copied in; stopped now, copy out of the volume
+        assert berth.docker_ok("start", "-a", n) == "copied in\ncopied in\n"
+        out2 = tmp_path / "out2"
+        berth.docker_ok("cp", f"{n}:/data/in.txt", str(out2))
+        assert out2.read_text() == "copied in\n"
+        st, _, body = berth.request("GET", f"/containers/{n}/archive?path=/data")
+        assert st == 200, body
+        names_in = tarfile.open(fileobj=io.BytesIO(body)).getnames()
+        assert "data/in.txt" in names_in, names_in
+        assert not [l for l in mountinfo_lines_mentioning(berth.data_root) if "/cp-" in l]
+    finally:
+        berth.docker("rm", "-f", n)
+        berth.docker("volume", "rm", vol)

@@ -44,6 +44,7 @@ pub struct IdResponse {
 #[serde(rename_all = "camelCase", default)]
 pub struct ProcessConfig {
     pub privileged: bool,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub user: String,
     pub tty: bool,
     pub entrypoint: String,
@@ -62,7 +63,10 @@ pub struct ExecInspect {
     pub open_stdin: bool,
     pub open_stderr: bool,
     pub open_stdout: bool,
+    pub can_remove: bool,
     #[serde(rename = "ContainerID")]
     pub container_id: String,
+    /// The exec's detach keys as bytes, base64 (dockerd's `[]byte`); empty when none was set.
+    pub detach_keys: String,
     pub pid: i64,
 }

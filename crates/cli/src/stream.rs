@@ -100,17 +100,33 @@ pub fn stdin_channel() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
     rx
 }
 
-/// Copies stdin to the stream, then half-closes it (EOF for the container's stdin).
-pub async fn copy_input<W: AsyncWrite + Unpin>(mut w: W) -> Result<()> {
+/// Copies stdin to the stream, then half-closes it (EOF for the container's stdin). With
+/// `detach` (a terminal session's detach keys), typing the sequence stops the copy without
+/// closing: the bytes before it go out, then `true` is returned (the container's stdin stays
+/// open, as the docker CLI leaves it).
+pub async fn copy_input<W: AsyncWrite + Unpin>(
+    mut w: W,
+    detach: Option<berth_sys::detach::Scanner>,
+) -> Result<bool> {
+    use berth_sys::detach::Scanned;
     let mut rx = stdin_channel();
+    let mut scanner = detach;
     while let Some(chunk) = rx.recv().await {
-        if w.write_all(&chunk).await.is_err() {
-            return Ok(());
+        let (data, detached) = match scanner.as_mut().map(|s| s.feed(&chunk)) {
+            None => (chunk, false),
+            Some(Scanned::Pass(d)) => (d, false),
+            Some(Scanned::Detach(d)) => (d, true),
+        };
+        if !data.is_empty() && w.write_all(&data).await.is_err() {
+            return Ok(false);
         }
         let _ = w.flush().await;
+        if detached {
+            return Ok(true);
+        }
     }
     let _ = w.shutdown().await;
-    Ok(())
+    Ok(false)
 }
 
 #[cfg(test)]

@@ -55,6 +55,8 @@ pub enum Route {
     Ping,
     Version,
     Info,
+    /// `GET /plugins`: berth has no managed plugins, so always `[]` (as a dockerd without any).
+    PluginList,
     ContainerCreate,
     ContainerList,
     ContainerPrune,
@@ -151,6 +153,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, EngineError> {
         ("GET" | "HEAD", ["_ping"]) => Ping,
         ("GET", ["version"]) => Version,
         ("GET", ["info"]) => Info,
+        ("GET", ["plugins"]) => PluginList,
         ("GET", ["system", "df"]) => SystemDf,
         ("POST", ["containers", "create"]) => ContainerCreate,
         ("GET", ["containers", "json"]) => ContainerList,
@@ -409,8 +412,9 @@ mod tests {
                 .to_string()
                 .starts_with("This node is not a swarm manager."));
         }
+        assert_eq!(route(&Method::GET, "/plugins").unwrap(), Route::PluginList);
         assert!(matches!(
-            route(&Method::GET, "/plugins").unwrap_err(),
+            route(&Method::GET, "/plugins/x/json").unwrap_err(),
             EngineError::NotFound(_)
         ));
     }

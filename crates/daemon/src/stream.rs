@@ -1,6 +1,7 @@
 //! Docker's stream multiplexing, and the hijacked-connection pump of attach and exec start.
 
 use berth_engine::{Input, IoSession, StreamKind};
+use berth_sys::detach::{Scanned, Scanner};
 use bytes::{BufMut, Bytes, BytesMut};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONNECTION, CONTENT_TYPE, UPGRADE};
@@ -73,6 +74,7 @@ pub fn respond(upgrade: Option<OnUpgrade>, session: IoSession, stdin: bool) -> R
         tty,
         mut output,
         input,
+        detach_keys: _,
     } = session;
     drop(input);
     let (resp, tx) = body::streaming(StatusCode::OK, content_type(tty));
@@ -124,7 +126,10 @@ fn switching(tty: bool) -> Resp {
 }
 
 /// Engine output → client until the output ends; client → engine stdin when `stdin`; the
-/// client's EOF drops the input sender, which closes the process's stdin.
+/// client's EOF drops the input sender, which closes the process's stdin. When the session has
+/// detach keys (a TTY's stdin), the client typing them ends the session as dockerd does: the
+/// bytes before them go in, the engine is told ([`Input::Detach`]: stdin stays open), and the
+/// client's stream ends cleanly while the process goes on.
 pub async fn pump<IO>(io: IO, session: IoSession, stdin: bool)
 where
     IO: AsyncRead + AsyncWrite + Send + 'static,
@@ -134,27 +139,47 @@ where
         tty,
         mut output,
         input,
+        detach_keys,
     } = session;
+    let (detached_tx, mut detached) = tokio::sync::oneshot::channel::<()>();
     let reader = input.filter(|_| stdin).map(|tx| {
         tokio::spawn(async move {
+            let mut scanner = detach_keys.map(Scanner::new);
             let mut buf = vec![0u8; 32 * 1024];
             loop {
-                match rd.read(&mut buf).await {
+                let n = match rd.read(&mut buf).await {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if tx
-                            .send(Input::Data(Bytes::copy_from_slice(&buf[..n])))
-                            .await
-                            .is_err()
-                        {
-                            break;
-                        }
-                    }
+                    Ok(n) => n,
+                };
+                let (data, detach) = match scanner.as_mut().map(|s| s.feed(&buf[..n])) {
+                    None => (buf[..n].to_vec(), false),
+                    Some(Scanned::Pass(d)) => (d, false),
+                    Some(Scanned::Detach(d)) => (d, true),
+                };
+                if !data.is_empty() && tx.send(Input::Data(Bytes::from(data))).await.is_err() {
+                    break;
+                }
+                if detach {
+                    let _ = tx.send(Input::Detach).await;
+                    let _ = detached_tx.send(());
+                    return;
                 }
             }
         })
     });
-    while let Some(o) = output.recv().await {
+    let mut armed = true;
+    loop {
+        let o = tokio::select! {
+            o = output.recv() => o,
+            d = &mut detached, if armed => {
+                armed = false;
+                if d.is_ok() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let Some(o) = o else { break };
         if wr.write_all(&encode(tty, o.stream, o.data)).await.is_err() {
             break;
         }
@@ -197,6 +222,7 @@ mod tests {
             tty: false,
             output: out_rx,
             input: Some(in_tx),
+            detach_keys: None,
         };
         let task = tokio::spawn(pump(server, session, true));
         let (mut crd, mut cwr) = tokio::io::split(client);
@@ -219,5 +245,52 @@ mod tests {
         crd.read_to_end(&mut got).await.unwrap();
         assert_eq!(got, vec![1, 0, 0, 0, 0, 0, 0, 2, b'o', b'k']);
         task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn detach_keys_end_the_session_and_keep_stdin_open() {
+        let (client, server) = tokio::io::duplex(1024);
+        let (out_tx, out_rx) = mpsc::channel(4);
+        let (in_tx, mut in_rx) = mpsc::channel(4);
+        let session = IoSession {
+            tty: true,
+            output: out_rx,
+            input: Some(in_tx),
+            detach_keys: Some(vec![0x10, 0x11]),
+        };
+        let task = tokio::spawn(pump(server, session, true));
+        let (mut crd, mut cwr) = tokio::io::split(client);
+        cwr.write_all(b"ls\x10\x11after").await.unwrap();
+        assert_eq!(
+            in_rx.recv().await,
+            Some(Input::Data(Bytes::from_static(b"ls")))
+        );
+        assert_eq!(in_rx.recv().await, Some(Input::Detach));
+        assert_eq!(in_rx.recv().await, None, "nothing after the keys");
+        let mut got = Vec::new();
+        crd.read_to_end(&mut got).await.unwrap();
+        assert!(got.is_empty(), "the stream ends: {got:?}");
+        task.await.unwrap();
+        assert!(out_tx.is_closed(), "the session let go of the output");
+    }
+
+    #[tokio::test]
+    async fn without_detach_keys_the_bytes_pass() {
+        let (client, server) = tokio::io::duplex(1024);
+        let (_out_tx, out_rx) = mpsc::channel::<Output>(4);
+        let (in_tx, mut in_rx) = mpsc::channel(4);
+        let session = IoSession {
+            tty: false,
+            output: out_rx,
+            input: Some(in_tx),
+            detach_keys: None,
+        };
+        tokio::spawn(pump(server, session, true));
+        let (_crd, mut cwr) = tokio::io::split(client);
+        cwr.write_all(b"\x10\x11").await.unwrap();
+        assert_eq!(
+            in_rx.recv().await,
+            Some(Input::Data(Bytes::from_static(b"\x10\x11")))
+        );
     }
 }

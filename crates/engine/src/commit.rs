@@ -97,6 +97,27 @@ fn commit_reference(repo: &str, tag: &str) -> Result<Option<String>> {
     Ok(Some(r))
 }
 
+/// Pauses a running container for its commit; returns whether it was paused. A container
+/// that is exiting meanwhile (the pause fails and the exit follows within a grace) is
+/// committed as it is: nothing is writing to it any more.
+async fn pause_unless_exiting(
+    ctx: &Arc<Context>,
+    c: &Arc<crate::container::Container>,
+) -> Result<bool> {
+    let exits = c.exits.subscribe();
+    match crate::control::container_pause(ctx, &c.id).await {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let grace = Some(std::time::Duration::from_secs(2));
+            if !c.running() || crate::exit::wait_exit(c, exits, grace).await {
+                Ok(false)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// `docker commit`: returns the new image's id (`sha256:…`).
 pub(crate) async fn container_commit(
     ctx: &Arc<Context>,
@@ -128,9 +149,9 @@ pub(crate) async fn container_commit(
     config.image = String::new();
     config.hostname = String::new();
     config.domainname = String::new();
-    let pause_now = opts.pause && running && !paused;
+    let want_pause = opts.pause && running && !paused;
     // Recorded before the freeze: a daemon killed mid-commit thaws the container when it opens.
-    let frozen = match pause_now {
+    let frozen = match want_pause {
         true => Some(crate::inflight::begin(
             ctx,
             crate::inflight::Operation::CommitPause {
@@ -139,9 +160,7 @@ pub(crate) async fn container_commit(
         )?),
         false => None,
     };
-    if pause_now {
-        crate::control::container_pause(ctx, &id).await?;
-    }
+    let pause_now = want_pause && pause_unless_exiting(ctx, &c).await?;
     let child = ChildImage {
         parent: Some(image_id.clone()),
         config,

@@ -7,9 +7,11 @@
 //! the container's operation lock keeps it from starting meanwhile. Every path goes through
 //! [`crate::inroot::Root`], so nothing outside the container's root is ever read or written.
 //! For `cp`, a running container is seen through `/proc/<pid>/root`, so its volumes and bind
-//! mounts are there as its processes see them; a stopped container shows only its own layers
-//! (dockerd mounts the volumes of a stopped container for `cp`; berth does not yet). `export` is always the
-//! container's own filesystem (image layers and writable layer).
+//! mounts are there as its processes see them. A created or stopped container is given them as
+//! dockerd does for `cp`: its root is mounted on a private directory with its volumes and bind
+//! mounts bound on it (each destination resolved inside the root, read-only ones read-only) for
+//! the one operation, then unmounted; it is never started. `export` is always the container's
+//! own filesystem (image layers and writable layer).
 
 use std::fs::File;
 use std::io::{BufReader, Seek};
@@ -22,7 +24,7 @@ use serde::Serialize;
 use crate::container::Container;
 use crate::context::Context;
 use crate::extract::{self, ExtractError, ExtractOptions};
-use crate::inroot::{self, abs_path, base_name, fstat, split_dir_base, Root};
+use crate::inroot::{self, abs_path, base_name, fstat, lstat_at, split_dir_base, Root};
 use crate::tarwrite::TreeWriter;
 use crate::{EngineError, Result};
 
@@ -216,6 +218,180 @@ pub(crate) fn open_rootfs(ctx: &Arc<Context>, c: &Container) -> Result<Root> {
     root.map_err(internal("opening the container root"))
 }
 
+/// A created or stopped container's root with its volumes and bind mounts on it, mounted on a
+/// private directory of the container for one `cp` operation; everything is unmounted, and
+/// the volumes released, when it is dropped. The container's operation lock keeps it from
+/// starting meanwhile.
+struct StoppedTree {
+    dir: tempfile::TempDir,
+    ctx: Arc<Context>,
+    container: String,
+    /// Volumes mounted for this (released on drop).
+    volumes: Vec<String>,
+}
+
+impl Drop for StoppedTree {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(self.dir.path(), nix::mount::MntFlags::MNT_DETACH);
+        for v in &self.volumes {
+            if let Err(e) = self.ctx.volumes.unmount(v, &self.container) {
+                tracing::warn!("releasing volume {v} after cp: {e}");
+            }
+        }
+    }
+}
+
+/// One bind of a stopped container's tree: host source, container destination, read-only.
+struct TreeBind {
+    source: PathBuf,
+    destination: String,
+    read_only: bool,
+}
+
+/// The volumes and bind mounts a container has (parents before children); named volumes are
+/// mounted (held) for `tree`. A bind source that does not exist yet (the start creates it)
+/// has nothing to show and is left out.
+fn tree_binds(ctx: &Arc<Context>, c: &Container, tree: &mut StoppedTree) -> Result<Vec<TreeBind>> {
+    let rec = c.record();
+    let mut binds = Vec::new();
+    for b in &rec.host_config.binds {
+        if let Ok(crate::spec::VolumeSpec::Bind(b)) = crate::spec::parse_volume_spec(b) {
+            binds.push(TreeBind {
+                source: PathBuf::from(&b.source),
+                destination: b.destination.clone(),
+                read_only: b.read_only,
+            });
+        }
+    }
+    for m in rec.host_config.mounts.iter().filter(|m| m.kind == "bind") {
+        binds.push(TreeBind {
+            source: PathBuf::from(&m.source),
+            destination: m.target.clone(),
+            read_only: m.read_only,
+        });
+    }
+    for v in &rec.volumes {
+        let source = if v.name.is_empty() {
+            PathBuf::from(&v.source)
+        } else {
+            let p = ctx.volumes.mount(&v.name, &c.id)?;
+            tree.volumes.push(v.name.clone());
+            p
+        };
+        binds.push(TreeBind {
+            source,
+            destination: v.destination.clone(),
+            read_only: v.read_only,
+        });
+    }
+    binds.retain(|b| b.source.exists());
+    binds.sort_by_key(|b| b.destination.split('/').filter(|p| !p.is_empty()).count());
+    Ok(binds)
+}
+
+/// Mounts `b` on the tree at `root`: the destination is resolved (and made, as the runtime
+/// would at start) inside the root, and the bind goes on that very inode (through
+/// `/proc/self/fd`), so no link in the container's files can send it elsewhere.
+fn bind_into(root: &Root, b: &TreeBind) -> Result<()> {
+    use nix::mount::{mount, MsFlags};
+    let fail = |what: &str| {
+        let d = b.destination.clone();
+        let what = what.to_string();
+        move |e: std::io::Error| EngineError::Internal(format!("{what} {d} for cp: {e}"))
+    };
+    let dest = if b.source.is_dir() {
+        root.mkdir_all(&b.destination).map_err(fail("making"))?
+    } else {
+        let resolved = root.resolve(&b.destination).map_err(fail("resolving"))?;
+        let (parent, name) = parent_and_name(&resolved);
+        let pfd = root
+            .mkdir_all(&parent)
+            .map_err(fail("making the parent of"))?;
+        if lstat_at(pfd.as_raw_fd(), &name)
+            .map_err(fail("inspecting"))?
+            .is_none()
+        {
+            nix::sys::stat::mknodat(
+                Some(pfd.as_raw_fd()),
+                name.as_str(),
+                nix::sys::stat::SFlag::S_IFREG,
+                nix::sys::stat::Mode::from_bits_truncate(0o755),
+                0,
+            )
+            .map_err(|e| fail("making")(e.into()))?;
+        }
+        root.open_in(&resolved, libc::O_PATH | libc::O_NOFOLLOW)
+            .map_err(fail("opening"))?
+    };
+    let target = format!("/proc/self/fd/{}", dest.as_raw_fd());
+    mount(
+        Some(b.source.as_path()),
+        target.as_str(),
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| fail("binding")(e.into()))?;
+    if b.read_only {
+        // The bind's own root, reached the same confined way.
+        let top = root
+            .open_in(&b.destination, libc::O_PATH)
+            .map_err(fail("opening"))?;
+        let target = format!("/proc/self/fd/{}", top.as_raw_fd());
+        mount(
+            None::<&str>,
+            target.as_str(),
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(|e| fail("making read-only")(e.into()))?;
+    }
+    Ok(())
+}
+
+/// A created or stopped container's root with its volumes and bind mounts (see
+/// [`StoppedTree`]). The caller holds `c.op`.
+fn open_stopped_tree(ctx: &Arc<Context>, c: &Container) -> Result<(Root, StoppedTree)> {
+    use nix::mount::{mount, MsFlags};
+    let rw: PathBuf = ctx.config.data_root.join("image/rw").join(&c.id);
+    let lower = std::fs::read_to_string(rw.join("lower"))
+        .map_err(|_| EngineError::Internal(format!("no writable layer for container {}", c.id)))?;
+    let options = vec![
+        format!("lowerdir={lower}"),
+        format!("upperdir={}", rw.join("upper").display()),
+        format!("workdir={}", rw.join("work").display()),
+    ];
+    let dir = tempfile::Builder::new()
+        .prefix("cp-")
+        .tempdir_in(ctx.container_dir(&c.id))
+        .map_err(internal("creating a mount point"))?;
+    ctx.host
+        .kernel
+        .mount("overlay", "overlay", dir.path(), &options)
+        .map_err(internal("mounting the container root"))?;
+    let mut tree = StoppedTree {
+        dir,
+        ctx: ctx.clone(),
+        container: c.id.clone(),
+        volumes: Vec::new(),
+    };
+    // Nothing bound here may show up in another mount namespace.
+    mount(
+        None::<&str>,
+        tree.dir.path(),
+        None::<&str>,
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC,
+        None::<&str>,
+    )
+    .map_err(|e| EngineError::Internal(format!("making the cp mount private: {e}")))?;
+    let root = Root::open(tree.dir.path()).map_err(internal("opening the container root"))?;
+    for b in tree_binds(ctx, c, &mut tree)? {
+        bind_into(&root, &b)?;
+    }
+    Ok((root, tree))
+}
+
 /// A running container's root as its own processes see it, with its volumes and bind
 /// mounts (`/proc/<pid>/root`: lookups from there walk the container's mount namespace).
 fn open_mounted_view(c: &Container) -> Option<Root> {
@@ -239,12 +415,20 @@ async fn with_rootfs<T: Send + 'static>(
 ) -> Result<T> {
     let c: Arc<Container> = ctx.lookup(key)?;
     let _op = c.op.lock().await;
+    let mut tree = None;
     let root = match with_mounts.then(|| open_mounted_view(&c)).flatten() {
         Some(r) => r,
+        None if with_mounts && !c.running() => {
+            let (root, t) = open_stopped_tree(ctx, &c)?;
+            tree = Some(t);
+            root
+        }
         None => open_rootfs(ctx, &c)?,
     };
     let c2 = c.clone();
-    blocking(move || f(&root, &c2)).await
+    let out = blocking(move || f(&root, &c2)).await;
+    drop(tree);
+    out
 }
 
 /// `HEAD /containers/{id}/archive?path=`.

@@ -349,9 +349,15 @@ impl Engine {
         crate::exec::exec_create(&self.ctx, key, cfg).await
     }
 
-    /// Starts an exec. With `detach`, the returned session's output is already closed.
-    pub async fn exec_start(&self, exec_id: &str, detach: bool) -> Result<IoSession> {
-        crate::exec::exec_start(&self.ctx, exec_id, detach).await
+    /// Starts an exec. With `detach`, the returned session's output is already closed;
+    /// `detach_keys` overrides the exec's own.
+    pub async fn exec_start(
+        &self,
+        exec_id: &str,
+        detach: bool,
+        detach_keys: Option<&str>,
+    ) -> Result<IoSession> {
+        crate::exec::exec_start(&self.ctx, exec_id, detach, detach_keys).await
     }
 
     pub async fn exec_inspect(&self, exec_id: &str) -> Result<ExecInspect> {

@@ -182,6 +182,36 @@ fn stop_kills_through_the_runtime_and_waits_for_the_exit() {
 }
 
 #[test]
+fn commit_with_pause_of_a_container_that_is_exiting_commits_it() {
+    let rig = Rig::new();
+    let r = &rig;
+    rig.daemon(|engine| async move {
+        image(&engine).await;
+        let id = create(&engine, "exiting", HostConfig::default()).await;
+        engine.container_start(&id).await.unwrap();
+        r.fake
+            .runtime
+            .pause_finds_it_exiting
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let opts = crate::CommitOptions {
+            pause: true,
+            ..Default::default()
+        };
+        let image_id = engine.container_commit(&id, opts).await.unwrap();
+        assert_eq!(status(&engine, &id).await, ("exited".into(), 0));
+        let parent = engine.image_inspect("test:latest").await.unwrap().id;
+        let committed = engine.image_inspect(&image_id).await.unwrap();
+        assert_eq!(
+            committed.parent, parent,
+            "commit records the container's image"
+        );
+        let calls = r.fake.runtime.calls.lock().unwrap().clone();
+        assert!(calls.contains(&vec!["pause".to_string(), id.clone()]));
+        assert!(!calls.iter().any(|c| c[0] == "resume"), "{calls:?}");
+    });
+}
+
+#[test]
 fn the_restart_policy_restarts_until_its_count_is_spent() {
     let rig = Rig::new();
     let r = &rig;

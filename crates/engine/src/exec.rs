@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use berth_api::*;
 use berth_shim::protocol::{self, Frame};
 use tokio::sync::{mpsc, oneshot};
@@ -18,7 +19,7 @@ pub(crate) async fn exec_create(ctx: &Arc<Context>, key: &str, cfg: ExecConfig) 
     let c = ctx.lookup(key)?;
     if !c.running() {
         return Err(EngineError::Conflict(format!(
-            "container {} is not running",
+            "Container {} is not running",
             c.id
         )));
     }
@@ -27,6 +28,13 @@ pub(crate) async fn exec_create(ctx: &Arc<Context>, key: &str, cfg: ExecConfig) 
             "No exec command specified".into(),
         ));
     }
+    // dockerd answers an unknown key name here with a plain error: 500.
+    berth_sys::detach::keys_or_default(&cfg.detach_keys).map_err(|_| {
+        EngineError::Internal(format!(
+            "Invalid escape keys ({}) provided",
+            cfg.detach_keys
+        ))
+    })?;
     let id = util::new_id();
     ctx.container_event(
         &c,
@@ -58,13 +66,16 @@ fn exec_lookup(ctx: &Arc<Context>, id: &str) -> Result<Arc<Exec>> {
 }
 
 /// Starts an exec. With `detach`, the returned session's output is already closed.
+/// `detach_keys` overrides the exec's own (`DetachKeys` of its create body).
 pub(crate) async fn exec_start(
     ctx: &Arc<Context>,
     exec_id: &str,
     detach: bool,
+    detach_keys: Option<&str>,
 ) -> Result<IoSession> {
     let e = exec_lookup(ctx, exec_id)?;
     let c = ctx.lookup(&e.container_id)?;
+    let keys = crate::io::detach_keys(detach_keys.unwrap_or(&e.config.detach_keys))?;
     {
         let mut st = e.state.lock().unwrap();
         if st.started {
@@ -74,7 +85,7 @@ pub(crate) async fn exec_start(
         }
         st.started = true;
     }
-    let launched = exec_launch(ctx, &e, &c, detach).await;
+    let launched = exec_launch(ctx, &e, &c, detach, keys).await;
     if launched.is_err() {
         // As dockerd: an exec that could not start reads as exited with 126, so that
         // `docker exec` (which inspects the exit code after the stream) fails.
@@ -90,11 +101,12 @@ async fn exec_launch(
     e: &Arc<Exec>,
     c: &Arc<Container>,
     detach: bool,
+    keys: Vec<u8>,
 ) -> Result<IoSession> {
     let exec_id = e.id.as_str();
     if !c.running() {
         return Err(EngineError::Conflict(format!(
-            "container {} is not running",
+            "Container {} is not running",
             c.id
         )));
     }
@@ -219,7 +231,9 @@ async fn exec_launch(
             .unwrap_or(0);
     }
     let input = if cfg.attach_stdin && !detach {
-        Some(input_to_shim(to_shim_tx.clone(), true))
+        let (ctx, c, id) = (ctx.clone(), c.clone(), e.id.clone());
+        let on_detach = Box::new(move || ctx.container_event(&c, "exec_detach", &[("execID", id)]));
+        Some(input_to_shim(to_shim_tx.clone(), true, on_detach))
     } else {
         None
     };
@@ -232,6 +246,7 @@ async fn exec_launch(
     Ok(IoSession {
         tty: cfg.tty,
         output,
+        detach_keys: (cfg.tty && input.is_some()).then_some(keys),
         input,
     })
 }
@@ -253,7 +268,14 @@ pub(crate) async fn exec_inspect(ctx: &Arc<Context>, exec_id: &str) -> Result<Ex
         open_stdin: e.config.attach_stdin,
         open_stderr: e.config.attach_stderr,
         open_stdout: e.config.attach_stdout,
+        can_remove: false,
         container_id: e.container_id.clone(),
+        detach_keys: match e.config.detach_keys.as_str() {
+            "" => String::new(),
+            // checked at create
+            k => base64::engine::general_purpose::STANDARD
+                .encode(berth_sys::detach::parse_keys(k).unwrap_or_default()),
+        },
         pid: st.pid,
     })
 }

@@ -265,6 +265,8 @@ impl ShimLauncher for FakeShims {
 pub(crate) struct FakeRuntime {
     shims: Arc<FakeShims>,
     pub(crate) calls: Mutex<Vec<Vec<String>>>,
+    /// `pause ID` finds the container exiting: its shim ends (status 0) and the pause fails.
+    pub(crate) pause_finds_it_exiting: std::sync::atomic::AtomicBool,
 }
 
 impl RuntimeCli for FakeRuntime {
@@ -284,6 +286,14 @@ impl RuntimeCli for FakeRuntime {
             Some("kill") => {
                 let sig: i64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(15);
                 self.shims.exit(&args[1], 128 + sig)
+            }
+            Some("pause")
+                if self
+                    .pause_finds_it_exiting
+                    .load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                self.shims.exit(&args[1], 0);
+                false
             }
             _ => true,
         };
@@ -336,6 +346,7 @@ impl FakeHost {
             runtime: Arc::new(FakeRuntime {
                 shims: shims.clone(),
                 calls: Default::default(),
+                pause_finds_it_exiting: Default::default(),
             }),
             shims,
         }

@@ -181,7 +181,7 @@ async fn health_probe(ctx: &Arc<Context>, c: &Container, p: &Probe) -> Healthche
         Ok(id) => id,
         Err(e) => return fail(e.to_string(), -1),
     };
-    let mut session = match crate::exec::exec_start(ctx, &id, false).await {
+    let mut session = match crate::exec::exec_start(ctx, &id, false, None).await {
         Ok(s) => s,
         Err(e) => {
             crate::exec::forget_exec(ctx, &id);

@@ -14,13 +14,15 @@ use crate::{
     logs, AttachOptions, EngineError, Input, IoSession, LogEntry, LogsOptions, Output, Result,
 };
 
-/// Attaches; works before `start` (output produced after start is delivered).
+/// Attaches; works before `start` (output produced after start is delivered, also after a
+/// replay of the log with `logs`).
 pub(crate) async fn container_attach(
     ctx: &Arc<Context>,
     key: &str,
     opts: AttachOptions,
 ) -> Result<IoSession> {
     let c = ctx.lookup(key)?;
+    let keys = detach_keys(&opts.detach_keys)?;
     let (tty, open_stdin, stdin_once, log_path) = {
         let r = c.rec.lock().unwrap();
         (
@@ -46,7 +48,10 @@ pub(crate) async fn container_attach(
             });
         }
     }
-    if opts.stream && (c.running() || !opts.logs) {
+    // As dockerd, a streaming attach waits for output whatever the state, also after a log
+    // replay: to a created or stopped container it delivers what its next start writes, from
+    // the first byte.
+    if opts.stream {
         c.subscribers.lock().unwrap().push(Subscriber {
             tx,
             stdout: opts.stdout,
@@ -54,15 +59,25 @@ pub(crate) async fn container_attach(
         });
     }
     let input = if opts.stdin && open_stdin && opts.stream {
-        Some(input_to_shim(c.to_shim.clone(), stdin_once))
+        let (ctx, c2) = (ctx.clone(), c.clone());
+        let on_detach = Box::new(move || ctx.container_event(&c2, "detach", &[]));
+        Some(input_to_shim(c.to_shim.clone(), stdin_once, on_detach))
     } else {
         None
     };
     Ok(IoSession {
         tty,
         output: rx,
+        detach_keys: (tty && input.is_some()).then_some(keys),
         input,
     })
+}
+
+/// Parses a client's detach keys (empty: the default), refusing an unknown key name with
+/// dockerd's wording and status (400).
+pub(crate) fn detach_keys(keys: &str) -> Result<Vec<u8>> {
+    berth_sys::detach::keys_or_default(keys)
+        .map_err(|_| EngineError::InvalidArgument(format!("Invalid detach keys ({keys}) provided")))
 }
 
 /// Log entries; with `follow` the channel stays open until the container stops.
@@ -152,11 +167,17 @@ pub(crate) async fn container_resize(
     Ok(())
 }
 
+/// What happens when a client detaches (its event).
+pub(crate) type OnDetach = Box<dyn FnOnce() + Send>;
+
 /// An attach session's input channel: stdin data and resizes become shim frames; when the
-/// client closes its end, the process's stdin is closed too if `close_stdin`.
+/// client closes its end, the process's stdin is closed too if `close_stdin`. A client that
+/// detaches leaves stdin open (the process goes on as if nobody had attached) and runs
+/// `on_detach`.
 pub(crate) fn input_to_shim(
     to_shim: mpsc::UnboundedSender<ShimFrame>,
     close_stdin: bool,
+    on_detach: OnDetach,
 ) -> mpsc::Sender<Input> {
     let (itx, mut irx) = mpsc::channel::<Input>(64);
     tokio::spawn(async move {
@@ -164,6 +185,10 @@ pub(crate) fn input_to_shim(
             let frame = match i {
                 Input::Data(d) => Frame::Stdin(d),
                 Input::Resize { rows, cols } => Frame::Resize { rows, cols },
+                Input::Detach => {
+                    on_detach();
+                    return;
+                }
             };
             if to_shim.send(frame).is_err() {
                 return;

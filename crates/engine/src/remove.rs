@@ -31,18 +31,20 @@ pub(crate) async fn container_remove(
     if c.status() == Status::Restarting {
         if !opts.force {
             return Err(EngineError::Conflict(format!(
-                "cannot remove container \"{}\": container is restarting: stop the container before removing or force remove",
-                c.name()
+                "You cannot remove a restarting container {}. Stop the container before attempting removal or force remove",
+                c.id
             )));
         }
         crate::control::cancel_restart(ctx, &c);
     }
     if c.running() {
         if !opts.force {
-            return Err(EngineError::Conflict(format!(
-                "cannot remove container \"{}\": container is running: stop the container before removing or force remove",
-                c.name()
-            )));
+            // dockerd's words (scripts match them)
+            return Err(EngineError::Conflict(if c.status() == Status::Paused {
+                format!("You cannot remove a paused container {}. Unpause and then stop the container before attempting removal or force remove", c.id)
+            } else {
+                format!("You cannot remove a running container {}. Stop the container before attempting removal or force remove", c.id)
+            }));
         }
         let rx = c.exits.subscribe();
         crate::oci_runtime::runtime_kill(ctx, &c, 9).await?;

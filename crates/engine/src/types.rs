@@ -32,6 +32,8 @@ pub enum Input {
         rows: u16,
         cols: u16,
     },
+    /// The client typed the detach keys: the session ends, the process's stdin stays open.
+    Detach,
 }
 
 /// An attached session: output until the process ends (the receiver then yields `None`),
@@ -41,6 +43,9 @@ pub struct IoSession {
     pub tty: bool,
     pub output: mpsc::Receiver<Output>,
     pub input: Option<mpsc::Sender<Input>>,
+    /// The key sequence that detaches, when the input is a terminal's (dockerd scans only a
+    /// TTY's stdin: without one, stdin is a byte stream passed on untouched).
+    pub detach_keys: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,6 +57,8 @@ pub struct AttachOptions {
     pub logs: bool,
     /// Stream live output.
     pub stream: bool,
+    /// The `detachKeys` query parameter (Docker's syntax; empty: ctrl-p,ctrl-q).
+    pub detach_keys: String,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -143,7 +143,11 @@ impl ImageStore {
         if let Some(l) = layer {
             self.commit_layer(l)?;
         }
-        self.commit_image(&mut st, &bytes, tags, crate::taglog::TagMove::Commit)
+        let id = self.commit_image(&mut st, &bytes, tags, crate::taglog::TagMove::Commit)?;
+        if let Some(parent) = parent_id {
+            self.record_parent(&mut st, &id, parent)?;
+        }
+        Ok(id)
     }
 
     /// The chain id of the top layer of image `id` (`None` for an image without layers).
@@ -277,6 +281,17 @@ mod tests {
         assert_eq!(cfg.comment, "msg");
         let top = store.layer_dirs(&committed).unwrap().pop().unwrap();
         assert_eq!(fs::read(top.join("new.txt")).unwrap(), b"x");
+        // Parent recorded, as dockerd's: the image committed from, none for a FROM-scratch one.
+        assert_eq!(store.inspect(&committed).unwrap().parent, meta);
+        assert_eq!(store.inspect(&meta).unwrap().parent, base);
+        assert_eq!(store.inspect(&base).unwrap().parent, "");
+        let reopened = ImageStore::open(dir.path()).unwrap();
+        assert_eq!(
+            reopened.inspect(&committed).unwrap().parent,
+            meta,
+            "persisted"
+        );
+        drop(reopened);
 
         // Nothing changed: no layer, an empty_layer history entry.
         store.create_rw_layer("c2", &meta).unwrap();

@@ -74,6 +74,10 @@ pub(crate) fn parse_config(bytes: &[u8]) -> Result<ImageConfigFile> {
 #[serde(default, rename_all = "PascalCase")]
 pub(crate) struct ImageMeta {
     pub last_tag_time: Option<String>,
+    /// The image this one was made from here (`docker commit`, a build step), as dockerd
+    /// records it: inspect's `Parent`, the list's `ParentId`. Pulled and loaded images have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
 }
 
 /// An image known to the store.
@@ -364,6 +368,20 @@ impl ImageStore {
         Ok(id)
     }
 
+    /// Records that image `id` was made from `parent` (kept once: an image that already had
+    /// one made the same way keeps it).
+    pub(crate) fn record_parent(&self, st: &mut State, id: &str, parent: &str) -> Result<()> {
+        let Some(img) = st.images.get_mut(id) else {
+            return Ok(());
+        };
+        if img.meta.parent.is_some() || img.id == parent {
+            return Ok(());
+        }
+        img.meta.parent = Some(parent.to_string());
+        let img = img.clone();
+        self.persist_meta(&img)
+    }
+
     /// Deletes image `id` and the layers and blobs no other image needs. Returns the Deleted
     /// entries and the bytes reclaimed.
     fn delete_image(&self, st: &mut State, id: &str) -> Result<(Vec<ImageDeleteItem>, u64)> {
@@ -425,7 +443,7 @@ impl ImageStore {
         let (repo_tags, repo_digests) = st.tags_and_digests(&img.id);
         ImageSummary {
             id: img.id.clone(),
-            parent_id: String::new(),
+            parent_id: img.meta.parent.clone().unwrap_or_default(),
             repo_tags,
             repo_digests,
             created: rfc3339_to_unix(img.config.created.as_deref()),
@@ -499,7 +517,7 @@ impl ImageStore {
             id: id.clone(),
             repo_tags,
             repo_digests,
-            parent: String::new(),
+            parent: img.meta.parent.clone().unwrap_or_default(),
             comment: img.config.comment.clone(),
             created: img.config.created.clone().unwrap_or_default(),
             docker_version: img.config.docker_version.clone(),

@@ -16,6 +16,7 @@
 //! - [`mountinfo`]: mount points and the cgroup layout from `/proc/<pid>/mountinfo`.
 //! - [`caps`]: the capability table.
 //! - [`tty`]: whether a descriptor is a terminal, and its size.
+//! - [`detach`]: Docker's detach-key syntax and the scanner that finds the sequence in input.
 //! - [`units`]: sizes (`64m`, `1.5GB`) and durations (`1m30s`) in each syntax berth accepts.
 //! - [`ids`], [`names`], [`time`]: short IDs, the name rule and RFC 3339 timestamps as Docker
 //!   has them.
@@ -26,6 +27,7 @@
 pub mod at;
 pub mod caps;
 pub mod copy;
+pub mod detach;
 pub mod file;
 pub mod fs;
 pub mod ids;

@@ -23,18 +23,55 @@ pub struct AttachArgs {
     pub container: String,
 }
 
+/// How an attached session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The output ended (the process exited or the daemon closed the stream).
+    Output,
+    /// The user typed the detach keys: the container goes on.
+    Detached,
+}
+
+/// What `docker attach` and `docker exec` print when the user detached (their exit status
+/// is 1 then; `run` and `start -a` exit 0 silently).
+pub const DETACHED_MESSAGE: &str = "read escape sequence";
+
+/// The detach keys in force: the `--detach-keys` flag, else `detachKeys` of the client's
+/// config.json, as the docker CLI chooses.
+pub fn detach_keys(flag: Option<&str>) -> Option<String> {
+    flag.filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .or_else(super::credentials::config_detach_keys)
+}
+
 /// Pumps a hijacked stream: output to stdout/stderr (demuxed unless `tty`), stdin to the
-/// stream when `stdin`. Returns when the output ends.
-pub async fn pump(h: Hijacked, tty: bool, stdin: bool) -> Result<()> {
+/// stream when `stdin`. Returns when the output ends, or at once when the user types the
+/// detach keys on a TTY session (`keys`, else ctrl-p,ctrl-q; an unknown key name falls back
+/// to the default with a warning, as the docker CLI does).
+pub async fn pump(h: Hijacked, tty: bool, stdin: bool, keys: Option<&str>) -> Result<Ended> {
+    use berth_sys::detach;
     let Hijacked { reader, writer } = h;
+    let (detached_tx, detached_rx) = tokio::sync::oneshot::channel::<()>();
     if stdin {
         if let Some(w) = writer {
+            let scanner = tty.then(|| {
+                let bytes = detach::keys_or_default(keys.unwrap_or("")).unwrap_or_else(|e| {
+                    eprintln!("invalid detach escape keys, using default: {e}");
+                    detach::DEFAULT_KEYS.to_vec()
+                });
+                detach::Scanner::new(bytes)
+            });
             tokio::spawn(async move {
-                let _ = copy_input(w).await;
+                if let Ok(true) = copy_input(w, scanner).await {
+                    let _ = detached_tx.send(());
+                }
             });
         }
     }
-    copy_output(reader, tty).await
+    tokio::select! {
+        out = copy_output(reader, tty) => out.map(|()| Ended::Output),
+        Ok(()) = detached_rx => Ok(Ended::Detached),
+    }
 }
 
 /// Raw mode when the session is interactive on a terminal.
@@ -122,10 +159,11 @@ pub async fn run(c: &Client, a: AttachArgs) -> Result<i32> {
     let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
     let open_stdin = info["Config"]["OpenStdin"].as_bool().unwrap_or(false);
     let stdin = open_stdin && !a.no_stdin;
+    let keys = detach_keys(a.detach_keys.as_deref());
     let h = c
         .hijack(
             &format!("/containers/{}/attach", seg(&id)),
-            &attach_query(stdin, false, a.detach_keys.as_deref()),
+            &attach_query(stdin, false, keys.as_deref()),
             None,
         )
         .await?;
@@ -136,8 +174,11 @@ pub async fn run(c: &Client, a: AttachArgs) -> Result<i32> {
         proxy_signals(c, &id);
     }
     setup_terminal(tty, stdin);
-    pump(h, tty, stdin).await?;
+    let ended = pump(h, tty, stdin, keys.as_deref()).await;
     tty::restore();
+    if ended? == Ended::Detached {
+        return Err(Exit::msg(1, DETACHED_MESSAGE));
+    }
     // the exit code of the container, as docker does
     let info = super::inspect_container(c, &id).await;
     if let Ok(info) = info {

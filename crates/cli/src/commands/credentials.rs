@@ -44,6 +44,17 @@ fn load() -> Result<Map<String, Value>> {
     }
 }
 
+/// `detachKeys` of the client's config.json (the docker CLI's default for `--detach-keys`);
+/// none when the file, or the key, is absent or unreadable.
+pub fn config_detach_keys() -> Option<String> {
+    load()
+        .ok()?
+        .get("detachKeys")
+        .and_then(Value::as_str)
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+}
+
 fn save(cfg: &Map<String, Value>) -> Result<()> {
     let p = config_path();
     if let Some(d) = p.parent() {

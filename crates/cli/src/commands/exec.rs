@@ -4,7 +4,7 @@ use anyhow::Result;
 use berth_api::{ExecConfig, ExecInspect, ExecStartConfig, IdResponse};
 use clap::Args;
 
-use super::attach::{pump, setup_terminal};
+use super::attach::{pump, setup_terminal, Ended, DETACHED_MESSAGE};
 use crate::client::{read_json, seg, Client, Exit};
 use crate::tty;
 
@@ -73,11 +73,12 @@ fn env_list(a: &ExecArgs) -> Result<Vec<String>> {
 }
 
 pub async fn run(c: &Client, a: ExecArgs) -> Result<i32> {
+    let keys = super::attach::detach_keys(a.detach_keys.as_deref());
     let cfg = ExecConfig {
         attach_stdin: a.interactive && !a.detach,
         attach_stdout: !a.detach,
         attach_stderr: !a.detach,
-        detach_keys: a.detach_keys.clone().unwrap_or_default(),
+        detach_keys: keys.clone().unwrap_or_default(),
         tty: a.tty,
         env: env_list(&a)?,
         cmd: a.cmd.clone(),
@@ -126,9 +127,11 @@ pub async fn run(c: &Client, a: ExecArgs) -> Result<i32> {
         tty::monitor_size(c.clone(), format!("/exec/{}/resize", seg(&id.id)));
     }
     setup_terminal(a.tty, a.interactive);
-    let out = pump(h, a.tty, a.interactive).await;
+    let out = pump(h, a.tty, a.interactive, keys.as_deref()).await;
     tty::restore();
-    out?;
+    if out? == Ended::Detached {
+        return Err(Exit::msg(1, DETACHED_MESSAGE));
+    }
     // the exit code may take a moment to be recorded after the stream ends
     for _ in 0..50 {
         let ins: ExecInspect = c

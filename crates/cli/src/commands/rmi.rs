@@ -4,7 +4,7 @@ use anyhow::Result;
 use berth_api::ImageDeleteItem;
 use clap::Args;
 
-use crate::client::{read_json, seg, Client};
+use crate::client::{read_json, seg, ApiError, Client};
 
 #[derive(Args, Debug)]
 pub struct RmiArgs {
@@ -37,14 +37,35 @@ pub async fn run(c: &Client, a: RmiArgs) -> Result<i32> {
     if a.no_prune {
         q.push(("noprune", "1".to_string()));
     }
-    super::for_each(&a.images, |n| {
-        let q = q.clone();
-        async move {
-            let resp = c.delete(&format!("/images/{}", seg(&n)), &q).await?;
-            let items: Vec<ImageDeleteItem> = read_json(resp).await?;
-            print_deleted(&items);
-            Ok(())
+    // As the docker CLI: every image is tried; with -f an image that does not exist is
+    // reported but does not fail the command (exit 0), any other error does.
+    let mut errors = Vec::new();
+    let mut fatal = false;
+    for n in &a.images {
+        match remove(c, n, &q).await {
+            Ok(()) => {}
+            Err(e) => {
+                if super::start::is_connect(&e) {
+                    return Err(e);
+                }
+                let not_found = e
+                    .downcast_ref::<ApiError>()
+                    .is_some_and(|api| api.status == 404);
+                fatal |= !not_found;
+                errors.push(e.to_string());
+            }
         }
-    })
-    .await
+    }
+    if errors.is_empty() {
+        return Ok(0);
+    }
+    eprintln!("{}", errors.join("\n"));
+    Ok(if !a.force || fatal { 1 } else { 0 })
+}
+
+async fn remove(c: &Client, name: &str, q: &[(&'static str, String)]) -> Result<()> {
+    let resp = c.delete(&format!("/images/{}", seg(name)), q).await?;
+    let items: Vec<ImageDeleteItem> = read_json(resp).await?;
+    print_deleted(&items);
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use clap::{ArgAction, Args};
 
-use super::attach::{attach_query, proxy_signals, pump, setup_terminal, wait_status};
+use super::attach::{attach_query, proxy_signals, pump, setup_terminal, wait_status, Ended};
 use super::opts::ContainerOpts;
 use crate::client::{api_error, read_json, seg, Client, Exit};
 use crate::tty;
@@ -124,6 +124,8 @@ pub async fn attach_start_wait(
     auto_remove: bool,
     detach_keys: Option<&str>,
 ) -> Result<i32> {
+    let keys = super::attach::detach_keys(detach_keys);
+    let detach_keys = keys.as_deref();
     let h = c
         .hijack(
             &format!("/containers/{}/attach", seg(id)),
@@ -152,9 +154,12 @@ pub async fn attach_start_wait(
         proxy_signals(c, id);
     }
     setup_terminal(tty, stdin);
-    let out = pump(h, tty, stdin).await;
+    let out = pump(h, tty, stdin, detach_keys).await;
     tty::restore();
-    out?;
+    if out? == Ended::Detached {
+        // as the docker CLI: the container goes on, nothing printed, status 0
+        return Ok(0);
+    }
     let code = match wait.await {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => return Err(Exit::msg(125, e.to_string())),

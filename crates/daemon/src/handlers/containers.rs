@@ -131,6 +131,7 @@ pub async fn attach(ctx: &Ctx, id: &str, q: &Query, req: &mut Request<Incoming>)
         stderr: q.bool("stderr"),
         logs: q.bool("logs"),
         stream: q.bool("stream"),
+        detach_keys: q.get("detachKeys").unwrap_or_default().to_string(),
     };
     let upgrade = stream::take_upgrade(req);
     let stdin = opts.stdin;

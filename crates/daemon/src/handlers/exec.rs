@@ -17,10 +17,14 @@ pub async fn create(ctx: &Ctx, container: &str, req: Request<Incoming>) -> ApiRe
     Ok(body::json(StatusCode::CREATED, &IdResponse { id }))
 }
 
-pub async fn start(ctx: &Ctx, id: &str, mut req: Request<Incoming>) -> ApiResult {
+/// Starts an exec. The output is framed as the start body's `Tty` asks (multiplexed unless it
+/// asks for a TTY), whatever the exec's own `Tty`, as dockerd; `detachKeys` in the query
+/// overrides the exec's `DetachKeys`.
+pub async fn start(ctx: &Ctx, id: &str, q: &Query, mut req: Request<Incoming>) -> ApiResult {
     let upgrade = stream::take_upgrade(&mut req);
     let start: ExecStartConfig = read_json(ctx, req, true).await?;
     let engine = ctx.engine()?;
+    let keys = q.get("detachKeys").map(str::to_string);
     if let (Some(up), false) = (upgrade, start.detach) {
         // Checked before hijacking so that they get a status; the exec itself starts after.
         let info = engine.exec_inspect(id).await?;
@@ -32,28 +36,27 @@ pub async fn start(ctx: &Ctx, id: &str, mut req: Request<Incoming>) -> ApiResult
         let c = engine.container_inspect(&info.container_id).await?;
         if !c.state.running {
             return Err(EngineError::Conflict(format!(
-                "container {} is not running",
+                "Container {} is not running",
                 c.id
             )));
         }
         let engine = ctx.engine_arc()?;
         let id = id.to_string();
         let console = start.console_size.clone();
-        return Ok(stream::respond_deferred(
-            up,
-            info.process_config.tty,
-            async move {
-                let session = engine.exec_start(&id, false).await?;
-                if let Some([h, w]) = console.as_deref() {
-                    if *h > 0 && *w > 0 {
-                        let _ = engine.exec_resize(&id, *h, *w).await;
-                    }
+        let framing_tty = start.tty;
+        return Ok(stream::respond_deferred(up, framing_tty, async move {
+            let mut session = engine.exec_start(&id, false, keys.as_deref()).await?;
+            session.tty = framing_tty;
+            if let Some([h, w]) = console.as_deref() {
+                if *h > 0 && *w > 0 {
+                    let _ = engine.exec_resize(&id, *h, *w).await;
                 }
-                Ok(session)
-            },
-        ));
+            }
+            Ok(session)
+        }));
     }
-    let session = engine.exec_start(id, start.detach).await?;
+    let mut session = engine.exec_start(id, start.detach, keys.as_deref()).await?;
+    session.tty = start.tty;
     if start.detach {
         return Ok(body::empty(StatusCode::OK));
     }

@@ -74,10 +74,21 @@ fn messages(lines: &[serde_json::Value]) -> body::Resp {
     body::full(StatusCode::OK, JSON, out)
 }
 
+/// `POST /images/load`.
 pub async fn load(ctx: &Ctx, req: Request<Incoming>) -> ApiResult {
     let engine = ctx.engine()?;
     let file = spool(ctx, req).await?;
-    let lines = engine.image_load(file).await?;
+    // As dockerd: once the archive is in, the answer is 200 and a failure to load it is the
+    // stream's error message (the docker CLI prints it and fails).
+    let lines = match engine.image_load(file).await {
+        Ok(lines) => lines,
+        Err(e) => {
+            let m = e.to_string();
+            return Ok(messages(&[
+                json!({"errorDetail": {"message": m}, "error": m}),
+            ]));
+        }
+    };
     let msgs: Vec<_> = lines
         .iter()
         .map(|l| json!({"stream": format!("{}\n", l.trim_end_matches('\n'))}))
