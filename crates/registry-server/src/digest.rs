@@ -56,9 +56,9 @@ impl Digest {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
             _ if !alg.is_empty()
-                && alg
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)) =>
+                && alg.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                }) =>
             {
                 return Err(DigestError::Algorithm(alg.to_string()))
             }
@@ -181,7 +181,10 @@ mod tests {
             Digest::parse("md5:abc"),
             Err(DigestError::Algorithm(_))
         ));
-        assert!(matches!(Digest::parse("latest"), Err(DigestError::Format(_))));
+        assert!(matches!(
+            Digest::parse("latest"),
+            Err(DigestError::Format(_))
+        ));
         assert!(Digest::parse(&format!("sha256:{}", "A".repeat(64))).is_err());
         let s = Digest::parse(&format!("sha512:{}", "0".repeat(128))).unwrap();
         assert_eq!(s.of_same_kind(b"x").algorithm(), Algorithm::Sha512);

@@ -140,6 +140,9 @@ mod tests {
         assert_eq!(v["errors"][0]["code"], "BLOB_UNKNOWN");
         assert_eq!(v["errors"][0]["detail"]["digest"], "sha256:x");
         assert_eq!(Code::Unsupported.status(), StatusCode::METHOD_NOT_ALLOWED);
-        assert_eq!(Code::RangeInvalid.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        assert_eq!(
+            Code::RangeInvalid.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE
+        );
     }
 }

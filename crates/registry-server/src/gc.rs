@@ -135,15 +135,22 @@ mod tests {
         let (c, l, orphan) = (blob(b"c"), blob(b"l"), blob(b"orphan"));
         let m = manifest_for(&c, &l);
         let md = Digest::sha256_of(&m);
-        s.put_manifest("r", &md, manifest::OCI_MANIFEST, &m).unwrap();
+        s.put_manifest("r", &md, manifest::OCI_MANIFEST, &m)
+            .unwrap();
 
         let r = collect(&s, false, Duration::from_secs(3600)).unwrap();
-        assert!(r.swept.is_empty(), "young orphans are kept (a push may be running)");
+        assert!(
+            r.swept.is_empty(),
+            "young orphans are kept (a push may be running)"
+        );
         assert_eq!(r.kept_young, 1);
 
         let r = collect(&s, true, Duration::ZERO).unwrap();
         assert_eq!(r.swept.len(), 1);
-        assert!(s.blob_size(&orphan).unwrap().is_some(), "dry run removes nothing");
+        assert!(
+            s.blob_size(&orphan).unwrap().is_some(),
+            "dry run removes nothing"
+        );
 
         let r = collect(&s, false, Duration::ZERO).unwrap();
         assert_eq!(r.swept, vec![(orphan.clone(), 6)]);
@@ -154,6 +161,10 @@ mod tests {
         }
         s.delete_manifest("r", &md).unwrap();
         let r = collect(&s, false, Duration::ZERO).unwrap();
-        assert_eq!(r.swept.len(), 3, "the manifest and its blobs once it is deleted");
+        assert_eq!(
+            r.swept.len(),
+            3,
+            "the manifest and its blobs once it is deleted"
+        );
     }
 }

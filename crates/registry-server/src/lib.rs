@@ -5,10 +5,11 @@
 //! `uploads` the resumable upload sessions; `manifest` parses and validates manifests;
 //! `router` maps paths to routes; `api` answers them; `error` is the spec's error codes;
 //! `server` listens, logs and shuts down gracefully; `gc` sweeps unreferenced blobs;
-//! `config` reads flags; `metrics` renders `/metrics`; `digest` and `names` validate input.
+//! `config` reads the TOML file and flags; `auth` checks htpasswd Basic credentials; `metrics` renders `/metrics`; `digest` and `names` validate input.
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -24,7 +25,9 @@ pub mod uploads;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hyper::body::Incoming;
-use hyper::Request;
+use hyper::{Method, Request};
+
+use crate::auth::Htpasswd;
 
 use crate::config::RegistryConfig;
 use crate::metrics::Metrics;
@@ -78,12 +81,33 @@ pub struct Registry {
     pub uploads: Uploads,
     pub metrics: Metrics,
     pub inflight: InFlight,
+    htpasswd: Option<Htpasswd>,
+}
+
+/// Why a registry could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("opening the storage root {path}: {source}")]
+    Storage {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Auth(#[from] auth::AuthError),
 }
 
 impl Registry {
-    pub fn new(config: RegistryConfig) -> std::io::Result<Registry> {
-        let store = Store::open(&config.root)?;
+    pub fn new(config: RegistryConfig) -> Result<Registry, SetupError> {
+        let htpasswd = match &config.auth {
+            Some(a) => Some(Htpasswd::load(&a.htpasswd)?),
+            None => None,
+        };
+        let store = Store::open(&config.root).map_err(|source| SetupError::Storage {
+            path: config.root.display().to_string(),
+            source,
+        })?;
         Ok(Registry {
+            htpasswd,
             uploads: Uploads::new(store.clone()),
             store,
             config,
@@ -92,12 +116,43 @@ impl Registry {
         })
     }
 
-    /// `Some(response)` when the request must be refused for want of credentials.
-    pub fn authorize(&self, _req: &Request<Incoming>) -> Option<api::Resp> {
-        None
+    /// `Some(response)` when the request must be refused for want of credentials: 401
+    /// UNAUTHORIZED with a Basic challenge. With anonymous pull, reads of repositories pass
+    /// without credentials (`/v2/` itself always asks, so `docker login` checks them).
+    pub fn authorize(&self, req: &Request<Incoming>) -> Option<api::Resp> {
+        let (Some(h), Some(cfg)) = (&self.htpasswd, &self.config.auth) else {
+            return None;
+        };
+        let read = matches!(*req.method(), Method::GET | Method::HEAD);
+        let base = matches!(req.uri().path(), "/v2" | "/v2/");
+        let presented = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if cfg.anonymous_pull && read && !base && presented.is_none() {
+            return None;
+        }
+        match h.check(presented) {
+            Ok(_) => None,
+            Err(why) => {
+                let msg = match why {
+                    auth::Denied::Missing => "authentication required",
+                    auth::Denied::Invalid => "invalid username or password",
+                };
+                let e = error::ApiError::new(error::Code::Unauthorized, msg);
+                let mut r = api::error_response(&e, *req.method() == Method::HEAD);
+                api::set_named(
+                    &mut r,
+                    "www-authenticate",
+                    &format!("Basic realm=\"{}\"", cfg.realm),
+                );
+                Some(r)
+            }
+        }
     }
 
-    /// Whether the request may read `repo` (a mount source).
+    /// Whether the request may read `repo` (a mount source): with authentication on, every
+    /// authenticated user reads every repository.
     pub fn allowed_pull(&self, _req: &Request<Incoming>, _repo: &str) -> bool {
         true
     }

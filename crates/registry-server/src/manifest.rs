@@ -68,9 +68,9 @@ fn descriptor_digest(d: &RawDescriptor, what: &str) -> Result<Digest, ApiError> 
 /// Layers that are not in the registry by design (Windows foreign layers, with URLs).
 fn nondistributable(d: &RawDescriptor) -> bool {
     !d.urls.is_empty()
-        || d.media_type.as_deref().is_some_and(|m| {
-            m.contains("nondistributable") || m.contains(".foreign.")
-        })
+        || d.media_type
+            .as_deref()
+            .is_some_and(|m| m.contains("nondistributable") || m.contains(".foreign."))
 }
 
 /// Media type from the request's `Content-Type`, without parameters.
@@ -84,12 +84,15 @@ pub fn parse(data: &[u8], content_type: Option<&str>) -> Result<Manifest, ApiErr
     if data.len() > MAX_MANIFEST_SIZE {
         return Err(ApiError::new(
             Code::SizeInvalid,
-            format!("manifest of {} bytes exceeds the {MAX_MANIFEST_SIZE}-byte limit", data.len()),
+            format!(
+                "manifest of {} bytes exceeds the {MAX_MANIFEST_SIZE}-byte limit",
+                data.len()
+            ),
         )
         .with_status(hyper::StatusCode::PAYLOAD_TOO_LARGE));
     }
-    let raw: RawManifest =
-        serde_json::from_slice(data).map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
+    let raw: RawManifest = serde_json::from_slice(data)
+        .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
     let header = content_type_media(content_type);
     let media_type = match (&header, &raw.media_type) {
         (Some(h), Some(b)) if h != b => {
@@ -217,7 +220,10 @@ mod tests {
         assert!(parse(b"not json", Some(OCI_MANIFEST)).is_err());
         let idx = serde_json::json!({"schemaVersion": 2, "manifests": []});
         let data = serde_json::to_vec(&idx).unwrap();
-        assert!(parse(&data, Some(OCI_MANIFEST)).is_err(), "an index sent as a manifest");
+        assert!(
+            parse(&data, Some(OCI_MANIFEST)).is_err(),
+            "an index sent as a manifest"
+        );
         assert_eq!(parse(&data, Some(OCI_INDEX)).unwrap().children.len(), 0);
         let bad = serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
             "config": {"digest": "sha256:nope", "size": 1}});

@@ -38,7 +38,12 @@ impl Metrics {
         let mut s = String::new();
         s.push_str("# HELP berth_registry_requests_total HTTP requests answered.\n");
         s.push_str("# TYPE berth_registry_requests_total counter\n");
-        for ((m, st), n) in self.requests.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for ((m, st), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 s,
                 "berth_registry_requests_total{{method=\"{m}\",status=\"{st}\"}} {n}"

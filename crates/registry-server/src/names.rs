@@ -38,8 +38,7 @@ pub fn valid_tag(tag: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b
-            .iter()
+        && b.iter()
             .all(|&x| x.is_ascii_alphanumeric() || x == b'_' || x == b'.' || x == b'-')
 }
 
@@ -49,12 +48,29 @@ mod tests {
 
     #[test]
     fn repositories() {
-        for ok in ["a", "conf/test", "library/busy-box", "a__b/c.d/e---f", "0/1"] {
+        for ok in [
+            "a",
+            "conf/test",
+            "library/busy-box",
+            "a__b/c.d/e---f",
+            "0/1",
+        ] {
             assert!(valid_repository(ok), "{ok}");
         }
         for bad in [
-            "", "A", "a/", "/a", "a//b", "../a", "a/..", "_layers", "a/_manifests", "a___b",
-            "a-", "a.-b", "a b",
+            "",
+            "A",
+            "a/",
+            "/a",
+            "a//b",
+            "../a",
+            "a/..",
+            "_layers",
+            "a/_manifests",
+            "a___b",
+            "a-",
+            "a.-b",
+            "a b",
         ] {
             assert!(!valid_repository(bad), "{bad}");
         }

@@ -8,13 +8,29 @@ pub enum Route {
     Base,
     /// `/v2/_catalog`
     Catalog,
-    Manifest { name: String, reference: String },
-    Blob { name: String, digest: String },
+    Manifest {
+        name: String,
+        reference: String,
+    },
+    Blob {
+        name: String,
+        digest: String,
+    },
     /// `/v2/<name>/blobs/uploads/`
-    UploadStart { name: String },
-    Upload { name: String, id: String },
-    Tags { name: String },
-    Referrers { name: String, digest: String },
+    UploadStart {
+        name: String,
+    },
+    Upload {
+        name: String,
+        id: String,
+    },
+    Tags {
+        name: String,
+    },
+    Referrers {
+        name: String,
+        digest: String,
+    },
 }
 
 /// The route of `path`, `None` when it is not part of the API.
@@ -30,7 +46,10 @@ pub fn route(path: &str) -> Option<Route> {
     if let Some(name) = rest.strip_suffix("/tags/list") {
         return Some(Route::Tags { name: name.into() });
     }
-    if let Some(name) = rest.strip_suffix("/blobs/uploads/").or(rest.strip_suffix("/blobs/uploads")) {
+    if let Some(name) = rest
+        .strip_suffix("/blobs/uploads/")
+        .or(rest.strip_suffix("/blobs/uploads"))
+    {
         return Some(Route::UploadStart { name: name.into() });
     }
     if let Some(i) = rest.rfind("/blobs/uploads/") {

@@ -1,4 +1,4 @@
-//! Listening, access logs, `/metrics`, and graceful shutdown: on SIGTERM/SIGINT the listener
+//! Listening (plain TCP or TLS with rustls), access logs, `/metrics`, and graceful shutdown: on SIGTERM/SIGINT the listener
 //! closes and the server waits for uploads and manifest pushes in flight before exiting.
 
 use std::convert::Infallible;
@@ -13,7 +13,10 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
+use tokio_rustls::TlsAcceptor;
+
 use crate::api::{full, handle, Resp};
+use crate::config::TlsFiles;
 use crate::Registry;
 
 /// How long shutdown waits for writes in flight.
@@ -78,27 +81,75 @@ async fn serve_one(
     resp
 }
 
+fn serve_connection<S>(stream: S, peer: std::net::SocketAddr, reg: Arc<Registry>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        let svc = service_fn(move |req| {
+            let reg = reg.clone();
+            async move { Ok::<_, Infallible>(serve_one(reg, peer, req).await) }
+        });
+        if let Err(e) = http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), svc)
+            .await
+        {
+            tracing::debug!("connection from {peer}: {e}");
+        }
+    });
+}
+
+/// Loads the TLS certificate chain and key into an acceptor.
+pub fn tls_acceptor(tls: &TlsFiles) -> Result<TlsAcceptor, String> {
+    let open = |p: &std::path::Path| {
+        std::fs::File::open(p)
+            .map(std::io::BufReader::new)
+            .map_err(|e| format!("reading {}: {e}", p.display()))
+    };
+    let certs = rustls_pemfile::certs(&mut open(&tls.certificate)?)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{}: {e}", tls.certificate.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate in it", tls.certificate.display()));
+    }
+    let key = rustls_pemfile::private_key(&mut open(&tls.key)?)
+        .map_err(|e| format!("{}: {e}", tls.key.display()))?
+        .ok_or_else(|| format!("{}: no private key in it", tls.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("TLS certificate and key: {e}"))?;
+    Ok(TlsAcceptor::from(Arc::new(cfg)))
+}
+
 /// Accepts connections until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, reg: Arc<Registry>, stop: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    reg: Arc<Registry>,
+    stop: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             r = listener.accept() => match r {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    let reg = reg.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req| {
-                            let reg = reg.clone();
-                            async move { Ok::<_, Infallible>(serve_one(reg, peer, req).await) }
-                        });
-                        if let Err(e) = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await
-                        {
-                            tracing::debug!("connection from {peer}: {e}");
+                    match &tls {
+                        None => serve_connection(stream, peer, reg.clone()),
+                        Some(acceptor) => {
+                            let (acceptor, reg) = (acceptor.clone(), reg.clone());
+                            tokio::spawn(async move {
+                                match acceptor.accept(stream).await {
+                                    Ok(s) => serve_connection(s, peer, reg),
+                                    Err(e) => tracing::info!("TLS handshake with {peer}: {e}"),
+                                }
+                            });
                         }
-                    });
+                    }
                 }
                 Err(e) => {
                     tracing::warn!("accept: {e}");
@@ -111,18 +162,20 @@ pub async fn serve(listener: TcpListener, reg: Arc<Registry>, stop: Cancellation
 
 /// Serves until SIGTERM/SIGINT, then drains writes in flight.
 pub async fn run(reg: Arc<Registry>) -> Result<(), String> {
+    let tls = reg.config.tls.as_ref().map(tls_acceptor).transpose()?;
     let listener = TcpListener::bind(reg.config.addr)
         .await
         .map_err(|e| format!("listening on {}: {e}", reg.config.addr))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
-        "berth registry listening on {addr}, storage {}",
+        "berth registry listening on {addr} ({}), storage {}",
+        if tls.is_some() { "https" } else { "http" },
         reg.config.root.display()
     );
     let stop = CancellationToken::new();
     let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let server = tokio::spawn(serve(listener, reg.clone(), stop.clone()));
+    let server = tokio::spawn(serve(listener, tls, reg.clone(), stop.clone()));
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

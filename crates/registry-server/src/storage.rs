@@ -230,7 +230,8 @@ impl Store {
 
     /// Whether the repository exists (anything was ever pushed to it and not removed).
     pub fn repo_exists(&self, repo: &str) -> bool {
-        self.repo_dir(repo).join("_manifests").is_dir() || self.repo_dir(repo).join("_layers").is_dir()
+        self.repo_dir(repo).join("_manifests").is_dir()
+            || self.repo_dir(repo).join("_layers").is_dir()
     }
 
     /// Stores a manifest's bytes and records it as a revision of `repo` with its media type.
@@ -323,7 +324,10 @@ impl Store {
     pub fn list_revisions(&self, repo: &str) -> io::Result<Vec<Digest>> {
         let mut out = Vec::new();
         for alg in [Algorithm::Sha256, Algorithm::Sha512] {
-            let dir = self.repo_dir(repo).join("_manifests/revisions").join(alg.name());
+            let dir = self
+                .repo_dir(repo)
+                .join("_manifests/revisions")
+                .join(alg.name());
             let rd = match fs::read_dir(&dir) {
                 Ok(rd) => rd,
                 Err(e) if not_found(&e) => continue,
@@ -402,12 +406,21 @@ impl Store {
         self.atomic_write(&self.referrer_path(repo, subject, referrer), &data)
     }
 
-    pub fn remove_referrer(&self, repo: &str, subject: &Digest, referrer: &Digest) -> io::Result<()> {
+    pub fn remove_referrer(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        referrer: &Digest,
+    ) -> io::Result<()> {
         remove_opt(&self.referrer_path(repo, subject, referrer)).map(|_| ())
     }
 
     /// The descriptors of the manifests of `repo` whose subject is `subject`, sorted by digest.
-    pub fn list_referrers(&self, repo: &str, subject: &Digest) -> io::Result<Vec<serde_json::Value>> {
+    pub fn list_referrers(
+        &self,
+        repo: &str,
+        subject: &Digest,
+    ) -> io::Result<Vec<serde_json::Value>> {
         let dir = self.referrers_dir(repo, subject);
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
@@ -468,7 +481,10 @@ mod tests {
         assert!(!s.has_manifest("a/b", &m));
         assert!(s.unlink_blob("a/b", &d).unwrap());
         assert!(!s.unlink_blob("a/b", &d).unwrap());
-        assert!(fs::read_dir(s.tmp_dir()).unwrap().next().is_none(), "no temp files left");
+        assert!(
+            fs::read_dir(s.tmp_dir()).unwrap().next().is_none(),
+            "no temp files left"
+        );
     }
 
     #[test]
@@ -478,8 +494,13 @@ mod tests {
         let subject = Digest::sha256_of(b"subject");
         let r = Digest::sha256_of(b"ref");
         s.put_manifest("r", &r, "application/x", b"ref").unwrap();
-        s.add_referrer("r", &subject, &r, &serde_json::json!({"digest": r.to_string()}))
-            .unwrap();
+        s.add_referrer(
+            "r",
+            &subject,
+            &r,
+            &serde_json::json!({"digest": r.to_string()}),
+        )
+        .unwrap();
         assert_eq!(s.list_referrers("r", &subject).unwrap().len(), 1);
         s.delete_manifest("r", &r).unwrap();
         assert!(s.list_referrers("r", &subject).unwrap().is_empty());

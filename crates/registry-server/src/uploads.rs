@@ -39,7 +39,10 @@ fn unknown(id: &str) -> ApiError {
 
 /// Upload ids are 32 lowercase hex digits (anything else is unknown, never a path).
 pub fn valid_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// `Content-Range` of a chunk: `START-END` (the spec) or `bytes START-END/TOTAL`.
@@ -123,9 +126,19 @@ impl Uploads {
         B: hyper::body::Body<Data = Bytes> + Unpin,
         B::Error: Display,
     {
+        if !valid_id(id) {
+            return Err(unknown(id));
+        }
         let session = self.session(id);
         let mut s = session.lock().await;
-        let size = self.size(repo, id).await?;
+        let size = match self.size(repo, id).await {
+            Ok(n) => n,
+            Err(e) => {
+                drop(s);
+                self.forget(id);
+                return Err(e);
+            }
+        };
         if let Some((start, _)) = range {
             if start != size {
                 return Err(ApiError::new(
@@ -237,9 +250,9 @@ impl Uploads {
 
     /// Cancels upload `id` of `repo`.
     pub async fn cancel(&self, repo: &str, id: &str) -> Result<(), ApiError> {
+        self.size(repo, id).await?;
         let session = self.session(id);
         let _s = session.lock().await;
-        self.size(repo, id).await?;
         tokio::fs::remove_dir_all(self.dir(id)).await?;
         drop(_s);
         self.forget(id);
@@ -270,18 +283,34 @@ mod tests {
         let store = Store::open(t.path()).unwrap();
         let u = Uploads::new(store.clone());
         let id = u.create("r").await.unwrap();
-        assert_eq!(u.append("r", &id, Some((0, 4)), body(b"hello")).await.unwrap(), 5);
-        let e = u.append("r", &id, Some((0, 4)), body(b"hello")).await.unwrap_err();
+        assert_eq!(
+            u.append("r", &id, Some((0, 4)), body(b"hello"))
+                .await
+                .unwrap(),
+            5
+        );
+        let e = u
+            .append("r", &id, Some((0, 4)), body(b"hello"))
+            .await
+            .unwrap_err();
         assert_eq!(e.status, hyper::StatusCode::RANGE_NOT_SATISFIABLE);
-        assert!(u.size("other", &id).await.is_err(), "another repository's upload");
+        assert!(
+            u.size("other", &id).await.is_err(),
+            "another repository's upload"
+        );
         // A new process: no in-memory hash; the file carries the state.
         let u2 = Uploads::new(store.clone());
         assert_eq!(u2.size("r", &id).await.unwrap(), 5);
-        u2.append("r", &id, Some((5, 10)), body(b" world")).await.unwrap();
+        u2.append("r", &id, Some((5, 10)), body(b" world"))
+            .await
+            .unwrap();
         let d = Digest::sha256_of(b"hello world");
         u2.finish("r", &id, &d, body(b"")).await.unwrap();
         assert_eq!(store.repo_blob_size("r", &d).unwrap(), Some(11));
-        assert!(u2.size("r", &id).await.is_err(), "finished uploads are gone");
+        assert!(
+            u2.size("r", &id).await.is_err(),
+            "finished uploads are gone"
+        );
     }
 
     #[tokio::test]

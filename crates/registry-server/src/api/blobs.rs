@@ -43,7 +43,10 @@ fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
             (size.checked_sub(n.min(size))?, size.checked_sub(1)?)
         }
         (a, "") => (a.parse().ok()?, size.checked_sub(1)?),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(size.checked_sub(1)?)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(size.checked_sub(1)?),
+        ),
     };
     (start <= end && end < size).then_some((start, end))
 }
@@ -70,9 +73,8 @@ pub async fn get(
     .ok_or_else(|| blob_unknown(digest))?;
     let range = match header(req, "range") {
         Some(v) => Some(parse_range(v, size).ok_or_else(|| {
-            ApiError::new(Code::RangeInvalid, format!("range {v} not satisfiable")).with_status(
-                StatusCode::RANGE_NOT_SATISFIABLE,
-            )
+            ApiError::new(Code::RangeInvalid, format!("range {v} not satisfiable"))
+                .with_status(StatusCode::RANGE_NOT_SATISFIABLE)
         })?),
         None => None,
     };
@@ -108,7 +110,10 @@ pub async fn get(
 
 pub async fn delete(reg: &Arc<Registry>, name: &str, digest: &str) -> Result<Resp, ApiError> {
     if !reg.config.delete_enabled {
-        return Err(ApiError::new(Code::Unsupported, "deletion is disabled on this registry"));
+        return Err(ApiError::new(
+            Code::Unsupported,
+            "deletion is disabled on this registry",
+        ));
     }
     let d = parse_digest(digest)?;
     let store = reg.store.clone();
@@ -172,6 +177,7 @@ pub async fn start_upload(
     }
     if let Some(digest) = param(q, "digest") {
         let d = parse_digest(digest)?;
+        let _guard = reg.inflight.enter();
         let id = reg.uploads.create(name).await?;
         let started = std::time::Instant::now();
         let size = reg.uploads.finish(name, &id, &d, req.into_body()).await?;
@@ -214,7 +220,10 @@ pub async fn finish_upload(
     let Some(digest) = param(q, "digest") else {
         // Still a known upload? Then the digest is what is missing.
         reg.uploads.size(name, id).await?;
-        return Err(ApiError::new(Code::DigestInvalid, "the digest parameter is required"));
+        return Err(ApiError::new(
+            Code::DigestInvalid,
+            "the digest parameter is required",
+        ));
     };
     let d = parse_digest(digest)?;
     let _guard = reg.inflight.enter();

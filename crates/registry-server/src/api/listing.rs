@@ -28,22 +28,30 @@ pub fn paginate(all: Vec<String>, n: Option<usize>, last: Option<&str>) -> (Vec<
 }
 
 fn page_params(q: &[(String, String)]) -> Result<(Option<usize>, Option<&str>), ApiError> {
-    let n = match param(q, "n") {
-        Some(v) => Some(v.parse::<usize>().map_err(|_| {
-            ApiError::new(Code::PaginationNumberInvalid, format!("invalid n={v}"))
-        })?),
-        None => None,
-    };
+    let n =
+        match param(q, "n") {
+            Some(v) => Some(v.parse::<usize>().map_err(|_| {
+                ApiError::new(Code::PaginationNumberInvalid, format!("invalid n={v}"))
+            })?),
+            None => None,
+        };
     Ok((n, param(q, "last")))
 }
 
 fn link(path: &str, n: Option<usize>, items: &[String]) -> Option<String> {
     let last = items.last()?;
     let enc = percent_encoding::utf8_percent_encode(last, percent_encoding::NON_ALPHANUMERIC);
-    Some(format!("<{path}?n={}&last={enc}>; rel=\"next\"", n.unwrap_or(items.len())))
+    Some(format!(
+        "<{path}?n={}&last={enc}>; rel=\"next\"",
+        n.unwrap_or(items.len())
+    ))
 }
 
-pub async fn tags(reg: &Arc<Registry>, name: &str, q: &[(String, String)]) -> Result<Resp, ApiError> {
+pub async fn tags(
+    reg: &Arc<Registry>,
+    name: &str,
+    q: &[(String, String)],
+) -> Result<Resp, ApiError> {
     let (n, last) = page_params(q)?;
     let store = reg.store.clone();
     let nm = name.to_string();
@@ -123,7 +131,10 @@ mod tests {
     fn pages() {
         let all = v(&["a", "b", "c", "d"]);
         assert_eq!(paginate(all.clone(), Some(2), None), (v(&["a", "b"]), true));
-        assert_eq!(paginate(all.clone(), Some(2), Some("b")), (v(&["c", "d"]), false));
+        assert_eq!(
+            paginate(all.clone(), Some(2), Some("b")),
+            (v(&["c", "d"]), false)
+        );
         assert_eq!(paginate(all.clone(), None, Some("c")), (v(&["d"]), false));
         assert_eq!(paginate(all.clone(), Some(0), None), (v(&[]), true));
         assert_eq!(

@@ -47,6 +47,10 @@ pub async fn get(
     reference: &str,
     head: bool,
 ) -> Result<Resp, ApiError> {
+    // A tag that cannot exist is simply unknown on a read (as distribution answers it).
+    if !reference.contains(':') && !valid_tag(reference) {
+        return Err(manifest_unknown(reference));
+    }
     let r = parse_reference(reference)?;
     let store = reg.store.clone();
     let n = name.to_string();
@@ -119,8 +123,10 @@ pub async fn put(
         let _lock = store.gc_lock(false)?;
         for b in &m.blobs {
             if store.repo_blob_size(&n, b)?.is_none() {
-                return Err(ApiError::new(Code::ManifestBlobUnknown, "blob unknown to registry")
-                    .with_detail(serde_json::json!({ "digest": b.to_string() })));
+                return Err(
+                    ApiError::new(Code::ManifestBlobUnknown, "blob unknown to registry")
+                        .with_detail(serde_json::json!({ "digest": b.to_string() })),
+                );
             }
             store.touch_blob(b);
         }
@@ -155,7 +161,10 @@ pub async fn put(
 
 pub async fn delete(reg: &Arc<Registry>, name: &str, reference: &str) -> Result<Resp, ApiError> {
     if !reg.config.delete_enabled {
-        return Err(ApiError::new(Code::Unsupported, "deletion is disabled on this registry"));
+        return Err(ApiError::new(
+            Code::Unsupported,
+            "deletion is disabled on this registry",
+        ));
     }
     let r = parse_reference(reference)?;
     let store = reg.store.clone();

@@ -26,7 +26,9 @@ pub fn empty_body() -> Body {
 }
 
 pub fn full_body(data: impl Into<Bytes>) -> Body {
-    Full::new(data.into()).map_err(|never| match never {}).boxed()
+    Full::new(data.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 /// A response with `status` and no body.

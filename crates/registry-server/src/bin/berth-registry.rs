@@ -28,7 +28,7 @@ enum Cmd {
 #[derive(clap::Args)]
 struct GcArgs {
     /// Storage root directory
-    #[arg(long, default_value = "/var/lib/berth-registry")]
+    #[arg(long, default_value = berth_registry_server::config::DEFAULT_ROOT)]
     root: std::path::PathBuf,
     /// List what would be deleted; delete nothing
     #[arg(long)]
@@ -40,15 +40,16 @@ struct GcArgs {
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let cfg = RegistryConfig::from_args(&args);
+    let cfg = RegistryConfig::load(&args)?;
     let _ = tracing_subscriber::fmt()
         .json()
         .with_writer(std::io::stderr)
         .with_max_level(cfg.log_level)
         .try_init();
-    let reg = Arc::new(Registry::new(cfg.clone()).map_err(|e| {
-        anyhow::anyhow!("opening the storage root {}: {e}", cfg.root.display())
-    })?);
+    let reg =
+        Arc::new(Registry::new(cfg.clone()).map_err(|e| {
+            anyhow::anyhow!("opening the storage root {}: {e}", cfg.root.display())
+        })?);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
