@@ -114,7 +114,10 @@ mod tests {
     use super::*;
 
     fn basic(s: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(s))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(s)
+        )
     }
 
     #[test]
@@ -122,7 +125,11 @@ mod tests {
         let h = bcrypt::hash("s3cret", 4).unwrap();
         let f = Htpasswd::parse(&format!("# users\nalice:{h}\n"), "f").unwrap();
         assert_eq!(f.check(Some(&basic("alice:s3cret"))), Ok("alice".into()));
-        assert_eq!(f.check(Some(&basic("alice:s3cret"))), Ok("alice".into()), "cached");
+        assert_eq!(
+            f.check(Some(&basic("alice:s3cret"))),
+            Ok("alice".into()),
+            "cached"
+        );
         assert_eq!(f.check(Some(&basic("alice:wrong"))), Err(Denied::Invalid));
         assert_eq!(f.check(Some(&basic("bob:s3cret"))), Err(Denied::Invalid));
         assert_eq!(f.check(None), Err(Denied::Missing));

@@ -208,10 +208,7 @@ impl RegistryConfig {
                 .or(file.root)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_ROOT)),
             delete_enabled: a.delete_enabled
-                || file
-                    .storage
-                    .and_then(|s| s.delete_enabled)
-                    .unwrap_or(false),
+                || file.storage.and_then(|s| s.delete_enabled).unwrap_or(false),
             log_level,
             tls,
             auth,

@@ -110,7 +110,10 @@ pub fn tls_acceptor(tls: &TlsFiles) -> Result<TlsAcceptor, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("{}: {e}", tls.certificate.display()))?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate in it", tls.certificate.display()));
+        return Err(format!(
+            "{}: no certificate in it",
+            tls.certificate.display()
+        ));
     }
     let key = rustls_pemfile::private_key(&mut open(&tls.key)?)
         .map_err(|e| format!("{}: {e}", tls.key.display()))?
