@@ -551,3 +551,55 @@ def test_metrics_and_access_log(berth_registry):
     lines = [json.loads(l) for l in open(r.log_path) if l.startswith("{")]
     access = [l for l in lines if l.get("target") == "access"]
     assert any(l["fields"]["method"] == "POST" and l["fields"]["status"] == 201 for l in access), access
+
+
+def test_token_auth_per_repository_permissions(daemon_factory, tmp_path):
+    htpasswd = tmp_path / "htpasswd"
+    subprocess.run(["htpasswd", "-Bbc", str(htpasswd), "alice", "s3cret"], check=True,
+                   capture_output=True)
+    subprocess.run(["htpasswd", "-Bb", str(htpasswd), "bob", "hunter2"], check=True,
+                   capture_output=True)
+    cfg = tmp_path / "registry.toml"
+    cfg.write_text(f'[auth.token]\nhtpasswd = "{htpasswd}"\n'
+                   '[[auth.token.access]]\naccount = "alice"\nrepository = "team/*"\n'
+                   'actions = ["pull", "push", "delete"]\n'
+                   '[[auth.token.access]]\naccount = "*"\nrepository = "*"\nactions = ["pull"]\n')
+    reg = BerthRegistry(extra=["--config", str(cfg)])
+    d = daemon_factory()
+    try:
+        st, h, body = reg.request("GET", "/v2/team/bb/tags/list")
+        assert st == 401, st
+        assert h["www-authenticate"] == (f'Bearer realm="http://{reg.host}/token",'
+                                         'service="berth-registry",scope="repository:team/bb:pull"'), h
+        st, _, _ = reg.request("GET", "/token?scope=repository:team/bb:push",
+                               headers={"Authorization": "Basic YWxpY2U6bm8="})  # alice:no
+        assert st == 401
+        name = f"{reg.host}/team/bb:v1"
+        d.docker_ok("tag", IMAGE, name)
+        p = d.docker("push", name, timeout=60)
+        assert p.returncode != 0, describe(p)
+        p = d.docker("login", "-u", "bob", "--password-stdin", reg.host, input="wrong\n")
+        assert p.returncode != 0, describe(p)
+        # bob may pull everything but push nothing
+        p = d.docker("login", "-u", "bob", "--password-stdin", reg.host, input="hunter2\n")
+        assert p.returncode == 0 and "Login Succeeded" in p.stdout, describe(p)
+        p = d.docker("push", name, timeout=60)
+        assert p.returncode != 0, describe(p)
+        # alice pushes to team/*
+        p = d.docker("login", "-u", "alice", "--password-stdin", reg.host, input="s3cret\n")
+        assert p.returncode == 0, describe(p)
+        d.docker_ok("push", name, timeout=120)
+        d.docker_ok("rmi", name)
+        # bob pulls it
+        d.docker_ok("login", "-u", "bob", "--password-stdin", reg.host, input="hunter2\n")
+        out = berth_ok(d, "pull", name)
+        assert "Downloaded newer image" in out, out
+        # and cannot delete (only alice's rule has delete)
+        st, _, body = reg.request("GET", "/token?service=berth-registry&scope=repository:team/bb:pull,delete",
+                                  headers={"Authorization": "Basic Ym9iOmh1bnRlcjI="})  # bob:hunter2
+        tok = json.loads(body)["token"]
+        st, h, _ = reg.request("DELETE", "/v2/team/bb/manifests/v1",
+                               headers={"Authorization": f"Bearer {tok}"})
+        assert st == 401 and 'error="insufficient_scope"' in h["www-authenticate"], (st, h)
+    finally:
+        reg.stop()

@@ -16,6 +16,16 @@
 //! path = "/etc/berth-registry/htpasswd"   # bcrypt entries (htpasswd -B)
 //! realm = "berth-registry"                # default
 //! anonymous_pull = false                  # default: reads need credentials too
+//!
+//! [auth.token]                            # Docker token auth instead of Basic (not both)
+//! htpasswd = "/etc/berth-registry/htpasswd"   # the users the token endpoint knows (bcrypt)
+//! realm = "https://reg.example/token"     # default: <scheme>://<request Host>/token
+//! service = "berth-registry"              # default
+//! expiration_seconds = 300                # default
+//! [[auth.token.access]]                   # rules: who may do what where (none by default)
+//! account = "alice"                       # a user, "*" (any user) or "anonymous"
+//! repository = "team/*"                   # exact, or one "*" matching anything
+//! actions = ["pull", "push", "delete"]    # or ["*"]
 //! ```
 //!
 //! An unknown key is an error that names it: nothing in the file is silently ignored.
@@ -25,6 +35,8 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use serde::Deserialize;
+
+use crate::token::AccessRule;
 
 /// `berth registry serve` flags.
 #[derive(Args, Debug, Clone, Default)]
@@ -86,6 +98,18 @@ struct TlsSection {
 #[serde(deny_unknown_fields)]
 struct AuthSection {
     htpasswd: Option<HtpasswdSection>,
+    token: Option<TokenSection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenSection {
+    htpasswd: PathBuf,
+    realm: Option<String>,
+    service: Option<String>,
+    expiration_seconds: Option<u64>,
+    #[serde(default)]
+    access: Vec<AccessRule>,
 }
 
 #[derive(Deserialize)]
@@ -107,6 +131,18 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("invalid log level {0:?} (error, warn, info, debug, trace)")]
     LogLevel(String),
+    #[error("[auth.htpasswd] (or --htpasswd) and [auth.token] exclude each other: choose one")]
+    TwoAuthModes,
+}
+
+/// Docker token authentication settings.
+#[derive(Debug, Clone)]
+pub struct TokenConfig {
+    pub htpasswd: PathBuf,
+    pub realm: Option<String>,
+    pub service: String,
+    pub expiration_seconds: u64,
+    pub access: Vec<AccessRule>,
 }
 
 /// TLS certificate and key files.
@@ -133,6 +169,7 @@ pub struct RegistryConfig {
     pub log_level: tracing::Level,
     pub tls: Option<TlsFiles>,
     pub auth: Option<BasicAuth>,
+    pub token: Option<TokenConfig>,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
@@ -179,7 +216,17 @@ impl RegistryConfig {
             }),
             _ => None,
         };
-        let file_auth = file.auth.and_then(|s| s.htpasswd);
+        let (file_auth, file_token) = match file.auth {
+            Some(a) => (a.htpasswd, a.token),
+            None => (None, None),
+        };
+        let token = file_token.map(|t| TokenConfig {
+            htpasswd: t.htpasswd,
+            realm: t.realm,
+            service: t.service.unwrap_or_else(|| DEFAULT_REALM.into()),
+            expiration_seconds: t.expiration_seconds.unwrap_or(300),
+            access: t.access,
+        });
         let auth = match (&a.htpasswd, file_auth) {
             (Some(p), f) => Some(BasicAuth {
                 htpasswd: p.clone(),
@@ -197,6 +244,9 @@ impl RegistryConfig {
             }),
             (None, None) => None,
         };
+        if auth.is_some() && token.is_some() {
+            return Err(ConfigError::TwoAuthModes);
+        }
         Ok(RegistryConfig {
             addr: a
                 .addr
@@ -212,6 +262,7 @@ impl RegistryConfig {
             log_level,
             tls,
             auth,
+            token,
         })
     }
 
@@ -224,6 +275,7 @@ impl RegistryConfig {
             log_level: tracing::Level::INFO,
             tls: None,
             auth: None,
+            token: None,
         }
     }
 }
@@ -272,5 +324,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("loud"));
+        let both = parse_file(
+            "[auth.htpasswd]\npath = \"h\"\n[auth.token]\nhtpasswd = \"h\"\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        assert!(matches!(
+            RegistryConfig::merge(both, &ServeArgs::default()),
+            Err(ConfigError::TwoAuthModes)
+        ));
+    }
+
+    #[test]
+    fn token_rules() {
+        let f = parse_file(
+            "[auth.token]\nhtpasswd = \"h\"\n[[auth.token.access]]\naccount = \"alice\"\n\
+             repository = \"team/*\"\nactions = [\"pull\", \"push\"]\n",
+            Path::new("f"),
+        )
+        .unwrap();
+        let t = RegistryConfig::merge(f, &ServeArgs::default())
+            .unwrap()
+            .token
+            .unwrap();
+        assert_eq!(t.access.len(), 1);
+        assert_eq!(t.expiration_seconds, 300);
+        assert!(parse_file(
+            "[auth.token]\nhtpasswd = \"h\"\n[[auth.token.access]]\naccount = \"a\"\n\
+             repository = \"r\"\nactions = []\nextra = 1\n",
+            Path::new("f")
+        )
+        .is_err());
     }
 }

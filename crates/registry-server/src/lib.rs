@@ -20,6 +20,7 @@ pub mod names;
 pub mod router;
 pub mod server;
 pub mod storage;
+pub mod token;
 pub mod uploads;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -82,6 +83,7 @@ pub struct Registry {
     pub metrics: Metrics,
     pub inflight: InFlight,
     htpasswd: Option<Htpasswd>,
+    pub token: Option<token::TokenAuth>,
 }
 
 /// Why a registry could not be set up.
@@ -102,12 +104,23 @@ impl Registry {
             Some(a) => Some(Htpasswd::load(&a.htpasswd)?),
             None => None,
         };
+        let token = match &config.token {
+            Some(t) => Some(token::TokenAuth::new(
+                t.realm.clone(),
+                t.service.clone(),
+                t.expiration_seconds,
+                Htpasswd::load(&t.htpasswd)?,
+                t.access.clone(),
+            )),
+            None => None,
+        };
         let store = Store::open(&config.root).map_err(|source| SetupError::Storage {
             path: config.root.display().to_string(),
             source,
         })?;
         Ok(Registry {
             htpasswd,
+            token,
             uploads: Uploads::new(store.clone()),
             store,
             config,
@@ -120,6 +133,9 @@ impl Registry {
     /// UNAUTHORIZED with a Basic challenge. With anonymous pull, reads of repositories pass
     /// without credentials (`/v2/` itself always asks, so `docker login` checks them).
     pub fn authorize(&self, req: &Request<Incoming>) -> Option<api::Resp> {
+        if let Some(t) = &self.token {
+            return self.authorize_token(t, req);
+        }
         let (Some(h), Some(cfg)) = (&self.htpasswd, &self.config.auth) else {
             return None;
         };
@@ -151,9 +167,86 @@ impl Registry {
         }
     }
 
-    /// Whether the request may read `repo` (a mount source): with authentication on, every
-    /// authenticated user reads every repository.
-    pub fn allowed_pull(&self, _req: &Request<Incoming>, _repo: &str) -> bool {
-        true
+    /// The Bearer check: the scope the route needs, and a 401 challenge naming it when the
+    /// request's token does not grant it.
+    fn authorize_token(&self, t: &token::TokenAuth, req: &Request<Incoming>) -> Option<api::Resp> {
+        let granted = t.verify(
+            req.headers()
+                .get(hyper::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok()),
+        );
+        let needed: Option<(String, String, Vec<&str>)> = match router::route(req.uri().path()) {
+            None | Some(router::Route::Base) => None,
+            Some(router::Route::Catalog) => Some(("registry".into(), "catalog".into(), vec!["*"])),
+            Some(
+                router::Route::Manifest { name, .. }
+                | router::Route::Blob { name, .. }
+                | router::Route::UploadStart { name }
+                | router::Route::Upload { name, .. }
+                | router::Route::Tags { name }
+                | router::Route::Referrers { name, .. },
+            ) => {
+                let actions = match *req.method() {
+                    Method::GET | Method::HEAD => vec!["pull"],
+                    Method::DELETE => vec!["delete"],
+                    _ => vec!["pull", "push"],
+                };
+                Some(("repository".into(), name, actions))
+            }
+        };
+        let ok = match (&granted, &needed) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(g), Some((kind, name, actions))) => {
+                actions.iter().all(|a| token::allows(g, kind, name, a))
+            }
+        };
+        if ok {
+            return None;
+        }
+        let realm = t.realm.clone().unwrap_or_else(|| {
+            let host = req
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            let scheme = if self.config.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{host}/token")
+        });
+        let mut challenge = format!("Bearer realm=\"{realm}\",service=\"{}\"", t.service);
+        if let Some((kind, name, actions)) = &needed {
+            challenge.push_str(&format!(",scope=\"{kind}:{name}:{}\"", actions.join(",")));
+            if granted.is_some() {
+                challenge.push_str(",error=\"insufficient_scope\"");
+            }
+        }
+        let msg = if granted.is_some() {
+            "insufficient scope"
+        } else {
+            "authentication required"
+        };
+        let e = error::ApiError::new(error::Code::Unauthorized, msg);
+        let mut r = api::error_response(&e, *req.method() == Method::HEAD);
+        api::set_named(&mut r, "www-authenticate", &challenge);
+        Some(r)
+    }
+
+    /// Whether the request may read `repo` (a mount source): with Basic authentication every
+    /// user reads every repository; with tokens, the token must grant pull on it.
+    pub fn allowed_pull(&self, req: &Request<Incoming>, repo: &str) -> bool {
+        match &self.token {
+            None => true,
+            Some(t) => t
+                .verify(
+                    req.headers()
+                        .get(hyper::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok()),
+                )
+                .is_some_and(|g| token::allows(&g, "repository", repo, "pull")),
+        }
     }
 }

@@ -117,7 +117,41 @@ pub async fn handle(reg: Arc<Registry>, req: Request<Incoming>) -> Resp {
     resp
 }
 
+/// `GET /token`: the token endpoint of Docker token authentication.
+fn token_endpoint(reg: &Registry, req: &Request<Incoming>) -> Option<Resp> {
+    let t = reg.token.as_ref()?;
+    if req.uri().path() != "/token" {
+        return None;
+    }
+    let q = query(req.uri().query());
+    let scopes: Vec<String> = q
+        .iter()
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| v.split(' ').map(String::from))
+        .collect();
+    Some(match t.issue(header(req, "authorization"), &scopes) {
+        Ok(body) => full(
+            StatusCode::OK,
+            "application/json",
+            serde_json::to_vec(&body).unwrap_or_default(),
+        ),
+        Err(_) => {
+            let e = ApiError::new(Code::Unauthorized, "invalid username or password");
+            let mut r = error_response(&e, false);
+            set_named(
+                &mut r,
+                "www-authenticate",
+                "Basic realm=\"berth-registry token\"",
+            );
+            r
+        }
+    })
+}
+
 async fn dispatch(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Resp, ApiError> {
+    if let Some(r) = token_endpoint(reg, &req) {
+        return Ok(r);
+    }
     if let Some(r) = reg.authorize(&req) {
         return Ok(r);
     }
