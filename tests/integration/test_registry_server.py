@@ -603,3 +603,40 @@ def test_token_auth_per_repository_permissions(daemon_factory, tmp_path):
         assert st == 401 and 'error="insufficient_scope"' in h["www-authenticate"], (st, h)
     finally:
         reg.stop()
+
+
+# ---- pull-through cache ----
+
+
+def test_proxy_caches_and_serves_when_the_upstream_is_down(daemon):
+    from conftest import Registry
+    upstream = Registry()  # Debian's docker-registry
+    cache = None
+    try:
+        up = f"{upstream.host}/lib/bb:v1"
+        berth_ok(daemon, "tag", IMAGE, up)
+        berth_ok(daemon, "push", up)
+        image_id = daemon.inspect(up, "{{.Id}}")
+        cache = BerthRegistry(extra=["--proxy", f"http://{upstream.host}"])
+        via = f"{cache.host}/lib/bb:v1"
+        out = berth_ok(daemon, "pull", via)
+        assert "Downloaded newer image" in out, out
+        assert daemon.inspect(via, "{{.Id}}") == image_id
+        # a proxy takes no pushes
+        st, _, body = cache.request("POST", "/v2/lib/bb/blobs/uploads/")
+        assert st == 405 and json.loads(body)["errors"][0]["code"] == "UNSUPPORTED"
+        # an image the upstream does not have is unknown here too
+        st, _, _ = cache.request("GET", "/v2/lib/nothing/manifests/v1")
+        assert st == 404
+        # upstream gone: the cache serves what it holds
+        upstream.proc.terminate()
+        upstream.proc.wait(10)
+        berth_ok(daemon, "rmi", via, up)
+        out = berth_ok(daemon, "pull", via)
+        assert "Downloaded newer image" in out, out
+        p = daemon.run(via, "echo", "from-the-cache")
+        assert p.returncode == 0 and "from-the-cache" in p.stdout, describe(p)
+    finally:
+        if cache:
+            cache.stop()
+        upstream.stop()

@@ -26,6 +26,11 @@
 //! account = "alice"                       # a user, "*" (any user) or "anonymous"
 //! repository = "team/*"                   # exact, or one "*" matching anything
 //! actions = ["pull", "push", "delete"]    # or ["*"]
+//!
+//! [proxy]                                 # --proxy URL: a pull-through cache of URL
+//! url = "https://registry.example"        # (no pushes or deletes then)
+//! username = "me"                         # optional, with password
+//! password = "secret"
 //! ```
 //!
 //! An unknown key is an error that names it: nothing in the file is silently ignored.
@@ -65,6 +70,9 @@ pub struct ServeArgs {
     /// Let reads (GET/HEAD of repositories) through without credentials
     #[arg(long)]
     pub anonymous_pull: bool,
+    /// Be a pull-through cache of the registry at URL (http(s)://HOST[:PORT])
+    #[arg(long, value_name = "URL")]
+    pub proxy: Option<String>,
     /// Log level (error, warn, info, debug, trace) [default: info]
     #[arg(long)]
     pub log_level: Option<tracing::Level>,
@@ -79,6 +87,23 @@ struct FileConfig {
     storage: Option<StorageSection>,
     tls: Option<TlsSection>,
     auth: Option<AuthSection>,
+    proxy: Option<ProxySection>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxySection {
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+}
+
+/// The upstream of a pull-through cache.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -170,6 +195,7 @@ pub struct RegistryConfig {
     pub tls: Option<TlsFiles>,
     pub auth: Option<BasicAuth>,
     pub token: Option<TokenConfig>,
+    pub proxy: Option<ProxyConfig>,
 }
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
@@ -244,6 +270,19 @@ impl RegistryConfig {
             }),
             (None, None) => None,
         };
+        let proxy = match (&a.proxy, file.proxy) {
+            (Some(u), f) => Some(ProxyConfig {
+                url: u.clone(),
+                username: f.as_ref().and_then(|f| f.username.clone()),
+                password: f.and_then(|f| f.password),
+            }),
+            (None, Some(f)) => Some(ProxyConfig {
+                url: f.url,
+                username: f.username,
+                password: f.password,
+            }),
+            (None, None) => None,
+        };
         if auth.is_some() && token.is_some() {
             return Err(ConfigError::TwoAuthModes);
         }
@@ -263,6 +302,7 @@ impl RegistryConfig {
             tls,
             auth,
             token,
+            proxy,
         })
     }
 
@@ -276,6 +316,7 @@ impl RegistryConfig {
             tls: None,
             auth: None,
             token: None,
+            proxy: None,
         }
     }
 }

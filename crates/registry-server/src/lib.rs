@@ -5,7 +5,7 @@
 //! `uploads` the resumable upload sessions; `manifest` parses and validates manifests;
 //! `router` maps paths to routes; `api` answers them; `error` is the spec's error codes;
 //! `server` listens, logs and shuts down gracefully; `gc` sweeps unreferenced blobs;
-//! `config` reads the TOML file and flags; `auth` checks htpasswd Basic credentials; `metrics` renders `/metrics`; `digest` and `names` validate input.
+//! `proxy` makes it a pull-through cache; `token` is Docker token auth; `config` reads the TOML file and flags; `auth` checks htpasswd Basic credentials; `metrics` renders `/metrics`; `digest` and `names` validate input.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -17,6 +17,7 @@ pub mod gc;
 pub mod manifest;
 pub mod metrics;
 pub mod names;
+pub mod proxy;
 pub mod router;
 pub mod server;
 pub mod storage;
@@ -84,6 +85,7 @@ pub struct Registry {
     pub inflight: InFlight,
     htpasswd: Option<Htpasswd>,
     pub token: Option<token::TokenAuth>,
+    pub proxy: Option<proxy::Proxy>,
 }
 
 /// Why a registry could not be set up.
@@ -96,6 +98,8 @@ pub enum SetupError {
     },
     #[error(transparent)]
     Auth(#[from] auth::AuthError),
+    #[error("{0}")]
+    Proxy(String),
 }
 
 impl Registry {
@@ -114,6 +118,13 @@ impl Registry {
             )),
             None => None,
         };
+        let proxy = match &config.proxy {
+            Some(p) => Some(
+                proxy::Proxy::new(&p.url, p.username.clone(), p.password.clone())
+                    .map_err(SetupError::Proxy)?,
+            ),
+            None => None,
+        };
         let store = Store::open(&config.root).map_err(|source| SetupError::Storage {
             path: config.root.display().to_string(),
             source,
@@ -121,6 +132,7 @@ impl Registry {
         Ok(Registry {
             htpasswd,
             token,
+            proxy,
             uploads: Uploads::new(store.clone()),
             store,
             config,

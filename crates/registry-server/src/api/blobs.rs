@@ -14,6 +14,7 @@ use tokio_util::io::ReaderStream;
 use super::{blocking, empty, header, set, set_named, Resp};
 use crate::digest::Digest;
 use crate::error::{ApiError, Code};
+use crate::proxy::Upstream;
 use crate::router::param;
 use crate::uploads::parse_content_range;
 use crate::Registry;
@@ -59,6 +60,22 @@ pub async fn get(
     head: bool,
 ) -> Result<Resp, ApiError> {
     let d = parse_digest(digest)?;
+    if reg.proxy.is_some() && reg.store.repo_blob_size(name, &d)?.is_none() {
+        let reg2 = reg.clone();
+        let (n, dd) = (name.to_string(), d.clone());
+        let got = blocking(move || {
+            let p = reg2
+                .proxy
+                .as_ref()
+                .ok_or_else(|| ApiError::internal("no proxy"))?;
+            Ok(p.fetch_blob(&reg2.store, &n, &dd))
+        })
+        .await?;
+        match got {
+            Upstream::Found(_) | Upstream::NotFound => {}
+            Upstream::Failed(why) => tracing::warn!("upstream blob {name}@{digest}: {why}"),
+        }
+    }
     let store = reg.store.clone();
     let (n, dd) = (name.to_string(), d.clone());
     let size = blocking(move || {

@@ -14,6 +14,7 @@ use crate::digest::Digest;
 use crate::error::{ApiError, Code};
 use crate::manifest::{self, MAX_MANIFEST_SIZE};
 use crate::names::valid_tag;
+use crate::proxy::Upstream;
 use crate::Registry;
 
 /// A manifest reference: a tag or a digest.
@@ -52,6 +53,9 @@ pub async fn get(
         return Err(manifest_unknown(reference));
     }
     let r = parse_reference(reference)?;
+    if reg.proxy.is_some() {
+        upstream_manifest(reg, name, reference, &r).await?;
+    }
     let store = reg.store.clone();
     let n = name.to_string();
     let found = blocking(move || {
@@ -81,6 +85,45 @@ pub async fn get(
     set_named(&mut resp, "docker-content-digest", &d.to_string());
     set_named(&mut resp, "etag", &format!("\"{d}\""));
     Ok(resp)
+}
+
+/// In a pull-through cache: a tag is asked upstream on every read (served from the cache when
+/// the upstream fails); a digest only when it is not cached.
+async fn upstream_manifest(
+    reg: &Arc<Registry>,
+    name: &str,
+    reference: &str,
+    r: &Reference,
+) -> Result<(), ApiError> {
+    if let Reference::Digest(d) = r {
+        if reg.store.has_manifest(name, d) {
+            return Ok(());
+        }
+    }
+    let reg2 = reg.clone();
+    let (n, rf) = (name.to_string(), reference.to_string());
+    let got = blocking(move || {
+        let p = reg2
+            .proxy
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("no proxy"))?;
+        Ok(p.fetch_manifest(&reg2.store, &n, &rf))
+    })
+    .await?;
+    match got {
+        Upstream::Found(_) => Ok(()),
+        Upstream::NotFound => {
+            // gone upstream: a cached tag no longer names anything
+            if let Reference::Tag(t) = r {
+                let _ = reg.store.delete_tag(name, t);
+            }
+            Err(manifest_unknown(reference))
+        }
+        Upstream::Failed(why) => {
+            tracing::warn!("upstream manifest {name}:{reference}: {why}; serving the cache");
+            Ok(())
+        }
+    }
 }
 
 pub async fn put(

@@ -155,6 +155,17 @@ async fn dispatch(reg: &Arc<Registry>, req: Request<Incoming>) -> Result<Resp, A
     if let Some(r) = reg.authorize(&req) {
         return Ok(r);
     }
+    if reg.proxy.is_some()
+        && matches!(
+            *req.method(),
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        )
+    {
+        return Err(ApiError::new(
+            Code::Unsupported,
+            "this registry is a pull-through cache: it takes no pushes or deletes",
+        ));
+    }
     let Some(route) = route(req.uri().path()) else {
         return Err(ApiError::new(Code::NameUnknown, "not an API endpoint")
             .with_status(StatusCode::NOT_FOUND));
