@@ -7,6 +7,10 @@
 //! between the mark and the sweep. A blob pushed but not yet referenced (its manifest comes
 //! next) is protected by the grace period: blobs modified more recently than that (uploads
 //! and re-uploads, mounts and `HEAD`s refresh the time) are kept.
+//!
+//! Upload sessions nobody has written to for longer than the upload age limit are abandoned
+//! and removed too (an upload in progress writes its data file, which keeps it young), as are
+//! temporary files older than the grace period (left by a killed server).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -34,6 +38,8 @@ pub struct GcReport {
     pub marked: usize,
     pub swept: Vec<(Digest, u64)>,
     pub kept_young: usize,
+    /// Abandoned upload sessions (and stale temporary files) removed, or listed on a dry run.
+    pub stale_uploads: Vec<String>,
 }
 
 fn blob_files(store: &Store) -> std::io::Result<Vec<(Digest, PathBuf)>> {
@@ -56,8 +62,64 @@ fn blob_files(store: &Store) -> std::io::Result<Vec<(Digest, PathBuf)>> {
     Ok(out)
 }
 
+fn older_than(path: &std::path::Path, now: SystemTime, age: Duration) -> bool {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map(|t| now.duration_since(t).unwrap_or(Duration::ZERO) >= age)
+        .unwrap_or(false)
+}
+
+/// Abandoned uploads (no write for `max_age`) and temporary files older than `grace`.
+fn stale_uploads(
+    store: &Store,
+    now: SystemTime,
+    max_age: Duration,
+    grace: Duration,
+    dry_run: bool,
+) -> std::io::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(store.uploads_dir())? {
+        let e = e?;
+        let id = e.file_name().to_string_lossy().into_owned();
+        let data = e.path().join("data");
+        let probe = if data.exists() { data } else { e.path() };
+        if older_than(&probe, now, max_age) {
+            if !dry_run {
+                std::fs::remove_dir_all(e.path())?;
+            }
+            out.push(format!("upload {id}"));
+        }
+    }
+    for e in std::fs::read_dir(store.tmp_dir())? {
+        let e = e?;
+        if older_than(&e.path(), now, grace.max(Duration::from_secs(60))) {
+            if !dry_run {
+                std::fs::remove_file(e.path())?;
+            }
+            out.push(format!(
+                "temporary file {}",
+                e.file_name().to_string_lossy()
+            ));
+        }
+    }
+    Ok(out)
+}
+
 /// Runs gc over `store`; with `dry_run` nothing is removed.
 pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<GcReport, GcError> {
+    collect_with(store, dry_run, grace, DEFAULT_UPLOAD_MAX_AGE)
+}
+
+/// How long an upload may sit unwritten before gc removes it.
+pub const DEFAULT_UPLOAD_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// [`collect`] with an upload age limit.
+pub fn collect_with(
+    store: &Store,
+    dry_run: bool,
+    grace: Duration,
+    upload_max_age: Duration,
+) -> Result<GcReport, GcError> {
     let _lock = store.gc_lock(true)?;
     let started = SystemTime::now();
     let mut marked: HashSet<Digest> = HashSet::new();
@@ -105,6 +167,7 @@ pub fn collect(store: &Store, dry_run: bool, grace: Duration) -> Result<GcReport
             }
         }
     }
+    report.stale_uploads = stale_uploads(store, started, upload_max_age, grace, dry_run)?;
     Ok(report)
 }
 
@@ -166,5 +229,20 @@ mod tests {
             3,
             "the manifest and its blobs once it is deleted"
         );
+    }
+
+    #[tokio::test]
+    async fn removes_abandoned_uploads_only() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let u = crate::uploads::Uploads::new(s.clone());
+        let id = u.create("r").await.unwrap();
+        let r = collect_with(&s, false, Duration::ZERO, Duration::from_secs(3600)).unwrap();
+        assert!(r.stale_uploads.is_empty(), "a young upload is kept");
+        let r = collect_with(&s, true, Duration::ZERO, Duration::ZERO).unwrap();
+        assert_eq!(r.stale_uploads, vec![format!("upload {id}")]);
+        assert!(u.size("r", &id).await.is_ok(), "dry run");
+        collect_with(&s, false, Duration::ZERO, Duration::ZERO).unwrap();
+        assert!(u.size("r", &id).await.is_err());
     }
 }

@@ -37,6 +37,9 @@ struct GcArgs {
     /// reference them)
     #[arg(long, default_value_t = 3600)]
     grace_seconds: u64,
+    /// Remove upload sessions nobody wrote to for this many seconds
+    #[arg(long, default_value_t = gc::DEFAULT_UPLOAD_MAX_AGE.as_secs())]
+    upload_max_age_seconds: u64,
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -61,12 +64,20 @@ fn run_gc(a: GcArgs) -> anyhow::Result<()> {
         anyhow::bail!("storage root {} does not exist", a.root.display());
     }
     let store = Store::open(&a.root)?;
-    let r = gc::collect(&store, a.dry_run, Duration::from_secs(a.grace_seconds))?;
+    let r = gc::collect_with(
+        &store,
+        a.dry_run,
+        Duration::from_secs(a.grace_seconds),
+        Duration::from_secs(a.upload_max_age_seconds),
+    )?;
     let verb = if a.dry_run { "would delete" } else { "deleted" };
     let mut bytes = 0;
     for (d, size) in &r.swept {
         println!("{verb} {d} ({size} bytes)");
         bytes += size;
+    }
+    for what in &r.stale_uploads {
+        println!("{verb} {what}");
     }
     println!(
         "{} blob(s) referenced; {verb} {} blob(s), {bytes} bytes; kept {} unreferenced blob(s) younger than {}s",
