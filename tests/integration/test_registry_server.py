@@ -7,10 +7,14 @@
 - a SIGKILL of the server in the middle of an upload leaves no partial blob, and the upload
   resumes after a restart; a whole push retried after a kill succeeds;
 - `berth registry gc --dry-run` deletes nothing, `gc` deletes only unreferenced blobs and keeps
-  the blobs of a push that is still running.
+  the blobs of a push that is still running;
+- access: htpasswd Basic auth with `docker login`, Docker token auth with per-repository rules,
+  TLS and the TOML configuration, `/metrics` and the access log;
+- the pull-through cache (`--proxy`) in front of Debian's docker-registry, serving its cache
+  with the upstream down; sigstore signatures (peers' skopeo 1.13) stored and verified.
 
-Needs root (the berth daemon), skopeo, and the peers directory (REPO/../shared or /work/shared).
-A missing prerequisite fails.
+Needs root (the berth daemon), skopeo, htpasswd, openssl, docker-registry, and the peers
+directory (REPO/../shared or /work/shared). A missing prerequisite fails.
 """
 
 from __future__ import annotations
@@ -640,3 +644,51 @@ def test_proxy_caches_and_serves_when_the_upstream_is_down(daemon):
         if cache:
             cache.stop()
         upstream.stop()
+
+
+# ---- signatures travel ----
+
+
+def test_sigstore_signatures_are_stored_and_verified(tmp_path, berth_registry):
+    """skopeo 1.13 (peers) signs into berth's registry (a `sha256-<hex>.sig` tag holding a
+    cosign simple-signing layer) and verifies from it; a tampered policy key is refused."""
+    sk = tmp_path / "skopeo"
+    sk.write_bytes(lzma.decompress((peers_dir() / "skopeo.xz").read_bytes()))
+    sk.chmod(0o755)
+    host = berth_registry.host
+    (tmp_path / "pass").write_text("pw")
+    regd = tmp_path / "regd"
+    regd.mkdir()
+    (regd / "local.yaml").write_text(f"docker:\n  {host}:\n    use-sigstore-attachments: true\n")
+    (tmp_path / "accept.json").write_text('{"default":[{"type":"insecureAcceptAnything"}]}')
+
+    def run(*args):
+        p = subprocess.run([str(sk), "--registries.d", str(regd), *args], cwd=tmp_path,
+                           capture_output=True, text=True, timeout=120)
+        return p
+
+    p = run("generate-sigstore-key", "--output-prefix", "k", "--passphrase-file", "pass")
+    assert p.returncode == 0, describe(p)
+    p = run("--policy", "accept.json", "copy", "--dest-tls-verify=false",
+            "--sign-by-sigstore-private-key", "k.private", "--sign-passphrase-file", "pass",
+            f"docker-archive:{BUSYBOX_ARCHIVE}", f"docker://{host}/signed/bb:v1")
+    assert p.returncode == 0, describe(p)
+    st, h, _ = berth_registry.request("HEAD", "/v2/signed/bb/manifests/v1")
+    digest = h["docker-content-digest"]
+    st, _, body = berth_registry.request("GET", "/v2/signed/bb/tags/list")
+    assert f"sha256-{digest.split(':')[1]}.sig" in json.loads(body)["tags"], body
+    policy = {"default": [{"type": "reject"}], "transports": {"docker": {
+        f"{host}/signed/bb": [{"type": "sigstoreSigned", "keyPath": str(tmp_path / "k.pub"),
+                               "signedIdentity": {"type": "matchRepository"}}]}}}
+    (tmp_path / "verify.json").write_text(json.dumps(policy))
+    p = run("--policy", "verify.json", "copy", "--src-tls-verify=false",
+            f"docker://{host}/signed/bb:v1", f"dir:{tmp_path / 'out'}")
+    assert p.returncode == 0, describe(p)
+    # another key does not verify it
+    p = run("generate-sigstore-key", "--output-prefix", "other", "--passphrase-file", "pass")
+    assert p.returncode == 0, describe(p)
+    policy["transports"]["docker"][f"{host}/signed/bb"][0]["keyPath"] = str(tmp_path / "other.pub")
+    (tmp_path / "verify2.json").write_text(json.dumps(policy))
+    p = run("--policy", "verify2.json", "copy", "--src-tls-verify=false",
+            f"docker://{host}/signed/bb:v1", f"dir:{tmp_path / 'out2'}")
+    assert p.returncode != 0, describe(p)
