@@ -53,9 +53,12 @@ def peers_dir() -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def prerequisites_here():
     missing = [str(p) for p in (REGISTRY_BIN, Path(SKOPEO)) if not p.is_file()]
+    missing += [t for t in ("htpasswd", "openssl", "docker-registry", "curl")
+                if shutil.which(t) is None]
     if missing:
         pytest.fail(f"missing: {missing} (cargo build --release -p berth-registry-server; "
-                    "apt-get install skopeo)", pytrace=False)
+                    "apt-get install skopeo apache2-utils openssl docker-registry curl)",
+                    pytrace=False)
 
 
 class BerthRegistry:
