@@ -695,3 +695,39 @@ def test_sigstore_signatures_are_stored_and_verified(tmp_path, berth_registry):
     p = run("--policy", "verify2.json", "copy", "--src-tls-verify=false",
             f"docker://{host}/signed/bb:v1", f"dir:{tmp_path / 'out2'}")
     assert p.returncode != 0, describe(p)
+
+
+def test_multiarch_index_pushed_by_skopeo_pulled_by_berth(daemon, berth_registry, tmp_path):
+    from test_registry import make_multiarch_layout
+    layout = str(tmp_path / "layout")
+    configs = make_multiarch_layout(layout)
+    name = f"{berth_registry.host}/multi/img:v1"
+    skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{name}")
+    st, h, body = berth_registry.request(
+        "GET", "/v2/multi/img/manifests/v1",
+        headers={"Accept": "application/vnd.oci.image.index.v1+json"})
+    assert st == 200 and h["content-type"] == "application/vnd.oci.image.index.v1+json"
+    assert len(json.loads(body)["manifests"]) == 2
+    berth_ok(daemon, "pull", name)
+    assert daemon.inspect(name, "{{.Id}}") == configs["amd64"]
+    berth_ok(daemon, "pull", "--platform", "linux/arm64", name)
+    assert daemon.inspect(name, "{{.Id}}") == configs["arm64"]
+    # the same as a Docker schema2 manifest list of schema2 manifests
+    skopeo("copy", "--all", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{layout}:v1",
+           f"docker://{berth_registry.host}/multi/docker:v1")
+    st, h, body = berth_registry.request(
+        "GET", "/v2/multi/docker/manifests/v1",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.list.v2+json"})
+    assert st == 200, body
+    assert h["content-type"] == "application/vnd.docker.distribution.manifest.list.v2+json", h
+    docker_name = f"{berth_registry.host}/multi/docker:v1"
+    berth_ok(daemon, "pull", docker_name)
+    assert daemon.inspect(docker_name, "{{.Architecture}}") == "amd64"
+    # an index whose children are not in the repository is refused
+    idx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+           "manifests": [{"mediaType": OCI_MANIFEST, "digest": "sha256:" + "2" * 64,
+                          "size": 10}]}
+    st, _, body = berth_registry.request("PUT", "/v2/multi/img/manifests/bad",
+                                         json.dumps(idx).encode(),
+                                         {"Content-Type": idx["mediaType"]})
+    assert st == 400 and json.loads(body)["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
