@@ -11,7 +11,7 @@
 - access: htpasswd Basic auth with `docker login`, Docker token auth with per-repository rules,
   TLS and the TOML configuration, `/metrics` and the access log;
 - the pull-through cache (`--proxy`) in front of Debian's docker-registry, serving its cache
-  with the upstream down; sigstore signatures (peers' skopeo 1.13) stored and verified.
+  with the upstream down, also as the berth daemon's docker.io mirror; sigstore signatures (peers' skopeo 1.13) stored and verified.
 
 Needs root (the berth daemon), skopeo, htpasswd, openssl, docker-registry, and the peers
 directory (REPO/../shared or /work/shared). A missing prerequisite fails.
@@ -731,3 +731,30 @@ def test_multiarch_index_pushed_by_skopeo_pulled_by_berth(daemon, berth_registry
                                          json.dumps(idx).encode(),
                                          {"Content-Type": idx["mediaType"]})
     assert st == 400 and json.loads(body)["errors"][0]["code"] == "MANIFEST_BLOB_UNKNOWN"
+
+
+def test_berth_daemon_uses_the_cache_as_its_docker_io_mirror(daemon_factory, daemon):
+    """docker.io is unreachable here: a pull of `busybox:cachetest` can only succeed through
+    the daemon's `registry-mirrors` entry, berth's registry caching Debian's docker-registry."""
+    from conftest import Registry
+    from test_registry_transfers import mirrored_daemon
+    upstream = Registry()
+    cache = None
+    try:
+        seeded = f"{upstream.host}/library/busybox:cachetest"
+        berth_ok(daemon, "tag", IMAGE, seeded)
+        berth_ok(daemon, "push", seeded)
+        cache = BerthRegistry(extra=["--proxy", f"http://{upstream.host}"])
+        d = mirrored_daemon(daemon_factory, [f"http://{cache.host}"])
+        out = berth_ok(d, "pull", "busybox:cachetest")
+        assert "Downloaded newer image for busybox:cachetest" in out, out
+        assert d.inspect("busybox:cachetest", "{{.Id}}") == daemon.inspect(seeded, "{{.Id}}")
+        upstream.proc.terminate()
+        upstream.proc.wait(10)
+        berth_ok(d, "rmi", "busybox:cachetest")
+        out = berth_ok(d, "pull", "busybox:cachetest")
+        assert "Downloaded newer image for busybox:cachetest" in out, out
+    finally:
+        if cache:
+            cache.stop()
+        upstream.stop()
