@@ -1,7 +1,7 @@
 //! `berth`: a Docker-compatible command line that talks to the berth daemon over the Docker
-//! Engine API (v1.50). It links neither the daemon nor the runtime: `berth daemon` and
-//! `berth runtime` exec the `berthd` and `berth-runtime` binaries installed next to it
-//! (`commands/engine.rs`).
+//! Engine API (v1.50). It links neither the daemon nor the runtime: `berth daemon`,
+//! `berth runtime` and `berth registry` exec the `berthd`, `berth-runtime` and
+//! `berth-registry` binaries installed next to it (`commands/engine.rs`).
 #![forbid(unsafe_code)]
 
 mod client;
@@ -149,6 +149,8 @@ enum Cmd {
     Daemon(engine::DaemonArgs),
     /// berth's OCI runtime, with runc's command line
     Runtime(engine::RuntimeArgs),
+    /// berth's OCI distribution registry: `serve`, `gc [--dry-run]`
+    Registry(engine::RegistryArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -307,7 +309,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Log(a) => commands::taglog::log(&c, a).await,
             ImageCmd::Rollback(a) => commands::taglog::rollback(&c, a).await,
         },
-        Cmd::Daemon(_) | Cmd::Runtime(_) => unreachable!(),
+        Cmd::Daemon(_) | Cmd::Runtime(_) | Cmd::Registry(_) => unreachable!(),
     }
 }
 
@@ -331,6 +333,7 @@ fn main() -> ExitCode {
     match cli.cmd {
         Some(Cmd::Daemon(a)) => return engine::exec("daemon", a.args),
         Some(Cmd::Runtime(a)) => return engine::exec("runtime", a.args),
+        Some(Cmd::Registry(a)) => return engine::exec("registry", a.args),
         _ => {}
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -433,5 +436,10 @@ mod tests {
             panic!("not runtime")
         };
         assert_eq!(a.args.len(), 6);
+        let cli = parse(&["registry", "gc", "--dry-run", "--root", "/r"]).unwrap();
+        let Some(Cmd::Registry(a)) = cli.cmd else {
+            panic!("not registry")
+        };
+        assert_eq!(a.args, vec!["gc", "--dry-run", "--root", "/r"]);
     }
 }

@@ -1,7 +1,9 @@
-//! `berth daemon …` and `berth runtime …`: the engine's own binaries, run in place of the client.
+//! `berth daemon …`, `berth runtime …` and `berth registry …`: the engine's own binaries, run in
+//! place of the client.
 //!
-//! The client links neither the daemon nor the runtime. `berth daemon ARGS` execs `berthd ARGS`
-//! and `berth runtime ARGS` execs `berth-runtime ARGS`, both found next to this executable (its
+//! The client links neither the daemon, the runtime nor the registry server. `berth daemon ARGS`
+//! execs `berthd ARGS`, `berth runtime ARGS` execs `berth-runtime ARGS` and `berth registry ARGS`
+//! execs `berth-registry ARGS`, all found next to this executable (its
 //! real path, symlinks resolved). The exec replaces the process, so its pid, signals and exit
 //! status are the daemon's or the runtime's own. argv[0] becomes `<berth's argv[0]> daemon` (or
 //! `runtime`): the command line reads as before, and the daemon's usage and errors say
@@ -18,6 +20,8 @@ use clap::Args;
 pub const DAEMON_BIN: &str = "berthd";
 /// The binary behind `berth runtime`.
 pub const RUNTIME_BIN: &str = "berth-runtime";
+/// The binary behind `berth registry`.
+pub const REGISTRY_BIN: &str = "berth-registry";
 
 /// `berth daemon` arguments: everything, verbatim, for berthd.
 #[derive(Args, Debug)]
@@ -37,11 +41,21 @@ pub struct RuntimeArgs {
     pub args: Vec<OsString>,
 }
 
+/// `berth registry` arguments: everything, verbatim, for berth-registry.
+#[derive(Args, Debug)]
+#[command(disable_help_flag = true)]
+pub struct RegistryArgs {
+    /// serve [--addr A] [--root R] [--config F] … | gc [--root R] [--dry-run]
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<OsString>,
+}
+
 /// The engine binary a subcommand of `berth` runs, if any.
 pub fn binary_for(subcommand: &OsStr) -> Option<&'static str> {
     match subcommand.to_str()? {
         "daemon" => Some(DAEMON_BIN),
         "runtime" => Some(RUNTIME_BIN),
+        "registry" => Some(REGISTRY_BIN),
         _ => None,
     }
 }
@@ -90,7 +104,7 @@ pub fn exec(subcommand: &str, args: impl IntoIterator<Item = OsString>) -> ExitC
     }
 }
 
-/// `berth daemon ARGS` / `berth runtime ARGS` as the first argument: exec at once, before the
+/// `berth daemon ARGS` / `berth runtime ARGS` / `berth registry ARGS` as the first argument: exec at once, before the
 /// client parses its command line (so `berth runtime run` costs one exec over berth-runtime's
 /// own). `None` for every other command line.
 pub fn exec_if_engine_command() -> Option<ExitCode> {
@@ -157,6 +171,7 @@ mod tests {
     fn engine_commands() {
         assert_eq!(binary_for(OsStr::new("daemon")), Some("berthd"));
         assert_eq!(binary_for(OsStr::new("runtime")), Some("berth-runtime"));
+        assert_eq!(binary_for(OsStr::new("registry")), Some("berth-registry"));
         assert_eq!(binary_for(OsStr::new("run")), None);
     }
 }
