@@ -73,13 +73,25 @@ pub struct DaemonArgs {
     /// Group for the unix socket [default: berth]
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tls: Option<bool>,
+    /// Use TLS and verify the remote (clients must present a certificate signed by the CA)
+    #[arg(long = "tlsverify", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA [default: ~/.docker/ca.pem]
+    #[arg(long = "tlscacert", value_name = "PATH")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file [default: ~/.docker/cert.pem]
+    #[arg(long = "tlscert", value_name = "PATH")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file [default: ~/.docker/key.pem]
+    #[arg(long = "tlskey", value_name = "PATH")]
+    pub tlskey: Option<PathBuf>,
 }
 
-/// Where the daemon listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    Unix(PathBuf),
-}
+pub use crate::hosts::{parse_host, Host};
+use crate::tls::TlsSettings;
 
 /// The merged configuration.
 #[derive(Debug, Clone)]
@@ -93,6 +105,8 @@ pub struct DaemonConfig {
     /// The largest JSON request body accepted (bytes); data bodies (archives, build contexts,
     /// image loads) stream to disk and have no such cap.
     pub max_json_body: u64,
+    /// TLS for tcp listeners (`--tls`/`--tlsverify`); `None` when off.
+    pub tls: Option<TlsSettings>,
 }
 
 /// The default of `max-json-body`: far above any real create or update request.
@@ -121,6 +135,11 @@ const KNOWN_KEYS: &[&str] = &[
     "max-json-body",
     "max-layer-size",
     "max-layer-ratio",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -229,6 +248,24 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         &mut flag_set,
     );
 
+    opt(args.tls.map(|b| b.to_string()), "tls", &mut flag_set);
+    opt(
+        args.tlsverify.map(|b| b.to_string()),
+        "tlsverify",
+        &mut flag_set,
+    );
+    for (v, k) in [
+        (&args.tlscacert, "tlscacert"),
+        (&args.tlscert, "tlscert"),
+        (&args.tlskey, "tlskey"),
+    ] {
+        opt(
+            v.as_ref().map(|p| p.display().to_string()),
+            k,
+            &mut flag_set,
+        );
+    }
+
     let conflicts: Vec<String> = flag_set
         .iter()
         .filter_map(|(k, fv)| {
@@ -273,12 +310,13 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
                 .map_err(|e| format!("invalid \"hosts\" in the configuration file: {e}"))?,
         }
     };
+    let tls = tls_settings(args, file, &|k| std::env::var(k).ok())?;
     let mut hosts = host_strs
         .iter()
-        .map(|h| parse_host(h))
+        .map(|h| parse_host(h, tls.is_some()))
         .collect::<Result<Vec<_>, _>>()?;
     if hosts.is_empty() {
-        hosts.push(Host::Unix(PathBuf::from("/run/berth/berth.sock")));
+        hosts.push(Host::Unix(PathBuf::from(crate::hosts::DEFAULT_UNIX_SOCKET)));
     }
 
     let level_str = args
@@ -408,7 +446,56 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         group,
         registry: crate::registry_config::parse(file)?,
         max_json_body,
+        tls,
     })
+}
+
+/// `tls`, `tlsverify` and the three paths, as dockerd takes them: `--tlsverify` (given at
+/// all, or `DOCKER_TLS_VERIFY` set) turns TLS on; paths default to `ca.pem`, `cert.pem` and
+/// `key.pem` in `$DOCKER_CERT_PATH` (else `~/.docker`).
+fn tls_settings(
+    args: &DaemonArgs,
+    file: &Map<String, Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<TlsSettings>, String> {
+    let fbool = |flag: Option<bool>, key: &str| -> Result<Option<bool>, String> {
+        match (flag, file.get(key)) {
+            (Some(b), _) => Ok(Some(b)),
+            (None, Some(Value::Bool(b))) => Ok(Some(*b)),
+            (None, None | Some(Value::Null)) => Ok(None),
+            (None, Some(other)) => Err(format!(
+                "invalid value for {key:?} in the configuration file: {other}"
+            )),
+        }
+    };
+    let fpath = |flag: &Option<PathBuf>, key: &str| -> Result<Option<PathBuf>, String> {
+        match (flag, file.get(key)) {
+            (Some(p), _) => Ok(Some(p.clone())),
+            (None, Some(Value::String(s))) => Ok(Some(PathBuf::from(s))),
+            (None, None | Some(Value::Null)) => Ok(None),
+            (None, Some(other)) => Err(format!(
+                "invalid value for {key:?} in the configuration file: {other} (want a path)"
+            )),
+        }
+    };
+    let verify_set = fbool(args.tlsverify, "tlsverify")?;
+    let env_verify = env("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+    let verify = verify_set.unwrap_or(env_verify);
+    // As dockerd: giving --tlsverify at all (even =false) turns TLS on.
+    let tls = fbool(args.tls, "tls")?.unwrap_or(false) || verify_set.is_some() || verify;
+    if !tls {
+        return Ok(None);
+    }
+    let dir = crate::tls::default_cert_dir(env);
+    Ok(Some(TlsSettings {
+        verify,
+        ca: fpath(&args.tlscacert, "tlscacert")?
+            .unwrap_or_else(|| dir.join(crate::tls::DEFAULT_CA_FILE)),
+        cert: fpath(&args.tlscert, "tlscert")?
+            .unwrap_or_else(|| dir.join(crate::tls::DEFAULT_CERT_FILE)),
+        key: fpath(&args.tlskey, "tlskey")?
+            .unwrap_or_else(|| dir.join(crate::tls::DEFAULT_KEY_FILE)),
+    }))
 }
 
 /// `max-layer-size` and `max-layer-ratio`, from the flags or the file.
@@ -482,26 +569,6 @@ pub fn parse_level(s: &str) -> Result<tracing::Level, String> {
         "error" | "fatal" | "panic" => Ok(tracing::Level::ERROR),
         _ => Err(format!("unable to parse logging level: {s}")),
     }
-}
-
-pub fn parse_host(s: &str) -> Result<Host, String> {
-    if let Some(p) = s.strip_prefix("unix://") {
-        let p = if p.is_empty() {
-            "/run/berth/berth.sock"
-        } else {
-            p
-        };
-        return Ok(Host::Unix(PathBuf::from(p)));
-    }
-    if s.starts_with('/') {
-        return Ok(Host::Unix(PathBuf::from(s)));
-    }
-    if s.starts_with("tcp://") {
-        return Err(format!("invalid host {s:?}: tcp:// listeners are not supported yet (they need TLS); use unix://"));
-    }
-    Err(format!(
-        "invalid host {s:?}: only unix:// sockets are supported"
-    ))
 }
 
 /// `nofile=1024:2048` (hard defaults to soft).
@@ -628,18 +695,88 @@ mod tests {
 
     #[test]
     fn hosts() {
-        assert!(parse_host("tcp://0.0.0.0:2375")
-            .unwrap_err()
-            .contains("TLS"));
-        assert_eq!(
-            parse_host("unix:///tmp/s.sock").unwrap(),
-            Host::Unix("/tmp/s.sock".into())
-        );
-        let file = obj(json!({"hosts": ["unix:///a.sock"]}));
+        let file = obj(json!({"hosts": ["unix:///a.sock", "tcp://0.0.0.0"]}));
         assert_eq!(
             merge(&DaemonArgs::default(), Some(&file)).unwrap().hosts,
-            vec![Host::Unix("/a.sock".into())]
+            vec![
+                Host::Unix("/a.sock".into()),
+                Host::Tcp {
+                    host: "0.0.0.0".into(),
+                    port: 2375
+                }
+            ]
         );
+        let file = obj(json!({"hosts": ["tcp://0.0.0.0"], "tls": true}));
+        let c = merge(&DaemonArgs::default(), Some(&file)).unwrap();
+        assert_eq!(
+            c.hosts,
+            vec![Host::Tcp {
+                host: "0.0.0.0".into(),
+                port: 2376
+            }]
+        );
+        assert!(!c.tls.unwrap().verify);
+    }
+
+    fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn tls_as_dockerd_takes_it() {
+        let none = Map::new();
+        let home = env_of(&[("HOME", "/h")]);
+        assert_eq!(
+            tls_settings(&DaemonArgs::default(), &none, &home).unwrap(),
+            None
+        );
+        // --tlsverify implies TLS, with the default paths.
+        let args = DaemonArgs {
+            tlsverify: Some(true),
+            ..Default::default()
+        };
+        let t = tls_settings(&args, &none, &home).unwrap().unwrap();
+        assert!(t.verify);
+        assert_eq!(t.ca, PathBuf::from("/h/.docker/ca.pem"));
+        assert_eq!(t.cert, PathBuf::from("/h/.docker/cert.pem"));
+        assert_eq!(t.key, PathBuf::from("/h/.docker/key.pem"));
+        // --tlsverify=false still turns TLS on, without client verification.
+        let args = DaemonArgs {
+            tlsverify: Some(false),
+            ..Default::default()
+        };
+        let t = tls_settings(&args, &none, &home).unwrap().unwrap();
+        assert!(!t.verify);
+        // DOCKER_TLS_VERIFY and DOCKER_CERT_PATH.
+        let env = env_of(&[("DOCKER_TLS_VERIFY", "1"), ("DOCKER_CERT_PATH", "/certs")]);
+        let t = tls_settings(&DaemonArgs::default(), &none, &env)
+            .unwrap()
+            .unwrap();
+        assert!(t.verify);
+        assert_eq!(t.key, PathBuf::from("/certs/key.pem"));
+        // The file's keys.
+        let file = obj(
+            json!({"tlsverify": true, "tlscacert": "/x/ca", "tlscert": "/x/c", "tlskey": "/x/k"}),
+        );
+        let t = tls_settings(&DaemonArgs::default(), &file, &home)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (t.ca, t.cert, t.key),
+            ("/x/ca".into(), "/x/c".into(), "/x/k".into())
+        );
+        assert!(tls_settings(&DaemonArgs::default(), &obj(json!({"tls": "yes"})), &home).is_err());
+        // A key both as a flag and in the file is a conflict, as for every other key.
+        let args = DaemonArgs {
+            tlscert: Some("/a".into()),
+            ..Default::default()
+        };
+        let e = merge(&args, Some(&obj(json!({"tlscert": "/b"})))).unwrap_err();
+        assert!(e.contains("tlscert"), "{e}");
     }
 
     #[test]
