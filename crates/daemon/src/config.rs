@@ -107,6 +107,8 @@ pub struct DaemonConfig {
     pub max_json_body: u64,
     /// TLS for tcp listeners (`--tls`/`--tlsverify`); `None` when off.
     pub tls: Option<TlsSettings>,
+    /// The `authorization` section (roles per client identity); `None`: no checks.
+    pub authz: Option<crate::authz::Policy>,
 }
 
 /// The default of `max-json-body`: far above any real create or update request.
@@ -140,6 +142,7 @@ const KNOWN_KEYS: &[&str] = &[
     "tlscacert",
     "tlscert",
     "tlskey",
+    "authorization",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -447,6 +450,14 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         registry: crate::registry_config::parse(file)?,
         max_json_body,
         tls,
+        authz: match file.get("authorization") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let mut p = crate::authz::Policy::parse(v)?;
+                p.resolve_paths(&crate::authz::resolve_host_path);
+                Some(p)
+            }
+        },
     })
 }
 

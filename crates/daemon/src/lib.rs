@@ -5,9 +5,11 @@
 //! (TLS) and systemd-passed sockets and runs the accept loops;
 //! `router` turns paths into typed routes; `handlers` call the engine; `error` maps engine
 //! errors to statuses (the one place); `stream` multiplexes output and pumps hijacked
-//! connections; `body` builds whole and streaming bodies.
+//! connections; `body` builds whole and streaming bodies; `authz` decides, per role, what a
+//! client may do (the daemon.json `authorization` section).
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod body;
 pub mod config;
 pub mod error;

@@ -130,6 +130,7 @@ pub async fn run(cfg: DaemonConfig) -> Result<(), String> {
         engine: Some(engine.clone()),
         tmp_dir: data_root.join("tmp"),
         max_json_body: cfg.max_json_body,
+        authz: cfg.authz.clone().map(std::sync::Arc::new),
     });
 
     let stop = CancellationToken::new();

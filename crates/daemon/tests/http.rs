@@ -41,6 +41,7 @@ async fn ping_errors_and_versions() {
         engine: None,
         tmp_dir: dir.path().join("tmp"),
         max_json_body: berth_daemon::config::DEFAULT_MAX_JSON_BODY,
+        authz: None,
     });
     let stop = CancellationToken::new();
     let listener = Listener::Unix {
