@@ -27,7 +27,7 @@ use std::path::{Component, Path, PathBuf};
 use hyper::Method;
 use serde_json::Value;
 
-use crate::listeners::Peer;
+use crate::peer::Peer;
 use crate::router::Route;
 
 /// What a client may do.

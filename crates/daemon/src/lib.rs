@@ -16,6 +16,7 @@ pub mod error;
 pub mod handlers;
 pub mod hosts;
 pub mod listeners;
+pub mod peer;
 pub mod registry_config;
 pub mod router;
 pub mod sealed_runtime;

@@ -5,7 +5,8 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,24 +20,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::handlers::{handle, Ctx};
 use crate::hosts::{plain_tcp_refusal, resolve, Host};
-use crate::tls::{client_identity, ClientCert};
+pub use crate::peer::Peer;
+use crate::tls::client_identity;
 
 /// A TLS handshake that takes longer than this is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Who is on the other end of a connection; every request carries it in its extensions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Peer {
-    /// A unix-socket client, from `SO_PEERCRED`.
-    Unix { uid: u32, gid: u32 },
-    /// A tcp client in the clear (loopback only).
-    Tcp { addr: SocketAddr },
-    /// A TLS client; `cert` is its verified certificate (none without `--tlsverify`).
-    Tls {
-        addr: SocketAddr,
-        cert: Option<ClientCert>,
-    },
-}
 
 /// One bound listener.
 pub enum Listener {
@@ -68,6 +56,39 @@ impl Listener {
     }
 }
 
+/// Binds a unix socket: a stale file is removed, mode 0660, group `group` when it exists.
+pub fn bind_unix(path: &Path, group: &str) -> Result<UnixListener, String> {
+    if let Some(parent) = path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("removing stale socket {}: {e}", path.display())),
+    }
+    let l =
+        UnixListener::bind(path).map_err(|e| format!("listening on {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+    let gid = match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => g.gid,
+        _ => {
+            if group != "berth" {
+                tracing::warn!("group {group} not found; the socket stays root:root");
+            }
+            nix::unistd::Gid::from_raw(0)
+        }
+    };
+    if let Err(e) = nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(gid)) {
+        tracing::warn!("chown {}: {e}", path.display());
+    }
+    Ok(l)
+}
+
 /// Binds every host; the first failure is returned (listeners already bound are dropped,
 /// their socket files removed). `tls` wraps tcp listeners (and inet sockets from systemd).
 pub fn open(
@@ -81,7 +102,7 @@ pub fn open(
         for host in hosts {
             match host {
                 Host::Unix(path) => {
-                    let listener = crate::server::bind_unix(path, group)?;
+                    let listener = bind_unix(path, group)?;
                     out.push(Listener::Unix {
                         listener,
                         path: Some(path.clone()),

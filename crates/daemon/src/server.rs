@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use berth_engine::Engine;
 use nix::fcntl::{Flock, FlockArg};
-use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
 
@@ -44,35 +43,6 @@ fn mkdir(path: &Path, mode: u32) -> Result<(), String> {
         .mode(mode)
         .create(path)
         .map_err(|e| format!("creating {}: {e}", path.display()))
-}
-
-/// Binds a unix socket: a stale file is removed, mode 0660, group `group` when it exists.
-pub fn bind_unix(path: &Path, group: &str) -> Result<UnixListener, String> {
-    if let Some(parent) = path.parent() {
-        mkdir(parent, 0o755)?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("removing stale socket {}: {e}", path.display())),
-    }
-    let l =
-        UnixListener::bind(path).map_err(|e| format!("listening on {}: {e}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| format!("chmod {}: {e}", path.display()))?;
-    let gid = match nix::unistd::Group::from_name(group) {
-        Ok(Some(g)) => g.gid,
-        _ => {
-            if group != "berth" {
-                tracing::warn!("group {group} not found; the socket stays root:root");
-            }
-            nix::unistd::Gid::from_raw(0)
-        }
-    };
-    if let Err(e) = nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), Some(gid)) {
-        tracing::warn!("chown {}: {e}", path.display());
-    }
-    Ok(l)
 }
 
 /// The daemon's life: start-up, serving until SIGTERM/SIGINT, shutdown.

@@ -3,8 +3,7 @@
 use std::sync::Arc;
 
 use berth_daemon::handlers::Ctx;
-use berth_daemon::listeners::{serve, Listener};
-use berth_daemon::server::bind_unix;
+use berth_daemon::listeners::{bind_unix, serve, Listener};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request, Response};

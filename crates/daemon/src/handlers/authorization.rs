@@ -10,7 +10,7 @@ use hyper::Request;
 
 use super::{read_body_in_place, Ctx};
 use crate::authz::{resolve_host_path, Policy};
-use crate::listeners::Peer;
+use crate::peer::Peer;
 use crate::router::{self, Query};
 
 /// `Ok` lets the request through (its body, when read here, kept for the handler).
