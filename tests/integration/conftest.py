@@ -330,6 +330,11 @@ class Daemon:
         self._client = None
         # Further `berth daemon` flags for this instance.
         self.extra_args: list[str] = []
+        # Whether argv names the unix socket with -H (off when daemon.json's `hosts` does).
+        self.host_flag = True
+        # A command the daemon is started under (e.g. a socket-activation launcher that
+        # execs the rest of its arguments).
+        self.wrapper: list[str] = []
         assert len(self.sock) < 100
         ALL_DAEMONS.append(self)
 
@@ -338,8 +343,8 @@ class Daemon:
     def argv(self, **overrides) -> list[str]:
         return [str(BERTH), "daemon",
                 "--data-root", overrides.get("data_root", self.data_root),
-                "--exec-root", overrides.get("exec_root", self.exec_root),
-                "-H", "unix://" + overrides.get("sock", self.sock)] + \
+                "--exec-root", overrides.get("exec_root", self.exec_root)] + \
+            (["-H", "unix://" + overrides.get("sock", self.sock)] if self.host_flag else []) + \
             ([] if self.bridge else ["--bridge", "none"]) + self.extra_args
 
     def start(self, timeout: float = 30) -> "Daemon":
@@ -347,7 +352,7 @@ class Daemon:
         log = open(self.log_path, "ab")
         log.write(f"\n===== start {time.strftime('%H:%M:%S')} =====\n".encode())
         log.flush()
-        self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL, stdout=log,
+        self.proc = subprocess.Popen(self.wrapper + self.argv(), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      env=dict(os.environ, RUST_BACKTRACE="1"))
         log.close()

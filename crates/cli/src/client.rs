@@ -1,7 +1,10 @@
-//! A small Docker Engine API client over a unix socket (hyper 1, one connection per request).
+//! A small Docker Engine API client (hyper 1, one connection per request) over a unix socket
+//! or tcp, with TLS when asked for (`transport`).
 
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::transport::{tcp_addr, Target, TlsFlags};
 
 use anyhow::{anyhow, Result};
 use bytes::Bytes;
@@ -76,7 +79,7 @@ pub struct Hijacked {
 #[derive(Clone, Debug)]
 pub struct Client {
     pub host: String,
-    sock: PathBuf,
+    target: Target,
 }
 
 pub type Query<'a> = &'a [(&'a str, String)];
@@ -103,28 +106,43 @@ pub fn seg(s: &str) -> String {
 }
 
 impl Client {
-    pub fn new(host: Option<String>) -> Result<Client> {
+    pub fn new(host: Option<String>, tls: &TlsFlags) -> Result<Client> {
         let host = host
             .filter(|h| !h.is_empty())
             .or_else(|| std::env::var("BERTH_HOST").ok().filter(|h| !h.is_empty()))
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_HOST.to_string());
-        let sock = if let Some(p) = host.strip_prefix("unix://") {
-            PathBuf::from(p)
+        let target = if let Some(p) = host.strip_prefix("unix://") {
+            Target::Unix(PathBuf::from(p))
         } else if host.starts_with('/') {
-            PathBuf::from(&host)
-        } else if host.starts_with("tcp://") || host.starts_with("http://") {
-            return Err(Exit::msg(
-                125,
-                format!("berth: tcp hosts are not supported yet: {host}"),
-            ));
+            Target::Unix(PathBuf::from(&host))
+        } else if let Some(rest) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"))
+            .or_else(|| host.strip_prefix("https://"))
+        {
+            let choice = tls.choice(&|k| std::env::var(k).ok());
+            let (addr, name) = tcp_addr(rest, choice.is_some()).map_err(|e| {
+                Exit::msg(125, format!("unable to parse docker host `{host}`: {e}"))
+            })?;
+            let tls = match choice {
+                None => None,
+                Some(c) => {
+                    let cfg = crate::transport::client_config(&c)
+                        .map_err(|e| Exit::msg(1, format!("{e:#}")))?;
+                    let name = rustls::pki_types::ServerName::try_from(name)
+                        .map_err(|e| Exit::msg(125, format!("invalid host `{host}`: {e}")))?;
+                    Some((cfg, name))
+                }
+            };
+            Target::Tcp { addr, tls }
         } else {
             return Err(Exit::msg(
                 125,
                 format!("unable to parse docker host `{host}`"),
             ));
         };
-        Ok(Client { host, sock })
+        Ok(Client { host, target })
     }
 
     fn connect_error(&self) -> anyhow::Error {
@@ -138,9 +156,18 @@ impl Client {
     }
 
     async fn send(&self, req: Request<Full<Bytes>>) -> Result<Response<Incoming>> {
-        let stream = tokio::net::UnixStream::connect(&self.sock)
-            .await
-            .map_err(|_| self.connect_error())?;
+        let stream = match &self.target {
+            Target::Unix(_) => self
+                .target
+                .connect()
+                .await
+                .map_err(|_| self.connect_error())?,
+            Target::Tcp { .. } => self
+                .target
+                .connect()
+                .await
+                .map_err(|e| anyhow!("error during connect: {e}"))?,
+        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|_| self.connect_error())?;

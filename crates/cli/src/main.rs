@@ -11,6 +11,7 @@ mod human;
 mod jsonfmt;
 mod stream;
 mod table;
+mod transport;
 mod tty;
 
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ struct Cli {
     /// Daemon socket to connect to
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     host: Option<String>,
+    #[command(flatten)]
+    tls: transport::TlsFlags,
     /// Enable debug mode
     #[arg(short = 'D', long = "debug")]
     debug: bool,
@@ -219,7 +222,7 @@ enum SystemCmd {
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
-    let c = client::Client::new(cli.host.clone())?;
+    let c = client::Client::new(cli.host.clone(), &cli.tls)?;
     let cmd = match cli.cmd {
         Some(c) => c,
         None => return Ok(0),

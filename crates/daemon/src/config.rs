@@ -73,13 +73,25 @@ pub struct DaemonArgs {
     /// Group for the unix socket [default: berth]
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long = "tls", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tls: Option<bool>,
+    /// Use TLS and verify the remote (clients must present a certificate signed by the CA)
+    #[arg(long = "tlsverify", num_args = 0..=1, default_missing_value = "true", value_name = "BOOL")]
+    pub tlsverify: Option<bool>,
+    /// Trust certs signed only by this CA [default: ~/.docker/ca.pem]
+    #[arg(long = "tlscacert", value_name = "PATH")]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to TLS certificate file [default: ~/.docker/cert.pem]
+    #[arg(long = "tlscert", value_name = "PATH")]
+    pub tlscert: Option<PathBuf>,
+    /// Path to TLS key file [default: ~/.docker/key.pem]
+    #[arg(long = "tlskey", value_name = "PATH")]
+    pub tlskey: Option<PathBuf>,
 }
 
-/// Where the daemon listens.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Host {
-    Unix(PathBuf),
-}
+pub use crate::hosts::{parse_host, Host};
+use crate::tls::TlsSettings;
 
 /// The merged configuration.
 #[derive(Debug, Clone)]
@@ -93,6 +105,10 @@ pub struct DaemonConfig {
     /// The largest JSON request body accepted (bytes); data bodies (archives, build contexts,
     /// image loads) stream to disk and have no such cap.
     pub max_json_body: u64,
+    /// TLS for tcp listeners (`--tls`/`--tlsverify`); `None` when off.
+    pub tls: Option<TlsSettings>,
+    /// The `authorization` section (roles per client identity); `None`: no checks.
+    pub authz: Option<crate::authz::Policy>,
 }
 
 /// The default of `max-json-body`: far above any real create or update request.
@@ -121,6 +137,12 @@ const KNOWN_KEYS: &[&str] = &[
     "max-json-body",
     "max-layer-size",
     "max-layer-ratio",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "authorization",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -229,6 +251,24 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         &mut flag_set,
     );
 
+    opt(args.tls.map(|b| b.to_string()), "tls", &mut flag_set);
+    opt(
+        args.tlsverify.map(|b| b.to_string()),
+        "tlsverify",
+        &mut flag_set,
+    );
+    for (v, k) in [
+        (&args.tlscacert, "tlscacert"),
+        (&args.tlscert, "tlscert"),
+        (&args.tlskey, "tlskey"),
+    ] {
+        opt(
+            v.as_ref().map(|p| p.display().to_string()),
+            k,
+            &mut flag_set,
+        );
+    }
+
     let conflicts: Vec<String> = flag_set
         .iter()
         .filter_map(|(k, fv)| {
@@ -273,12 +313,13 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
                 .map_err(|e| format!("invalid \"hosts\" in the configuration file: {e}"))?,
         }
     };
+    let tls = tls_settings(args, file, &|k| std::env::var(k).ok())?;
     let mut hosts = host_strs
         .iter()
-        .map(|h| parse_host(h))
+        .map(|h| parse_host(h, tls.is_some()))
         .collect::<Result<Vec<_>, _>>()?;
     if hosts.is_empty() {
-        hosts.push(Host::Unix(PathBuf::from("/run/berth/berth.sock")));
+        hosts.push(Host::Unix(PathBuf::from(crate::hosts::DEFAULT_UNIX_SOCKET)));
     }
 
     let level_str = args
@@ -408,7 +449,64 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         group,
         registry: crate::registry_config::parse(file)?,
         max_json_body,
+        tls,
+        authz: match file.get("authorization") {
+            None | Some(Value::Null) => None,
+            Some(v) => {
+                let mut p = crate::authz::Policy::parse(v)?;
+                p.resolve_paths(&crate::authz::resolve_host_path);
+                Some(p)
+            }
+        },
     })
+}
+
+/// `tls`, `tlsverify` and the three paths, as dockerd takes them: `--tlsverify` (given at
+/// all, or `DOCKER_TLS_VERIFY` set) turns TLS on; paths default to `ca.pem`, `cert.pem` and
+/// `key.pem` in `$DOCKER_CERT_PATH` (else `~/.docker`).
+fn tls_settings(
+    args: &DaemonArgs,
+    file: &Map<String, Value>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<TlsSettings>, String> {
+    let fbool = |flag: Option<bool>, key: &str| -> Result<Option<bool>, String> {
+        match (flag, file.get(key)) {
+            (Some(b), _) => Ok(Some(b)),
+            (None, Some(Value::Bool(b))) => Ok(Some(*b)),
+            (None, None | Some(Value::Null)) => Ok(None),
+            (None, Some(other)) => Err(format!(
+                "invalid value for {key:?} in the configuration file: {other}"
+            )),
+        }
+    };
+    let fpath = |flag: &Option<PathBuf>, key: &str| -> Result<Option<PathBuf>, String> {
+        match (flag, file.get(key)) {
+            (Some(p), _) => Ok(Some(p.clone())),
+            (None, Some(Value::String(s))) => Ok(Some(PathBuf::from(s))),
+            (None, None | Some(Value::Null)) => Ok(None),
+            (None, Some(other)) => Err(format!(
+                "invalid value for {key:?} in the configuration file: {other} (want a path)"
+            )),
+        }
+    };
+    let verify_set = fbool(args.tlsverify, "tlsverify")?;
+    let env_verify = env("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty());
+    let verify = verify_set.unwrap_or(env_verify);
+    // As dockerd: giving --tlsverify at all (even =false) turns TLS on.
+    let tls = fbool(args.tls, "tls")?.unwrap_or(false) || verify_set.is_some() || verify;
+    if !tls {
+        return Ok(None);
+    }
+    let dir = crate::tls::default_cert_dir(env);
+    Ok(Some(TlsSettings {
+        verify,
+        ca: fpath(&args.tlscacert, "tlscacert")?
+            .unwrap_or_else(|| dir.join(crate::tls::DEFAULT_CA_FILE)),
+        cert: fpath(&args.tlscert, "tlscert")?
+            .unwrap_or_else(|| dir.join(crate::tls::DEFAULT_CERT_FILE)),
+        key: fpath(&args.tlskey, "tlskey")?
+            .unwrap_or_else(|| dir.join(crate::tls::DEFAULT_KEY_FILE)),
+    }))
 }
 
 /// `max-layer-size` and `max-layer-ratio`, from the flags or the file.
@@ -484,26 +582,6 @@ pub fn parse_level(s: &str) -> Result<tracing::Level, String> {
     }
 }
 
-pub fn parse_host(s: &str) -> Result<Host, String> {
-    if let Some(p) = s.strip_prefix("unix://") {
-        let p = if p.is_empty() {
-            "/run/berth/berth.sock"
-        } else {
-            p
-        };
-        return Ok(Host::Unix(PathBuf::from(p)));
-    }
-    if s.starts_with('/') {
-        return Ok(Host::Unix(PathBuf::from(s)));
-    }
-    if s.starts_with("tcp://") {
-        return Err(format!("invalid host {s:?}: tcp:// listeners are not supported yet (they need TLS); use unix://"));
-    }
-    Err(format!(
-        "invalid host {s:?}: only unix:// sockets are supported"
-    ))
-}
-
 /// `nofile=1024:2048` (hard defaults to soft).
 pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
     let bad = || format!("invalid ulimit argument: {s}");
@@ -525,147 +603,5 @@ pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn size_settings_come_from_the_flag_or_the_file() {
-        let file = |v: Value| json!({ "max-json-body": v }).as_object().unwrap().clone();
-        let none = Map::new();
-        let key = "max-json-body";
-        assert_eq!(size_setting(None, &none, key, 1024).unwrap(), None);
-        let flag = "4m".to_string();
-        assert_eq!(
-            size_setting(Some(&flag), &none, key, 1024).unwrap(),
-            Some(4 << 20)
-        );
-        assert_eq!(
-            size_setting(None, &file(json!(2048)), key, 1024).unwrap(),
-            Some(2048)
-        );
-        assert_eq!(
-            size_setting(None, &file(json!("2k")), key, 1024).unwrap(),
-            Some(2048)
-        );
-        let e = size_setting(None, &file(json!(10)), key, 1024).unwrap_err();
-        assert!(e.contains("less than 1024 bytes"), "{e}");
-        assert!(size_setting(None, &file(json!(-5)), key, 1).is_err());
-        assert!(size_setting(None, &file(json!(true)), key, 1).is_err());
-        assert!(size_setting(None, &file(json!("lots")), key, 1).is_err());
-    }
-
-    fn obj(v: Value) -> Map<String, Value> {
-        v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn defaults() {
-        let c = merge(&DaemonArgs::default(), None).unwrap();
-        assert_eq!(c.engine.data_root, PathBuf::from("/var/lib/berth"));
-        assert_eq!(c.engine.exec_root, PathBuf::from("/run/berth"));
-        assert_eq!(c.hosts, vec![Host::Unix("/run/berth/berth.sock".into())]);
-        assert_eq!(c.log_level, tracing::Level::INFO);
-        assert_eq!(c.engine.default_runtime, "runc");
-        assert_eq!(c.engine.runtimes["runc"], PathBuf::from("runc"));
-        assert_eq!(c.group, "berth");
-        assert!(
-            c.engine.live_restore,
-            "berth keeps containers running through a restart by default"
-        );
-        assert!(c.engine.networking && c.engine.iptables && c.engine.icc);
-    }
-
-    #[test]
-    fn file_and_flags_merge() {
-        let file = obj(json!({
-            "exec-root": "/x/run",
-            "runtimes": {"crun": {"path": "/usr/bin/crun", "runtimeArgs": []}},
-            "default-runtime": "crun",
-            "default-ulimits": {"nofile": {"Name": "nofile", "Hard": 2048, "Soft": 1024}},
-            "live-restore": true,
-            "log-opts": {"max-size": "10m"}
-        }));
-        let args = DaemonArgs {
-            data_root: Some("/x/lib".into()),
-            log_level: Some("debug".into()),
-            add_runtime: vec!["youki=/bin/youki".into()],
-            ..Default::default()
-        };
-        let c = merge(&args, Some(&file)).unwrap();
-        assert_eq!(c.engine.data_root, PathBuf::from("/x/lib"));
-        assert_eq!(c.engine.exec_root, PathBuf::from("/x/run"));
-        assert_eq!(c.engine.default_runtime, "crun");
-        assert_eq!(c.engine.runtimes.len(), 3);
-        assert_eq!(
-            c.engine.default_ulimits,
-            vec![Ulimit {
-                name: "nofile".into(),
-                soft: 1024,
-                hard: 2048
-            }]
-        );
-        assert!(c.engine.live_restore);
-        assert_eq!(c.engine.log_opts["max-size"], "10m");
-        assert_eq!(c.log_level, tracing::Level::DEBUG);
-    }
-
-    #[test]
-    fn conflicts_and_unknown_keys() {
-        let file = obj(json!({"data-root": "/a"}));
-        let args = DaemonArgs {
-            data_root: Some("/b".into()),
-            ..Default::default()
-        };
-        let e = merge(&args, Some(&file)).unwrap_err();
-        assert!(e.starts_with("the following directives are specified both as a flag and in the configuration file: data-root"), "{e}");
-        let e = merge(&DaemonArgs::default(), Some(&obj(json!({"bogus": 1})))).unwrap_err();
-        assert!(
-            e.contains("don't match any configuration option: bogus"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn hosts() {
-        assert!(parse_host("tcp://0.0.0.0:2375")
-            .unwrap_err()
-            .contains("TLS"));
-        assert_eq!(
-            parse_host("unix:///tmp/s.sock").unwrap(),
-            Host::Unix("/tmp/s.sock".into())
-        );
-        let file = obj(json!({"hosts": ["unix:///a.sock"]}));
-        assert_eq!(
-            merge(&DaemonArgs::default(), Some(&file)).unwrap().hosts,
-            vec![Host::Unix("/a.sock".into())]
-        );
-    }
-
-    #[test]
-    fn ulimits_and_levels() {
-        assert_eq!(
-            parse_ulimit("nofile=10:20").unwrap(),
-            Ulimit {
-                name: "nofile".into(),
-                soft: 10,
-                hard: 20
-            }
-        );
-        assert_eq!(parse_ulimit("nproc=5").unwrap().hard, 5);
-        assert!(parse_ulimit("nofile=20:10").is_err());
-        assert_eq!(parse_level("fatal").unwrap(), tracing::Level::ERROR);
-        assert!(parse_level("loud").is_err());
-    }
-
-    #[test]
-    fn bad_json_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("daemon.json");
-        std::fs::write(&p, "{nope").unwrap();
-        assert!(read_file(&p).is_err());
-        assert!(read_file(&dir.path().join("missing.json"))
-            .unwrap()
-            .is_none());
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

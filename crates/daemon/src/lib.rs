@@ -1,20 +1,28 @@
 //! berth-daemon: the Docker Engine API served over HTTP on top of berth-engine.
 //!
-//! `config` merges flags and daemon.json; `server` does start-up, the accept loop and shutdown;
+//! `config` merges flags and daemon.json (`hosts` parses `-H`, `tls` builds the rustls
+//! server configuration); `server` does start-up and shutdown; `listeners` binds unix, tcp
+//! (TLS) and systemd-passed sockets and runs the accept loops;
 //! `router` turns paths into typed routes; `handlers` call the engine; `error` maps engine
 //! errors to statuses (the one place); `stream` multiplexes output and pumps hijacked
-//! connections; `body` builds whole and streaming bodies.
+//! connections; `body` builds whole and streaming bodies; `authz` decides, per role, what a
+//! client may do (the daemon.json `authorization` section).
 #![forbid(unsafe_code)]
 
+pub mod authz;
 pub mod body;
 pub mod config;
 pub mod error;
 pub mod handlers;
+pub mod hosts;
+pub mod listeners;
+pub mod peer;
 pub mod registry_config;
 pub mod router;
 pub mod sealed_runtime;
 pub mod server;
 pub mod stream;
+pub mod tls;
 
 use std::process::ExitCode;
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use berth_daemon::handlers::Ctx;
-use berth_daemon::server::{bind_unix, serve};
+use berth_daemon::listeners::{bind_unix, serve, Listener};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::{Method, Request, Response};
@@ -40,8 +40,14 @@ async fn ping_errors_and_versions() {
         engine: None,
         tmp_dir: dir.path().join("tmp"),
         max_json_body: berth_daemon::config::DEFAULT_MAX_JSON_BODY,
+        authz: None,
     });
     let stop = CancellationToken::new();
+    let listener = Listener::Unix {
+        listener,
+        path: None,
+        shown: "test".into(),
+    };
     let server = tokio::spawn(serve(listener, ctx, stop.clone()));
 
     let (resp, body) = request(&sock, Method::GET, "/_ping").await;

@@ -12,6 +12,7 @@
 //!   `mkdirat`, `symlinkat`, `linkat`, `mknodat`, `unlinkat`, owner, mode and times) that never
 //!   follow a final link, and metadata changes on a pinned (`O_PATH`) descriptor.
 //! - [`file`]: write-back, inode flags and extended attributes of one file.
+//! - [`activation`]: the listening sockets systemd passes (`LISTEN_FDS`, socket activation).
 //! - [`netns`]: bringing up the loopback interface in another process's network namespace.
 //! - [`mountinfo`]: mount points and the cgroup layout from `/proc/<pid>/mountinfo`.
 //! - [`caps`]: the capability table.
@@ -24,6 +25,7 @@
 //! `unsafe` in berth lives in syscall modules; this crate is one of them, and each block says
 //! why it is sound.
 
+pub mod activation;
 pub mod at;
 pub mod caps;
 pub mod copy;

@@ -1,6 +1,7 @@
 //! The dispatcher: version prefix → route → handler, errors mapped once, common headers added.
 
 mod archive;
+mod authorization;
 mod build;
 mod containers;
 mod events;
@@ -36,6 +37,8 @@ pub struct Ctx {
     pub tmp_dir: PathBuf,
     /// The largest JSON body [`read_body`] accepts.
     pub max_json_body: u64,
+    /// The `authorization` section; `None`: everyone who reaches a socket may do anything.
+    pub authz: Option<Arc<crate::authz::Policy>>,
 }
 
 impl Ctx {
@@ -53,9 +56,16 @@ impl Ctx {
 }
 
 /// Serves one request; never fails (errors become `{"message":…}` responses).
-pub async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Resp {
+pub async fn handle(ctx: Arc<Ctx>, mut req: Request<Incoming>) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
+    if let Some(policy) = ctx.authz.clone() {
+        if let Err(e) = authorization::check(&ctx, &policy, &mut req).await {
+            let mut resp = error_response(&e);
+            add_common_headers(&mut resp);
+            return resp;
+        }
+    }
     let mut resp = match dispatch(&ctx, req).await {
         Ok(r) => r,
         Err(e) => {
@@ -168,6 +178,7 @@ pub async fn read_json<T: DeserializeOwned + Default>(
 }
 
 /// A request body read whole, with its Content-Type.
+#[derive(Clone)]
 pub struct RawBody {
     content_type: Option<String>,
     data: Bytes,
@@ -176,14 +187,26 @@ pub struct RawBody {
 /// Reads the whole body, at most `ctx.max_json_body` bytes: a larger one is 413, and its rest
 /// is read and dropped (never kept), so that the client sees the error instead of a broken
 /// pipe. Handlers read the body before refusing anything, for the same reason.
-pub async fn read_body(ctx: &Ctx, req: Request<Incoming>) -> Result<RawBody, EngineError> {
+pub async fn read_body(ctx: &Ctx, mut req: Request<Incoming>) -> Result<RawBody, EngineError> {
+    // Authorization may have read it already (to decide on it).
+    if let Some(raw) = req.extensions_mut().remove::<RawBody>() {
+        return Ok(raw);
+    }
+    read_body_in_place(ctx, &mut req).await
+}
+
+/// [`read_body`] leaving the (now drained) request with the caller.
+pub async fn read_body_in_place(
+    ctx: &Ctx,
+    req: &mut Request<Incoming>,
+) -> Result<RawBody, EngineError> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let cap = ctx.max_json_body;
-    let mut body = req.into_body();
+    let body = req.body_mut();
     let mut data = bytes::BytesMut::new();
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
