@@ -101,6 +101,8 @@ pub enum Route {
     ImageTagLog(String),
     /// `POST /images/{name}/rollback` (berth's own: the tag back to its previous image).
     ImageRollback(String),
+    /// `POST /images/{name}/signatures` (berth's own: store a client-made signature).
+    ImageSignatures(String),
     /// `POST /auth`.
     Auth,
     /// `GET /distribution/{name}/json`.
@@ -252,6 +254,7 @@ fn route_image(m: &str, rest: &str) -> Result<Route, EngineError> {
         ("POST", "push") => Ok(ImagePush(name)),
         ("GET", "log") => Ok(ImageTagLog(name)),
         ("POST", "rollback") => Ok(ImageRollback(name)),
+        ("POST", "signatures") => Ok(ImageSignatures(name)),
         ("GET", "get") => Ok(ImageSave(Some(name))),
         _ => Err(page_not_found()),
     }
