@@ -216,6 +216,9 @@ pub(crate) async fn image_pull_resolve(
     tokio::task::spawn_blocking(move || -> Result<PullPlans> {
         // A broken policy refuses every pull (before any connection), never lets one through.
         let gate = signatures::load_gate(&trust)?;
+        if let Some(gate) = &gate {
+            signatures::check_rejected(gate, &reference)?;
+        }
         let list = endpoints(&s.options, &reference.domain, true);
         let plans = first_success(
             &list,

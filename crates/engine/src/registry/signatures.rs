@@ -46,6 +46,21 @@ pub(super) fn load_gate(settings: &TrustSettings) -> Result<Option<Gate>> {
     Ok(Some(Gate { policy, registries }))
 }
 
+/// Refuses, before any connection, a pull the policy rejects outright (`reject`).
+pub(super) fn check_rejected(gate: &Gate, reference: &Reference) -> Result<()> {
+    let intended = DockerReference::parse(&reference.full()).map_err(trust_error)?;
+    let reqs = gate.policy.for_docker(&intended);
+    if reqs
+        .iter()
+        .any(|r| matches!(r, berth_trust::Requirement::Reject))
+    {
+        return Err(trust_error(TrustError::Rejected(format!(
+            "{intended} is rejected by the signature policy"
+        ))));
+    }
+    Ok(())
+}
+
 /// Reads the signatures stored for `manifest_digest` in `client`'s repository. No attachment
 /// is no signature.
 fn fetch_signatures(
