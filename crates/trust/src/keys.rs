@@ -153,7 +153,7 @@ impl SigningKey {
             return Err(key_err(format!("unsupported cipher {:?}", enc.cipher.name)));
         }
         let n = enc.kdf.params.N;
-        if !n.is_power_of_two() || n < 2 || n > 1 << 20 {
+        if !n.is_power_of_two() || !(2..=1 << 20).contains(&n) {
             return Err(key_err(format!("unsupported scrypt N {n}")));
         }
         if enc.kdf.params.r == 0
