@@ -192,7 +192,13 @@ mod tests {
         let tampered = String::from_utf8(bytes.clone())
             .unwrap()
             .replace("/a:v1", "/b:v1");
-        assert!(verify(std::slice::from_ref(&public), tampered.as_bytes(), &sig, &digest('a')).is_err());
+        assert!(verify(
+            std::slice::from_ref(&public),
+            tampered.as_bytes(),
+            &sig,
+            &digest('a')
+        )
+        .is_err());
         let e = verify(std::slice::from_ref(&other), &bytes, &sig, &digest('a')).unwrap_err();
         assert!(e.to_string().contains("not made by a trusted key"), "{e}");
         let e = verify(std::slice::from_ref(&public), &bytes, &sig, &digest('b')).unwrap_err();

@@ -106,7 +106,7 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
     if !a.platform.is_empty() {
         q.push(("platform", a.platform.clone()));
     }
-    let auth = registry_auth_header(&domain_of_image(&name));
+    let auth = registry_auth_header(&domain_of_image(&name))?;
     let resp = c
         .request_with_headers(
             Method::POST,
@@ -155,7 +155,7 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
         )?),
         None => None,
     };
-    let auth = registry_auth_header(&domain_of_image(&name));
+    let auth = registry_auth_header(&domain_of_image(&name))?;
     let path = format!("/images/{}/push", crate::client::seg(&name));
     let resp = c
         .request_with_headers(

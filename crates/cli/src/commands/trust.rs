@@ -136,7 +136,7 @@ pub async fn sign_and_store(
             Some((body, "application/json")),
             &[(
                 "X-Registry-Auth",
-                registry_auth_header(&domain_of_image(&name)),
+                registry_auth_header(&domain_of_image(&name))?,
             )],
         )
         .await
@@ -174,7 +174,7 @@ pub async fn sign(c: &Client, a: SignArgs) -> Result<i32> {
             None,
             &[(
                 "X-Registry-Auth",
-                registry_auth_header(&domain_of_image(&name)),
+                registry_auth_header(&domain_of_image(&name))?,
             )],
         )
         .await
