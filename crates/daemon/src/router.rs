@@ -475,6 +475,11 @@ mod tests {
             route(&p, "/images/busybox/rollback").unwrap(),
             Route::ImageRollback("busybox".into())
         );
+        assert_eq!(
+            route(&p, "/images/localhost:5000/a/signatures").unwrap(),
+            Route::ImageSignatures("localhost:5000/a".into())
+        );
+        assert!(route(&g, "/images/busybox/signatures").is_err());
         assert!(route(&p, "/images/busybox/log").is_err());
         assert!(route(&g, "/containers/abc/start").is_err());
         assert!(route(&g, "/nope").is_err());

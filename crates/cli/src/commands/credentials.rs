@@ -89,7 +89,12 @@ fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
             anyhow!("error getting credentials - err: exec: \"docker-credential-{helper}\": {e}")
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes())?;
+        // A helper may exit without reading its input (a locked keyring): its own answer
+        // below says why, not the broken pipe.
+        match stdin.write_all(input.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
