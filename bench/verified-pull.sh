@@ -5,6 +5,9 @@
 #
 #   bash bench/verified-pull.sh [--runs N] [--bin DIR]      (as root; needs docker-registry)
 #
+# The peer: skopeo 1.13.3 (../shared/peers/skopeo.xz, unpacked to /tmp/peers) copying the same
+# image to a dir: with an accept-anything policy and with the same sigstoreSigned policy.
+#
 # Prints a markdown table; the daemon, registry and keys live under a temporary directory that
 # is removed afterwards.
 set -euo pipefail
@@ -21,7 +24,12 @@ REPO="$(cd "$(dirname "$0")/.." && pwd)"
 ARCHIVE="${BERTH_TEST_IMAGE:-$REPO/tests/fixtures/out/busybox.tar}"
 [ -f "$ARCHIVE" ] || bash "$REPO/scripts/make-busybox-image.sh" "$ARCHIVE" >/dev/null
 command -v docker-registry >/dev/null || { echo "docker-registry is not installed" >&2; exit 1; }
-export RUNS BIN ARCHIVE
+SKOPEO=/tmp/peers/skopeo
+if [ ! -x "$SKOPEO" ]; then
+    SHARED="$REPO/../shared"; [ -d "$SHARED/peers" ] || SHARED=/work/shared
+    mkdir -p /tmp/peers && xz -dc "$SHARED/peers/skopeo.xz" > "$SKOPEO.$$" && chmod +x "$SKOPEO.$$" && mv "$SKOPEO.$$" "$SKOPEO"
+fi
+export RUNS BIN ARCHIVE SKOPEO
 exec python3 - <<'PY'
 import json, os, shutil, socket, statistics, subprocess, tempfile, time
 
@@ -91,12 +99,36 @@ try:
             berth("rmi", ref)
             if i > 0:  # the first round warms caches
                 times[mode].append(dt * 1000)
-    print(f"| policy | median of {runs} cold pulls (ms) | min | max |")
+    skopeo = os.environ["SKOPEO"]
+    os.makedirs(f"{base}/sregd")
+    with open(f"{base}/sregd/l.yaml", "w") as f:
+        f.write(f"docker:\n  127.0.0.1:{rport}:\n    use-sigstore-attachments: true\n")
+    with open(f"{base}/accept.json", "w") as f:
+        f.write(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
+    with open(f"{base}/signed.json", "w") as f:
+        f.write(signed)
+    peer = {"no policy": [], "sigstoreSigned": []}
+    for i in range(runs + 1):
+        for mode, pol in (("no policy", "accept.json"), ("sigstoreSigned", "signed.json")):
+            out = tempfile.mkdtemp(dir=base)
+            t = time.perf_counter()
+            p = subprocess.run([skopeo, "--registries.d", f"{base}/sregd", "--policy", f"{base}/{pol}",
+                                "copy", "-q", "--src-tls-verify=false", f"docker://{ref}", f"dir:{out}"],
+                               capture_output=True, text=True)
+            dt = time.perf_counter() - t
+            if p.returncode != 0:
+                raise SystemExit(f"skopeo copy failed: {p.stderr}")
+            shutil.rmtree(out)
+            if i > 0:
+                peer[mode].append(dt * 1000)
+    print(f"| client, policy | median of {runs} cold pulls (ms) | min | max |")
     print("|---|---|---|---|")
-    for mode, t in times.items():
-        print(f"| {mode} | {statistics.median(t):.1f} | {min(t):.1f} | {max(t):.1f} |")
-    a, b = statistics.median(times["no policy"]), statistics.median(times["sigstoreSigned"])
-    print(f"\nadded by verification: {b - a:.1f} ms per pull (median)")
+    for who, table in (("berth pull", times), ("skopeo copy to dir:", peer)):
+        for mode, t in table.items():
+            print(f"| {who}, {mode} | {statistics.median(t):.1f} | {min(t):.1f} | {max(t):.1f} |")
+    for who, table in (("berth", times), ("skopeo", peer)):
+        a, b = statistics.median(table["no policy"]), statistics.median(table["sigstoreSigned"])
+        print(f"\n{who}: verification adds {b - a:.1f} ms per pull (median)")
 finally:
     for p in reversed(procs):
         p.terminate()
