@@ -49,6 +49,24 @@ pub struct ImageInspect {
     #[serde(rename = "RootFS")]
     pub root_fs: RootFs,
     pub metadata: BTreeMap<String, String>,
+    /// berth's own field: the signatures verified by the signature policy when the image was
+    /// pulled, one per repository digest and key (absent when none were).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub berth_signatures: Vec<VerifiedSignature>,
+}
+
+/// A signature the policy verified at pull time (`BerthSignatures` of an image inspect).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct VerifiedSignature {
+    /// The pulled `repository@digest` the signature was verified for.
+    pub repo_digest: String,
+    /// The identity the signature names (its `docker-reference`).
+    pub signed_identity: String,
+    /// `SHA256:<hex>` of the key's SubjectPublicKeyInfo.
+    pub key_fingerprint: String,
+    /// Where the policy took the key from (a `keyPath` file, or `keyData`).
+    pub key_source: String,
 }
 
 /// One row of `GET /images/{name}/history`.

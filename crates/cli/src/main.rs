@@ -148,6 +148,9 @@ enum Cmd {
     /// Manage Docker
     #[command(subcommand)]
     System(SystemCmd),
+    /// Manage image signing keys (berth only)
+    #[command(subcommand)]
+    Trust(commands::trust::TrustCmd),
     /// Run the berth daemon
     Daemon(engine::DaemonArgs),
     /// berth's OCI runtime, with runc's command line
@@ -209,6 +212,8 @@ enum ImageCmd {
     Log(commands::taglog::TagLogArgs),
     /// Point a tag back at its previous image (berth only)
     Rollback(commands::taglog::RollbackArgs),
+    /// Sign an image in its registry with a cosign key (berth only)
+    Sign(commands::trust::SignArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -284,6 +289,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         },
         Cmd::Network(nc) => commands::network::run(&c, nc).await,
         Cmd::Volume(vc) => commands::volume::run(&c, vc).await,
+        Cmd::Trust(tc) => commands::trust::run(tc),
         Cmd::Events(a) => commands::events::run(&c, a).await,
         Cmd::Update(a) => commands::update::update(&c, a).await,
         Cmd::Rename(a) => commands::update::rename(&c, a).await,
@@ -311,6 +317,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             ImageCmd::Build(a) => commands::build::build(&c, a).await,
             ImageCmd::Log(a) => commands::taglog::log(&c, a).await,
             ImageCmd::Rollback(a) => commands::taglog::rollback(&c, a).await,
+            ImageCmd::Sign(a) => commands::trust::sign(&c, a).await,
         },
         Cmd::Daemon(_) | Cmd::Runtime(_) | Cmd::Registry(_) => unreachable!(),
     }

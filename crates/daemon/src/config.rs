@@ -70,6 +70,14 @@ pub struct DaemonArgs {
     /// The most a layer past 1 GiB may expand per compressed byte [default: 100]
     #[arg(long = "max-layer-ratio", value_name = "N")]
     pub max_layer_ratio: Option<u64>,
+    /// The signature policy (containers-policy.json format); an absent file means no policy
+    /// [default: /etc/berth/policy.json]
+    #[arg(long = "signature-policy", value_name = "PATH")]
+    pub signature_policy: Option<PathBuf>,
+    /// Where signatures live, registries.d style (use-sigstore-attachments)
+    /// [default: /etc/berth/registries.d]
+    #[arg(long = "registries-d", value_name = "DIR")]
+    pub registries_d: Option<PathBuf>,
     /// Group for the unix socket [default: berth]
     #[arg(short = 'G', long = "group", value_name = "GROUP")]
     pub group: Option<String>,
@@ -143,6 +151,8 @@ const KNOWN_KEYS: &[&str] = &[
     "tlscert",
     "tlskey",
     "authorization",
+    "signature-policy",
+    "registries-d",
 ];
 
 /// Reads the config file (a missing file is no configuration) and merges it with the flags.
@@ -244,6 +254,18 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
     );
     opt(args.icc.map(|b| b.to_string()), "icc", &mut flag_set);
     opt(args.max_json_body.clone(), "max-json-body", &mut flag_set);
+    opt(
+        args.signature_policy
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        "signature-policy",
+        &mut flag_set,
+    );
+    opt(
+        args.registries_d.as_ref().map(|p| p.display().to_string()),
+        "registries-d",
+        &mut flag_set,
+    );
     opt(args.max_layer_size.clone(), "max-layer-size", &mut flag_set);
     opt(
         args.max_layer_ratio.map(|n| n.to_string()),
@@ -440,6 +462,20 @@ pub fn merge(args: &DaemonArgs, file: Option<&Map<String, Value>>) -> Result<Dae
         .or(fstr("group")?)
         .unwrap_or_else(|| "berth".into());
     engine.layer_limits = layer_limits(args, file)?;
+    if let Some(p) = args
+        .signature_policy
+        .clone()
+        .or(fstr("signature-policy")?.map(PathBuf::from))
+    {
+        engine.trust.policy = p;
+    }
+    if let Some(p) = args
+        .registries_d
+        .clone()
+        .or(fstr("registries-d")?.map(PathBuf::from))
+    {
+        engine.trust.registries_d = p;
+    }
     let max_json_body = size_setting(args.max_json_body.as_ref(), file, "max-json-body", 1024)?
         .unwrap_or(DEFAULT_MAX_JSON_BODY);
     Ok(DaemonConfig {

@@ -47,6 +47,34 @@ fn defaults() {
         "berth keeps containers running through a restart by default"
     );
     assert!(c.engine.networking && c.engine.iptables && c.engine.icc);
+    assert_eq!(
+        c.engine.trust.policy,
+        PathBuf::from("/etc/berth/policy.json")
+    );
+    assert_eq!(
+        c.engine.trust.registries_d,
+        PathBuf::from("/etc/berth/registries.d")
+    );
+}
+
+#[test]
+fn signature_policy_from_the_flag_or_the_file() {
+    let file = obj(json!({"signature-policy": "/f/p.json", "registries-d": "/f/r.d"}));
+    let c = merge(&DaemonArgs::default(), Some(&file)).unwrap();
+    assert_eq!(c.engine.trust.policy, PathBuf::from("/f/p.json"));
+    assert_eq!(c.engine.trust.registries_d, PathBuf::from("/f/r.d"));
+    let args = DaemonArgs {
+        signature_policy: Some("/a/p.json".into()),
+        ..Default::default()
+    };
+    let c = merge(&args, None).unwrap();
+    assert_eq!(c.engine.trust.policy, PathBuf::from("/a/p.json"));
+    assert!(merge(&args, Some(&file)).is_err(), "flag and file both set");
+    assert!(merge(
+        &DaemonArgs::default(),
+        Some(&obj(json!({"signature-policy": 1})))
+    )
+    .is_err());
 }
 
 #[test]

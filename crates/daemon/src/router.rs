@@ -103,6 +103,8 @@ pub enum Route {
     ImageTagLog(String),
     /// `POST /images/{name}/rollback` (berth's own: the tag back to its previous image).
     ImageRollback(String),
+    /// `POST /images/{name}/signatures` (berth's own: store a client-made signature).
+    ImageSignatures(String),
     /// `POST /auth`.
     Auth,
     /// `GET /distribution/{name}/json`.
@@ -255,6 +257,7 @@ fn route_image(m: &str, rest: &str) -> Result<Route, EngineError> {
         ("POST", "push") => Ok(ImagePush(name)),
         ("GET", "log") => Ok(ImageTagLog(name)),
         ("POST", "rollback") => Ok(ImageRollback(name)),
+        ("POST", "signatures") => Ok(ImageSignatures(name)),
         ("GET", "get") => Ok(ImageSave(Some(name))),
         _ => Err(page_not_found()),
     }
@@ -476,6 +479,11 @@ mod tests {
             route(&p, "/images/busybox/rollback").unwrap(),
             Route::ImageRollback("busybox".into())
         );
+        assert_eq!(
+            route(&p, "/images/localhost:5000/a/signatures").unwrap(),
+            Route::ImageSignatures("localhost:5000/a".into())
+        );
+        assert!(route(&g, "/images/busybox/signatures").is_err());
         assert!(route(&p, "/images/busybox/log").is_err());
         assert!(route(&g, "/containers/abc/start").is_err());
         assert!(route(&g, "/nope").is_err());

@@ -40,6 +40,25 @@ pub struct EngineConfig {
     pub layer_limits: berth_image::layer_tar::LayerLimits,
     /// Mirrors, insecure registries, and how many layers move at once.
     pub registry: RegistrySettings,
+    /// The signature policy and registries.d (`--signature-policy`, `--registries-d`).
+    pub trust: TrustSettings,
+}
+
+/// Where the signature policy and the registries.d configuration are read (at each pull and
+/// load, so that edits apply at once; an absent policy file means no policy).
+#[derive(Debug, Clone)]
+pub struct TrustSettings {
+    pub policy: PathBuf,
+    pub registries_d: PathBuf,
+}
+
+impl Default for TrustSettings {
+    fn default() -> Self {
+        TrustSettings {
+            policy: PathBuf::from(berth_trust::policy::DEFAULT_POLICY_PATH),
+            registries_d: PathBuf::from(berth_trust::registries_d::DEFAULT_REGISTRIES_D),
+        }
+    }
 }
 
 impl EngineConfig {
@@ -65,6 +84,7 @@ impl EngineConfig {
             shim_runtime_paths: BTreeMap::new(),
             layer_limits: Default::default(),
             registry: Default::default(),
+            trust: Default::default(),
         }
     }
 }

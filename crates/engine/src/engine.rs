@@ -433,6 +433,18 @@ impl Engine {
         crate::registry::image_pull_run(&self.ctx, plans, progress).await
     }
 
+    /// `POST /images/{name}/signatures` (berth's own): adds a client's signature (payload and
+    /// base64 signature) to the image's sigstore attachment in `name`'s repository.
+    pub async fn image_add_signature(
+        &self,
+        name: &str,
+        payload: Vec<u8>,
+        signature: String,
+        auth: Option<AuthConfig>,
+    ) -> Result<Value> {
+        crate::registry::add_signature(&self.ctx, name, payload, signature, auth).await
+    }
+
     /// Checks that the image exists before a push stream starts, and resolves the tags to push.
     pub async fn image_push_resolve(&self, name: &str, tag: &str) -> Result<Vec<Reference>> {
         crate::registry::image_push_resolve(&self.ctx, name, tag).await

@@ -62,7 +62,13 @@ pub(crate) async fn image_list(
 
 pub(crate) async fn image_inspect(ctx: &Arc<Context>, name: &str) -> Result<ImageInspect> {
     let (images, name) = (ctx.images.clone(), name.to_string());
-    blocking(move || Ok(images.inspect(&name)?)).await
+    let data_root = ctx.config.data_root.clone();
+    blocking(move || {
+        let mut inspect = images.inspect(&name)?;
+        inspect.berth_signatures = crate::registry::recorded(&data_root, &inspect.repo_digests);
+        Ok(inspect)
+    })
+    .await
 }
 
 pub(crate) async fn image_history(ctx: &Arc<Context>, name: &str) -> Result<Vec<HistoryItem>> {
@@ -144,6 +150,7 @@ pub(crate) async fn image_prune(
 
 /// Loads an archive; returns the lines to report.
 pub(crate) async fn image_load(ctx: &Arc<Context>, archive: File) -> Result<Vec<String>> {
+    crate::registry::check_archive(&ctx.config.trust)?;
     let images = ctx.images.clone();
     let loaded = blocking(move || {
         let mut f = archive;
@@ -191,6 +198,7 @@ pub(crate) async fn image_import(
     changes: Vec<String>,
     message: &str,
 ) -> Result<String> {
+    crate::registry::check_archive(&ctx.config.trust)?;
     let mut config = ContainerConfig::default();
     for ch in &changes {
         crate::changes::apply(&mut config, ch).map_err(EngineError::InvalidArgument)?;

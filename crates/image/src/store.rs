@@ -535,6 +535,7 @@ impl ImageStore {
                 layers: img.config.rootfs.diff_ids.clone(),
             },
             metadata,
+            berth_signatures: Vec::new(),
         })
     }
 

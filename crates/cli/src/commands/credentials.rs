@@ -13,12 +13,16 @@ use serde_json::{json, Map, Value};
 /// Docker Hub's key in config.json.
 pub const INDEX_SERVER: &str = "https://index.docker.io/v1/";
 
-/// A username and secret for one registry.
+/// A username and secret for one registry. A helper's username `<token>` means the secret is
+/// an identity token (Docker's convention).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Login {
     pub username: String,
     pub secret: String,
 }
+
+/// The username a credential helper returns for an identity token.
+pub const TOKEN_USERNAME: &str = "<token>";
 
 fn config_path() -> PathBuf {
     let dir = std::env::var_os("DOCKER_CONFIG")
@@ -96,11 +100,19 @@ fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
             anyhow!("error getting credentials - err: exec: \"docker-credential-{helper}\": {e}")
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input.as_bytes())?;
+        // A helper may exit without reading its input (a locked keyring): its own answer
+        // below says why, not the broken pipe.
+        match stdin.write_all(input.as_bytes()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+            _ => {}
+        }
     }
     let out = child.wait_with_output()?;
     if !out.status.success() {
         let msg = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if action == "get" && msg.contains(NOT_FOUND) {
+            return Err(HelperNotFound.into());
+        }
         return Err(anyhow!(
             "error calling docker-credential-{helper} {action}: {msg}"
         ));
@@ -108,15 +120,46 @@ fn run_helper(helper: &str, action: &str, input: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// What a helper prints when it holds nothing for a server (docker-credential-helpers).
+const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// A helper's answer that it holds nothing for the server: no login, not an error.
+#[derive(Debug)]
+struct HelperNotFound;
+
+impl std::fmt::Display for HelperNotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(NOT_FOUND)
+    }
+}
+
+impl std::error::Error for HelperNotFound {}
+
+/// Whether logins for `domain` go through a credential helper (no secret in config.json).
+pub fn uses_helper(domain: &str) -> Result<bool> {
+    Ok(helper_for(&load()?, &server_key(domain)).is_some())
+}
+
+/// Where config.json is (for messages).
+pub fn config_file() -> PathBuf {
+    config_path()
+}
+
 /// The stored login for a registry domain, if any.
 pub fn get(domain: &str) -> Result<Option<Login>> {
     let cfg = load()?;
     let key = server_key(domain);
     if let Some(helper) = helper_for(&cfg, &key) {
-        let Ok(out) = run_helper(&helper, "get", &key) else {
-            return Ok(None);
+        // A helper that holds nothing is no login; any other failure is an error that names
+        // the helper (as docker's), never a silent anonymous request.
+        let out = match run_helper(&helper, "get", &key) {
+            Ok(out) => out,
+            Err(e) if e.is::<HelperNotFound>() => return Ok(None),
+            Err(e) => return Err(e),
         };
-        let v: Value = serde_json::from_str(&out).unwrap_or_default();
+        let v: Value = serde_json::from_str(&out).map_err(|e| {
+            anyhow!("docker-credential-{helper} get answered something that is not JSON: {e}")
+        })?;
         let login = Login {
             username: v["Username"].as_str().unwrap_or("").to_string(),
             secret: v["Secret"].as_str().unwrap_or("").to_string(),
@@ -194,15 +237,19 @@ pub fn erase(domain: &str) -> Result<bool> {
     Ok(removed)
 }
 
-/// The `X-Registry-Auth` header for a registry domain (`e30=`, i.e. `{}`, without a login).
-pub fn registry_auth_header(domain: &str) -> String {
-    let v = match get(domain).ok().flatten() {
+/// The `X-Registry-Auth` header for a registry domain (`e30=`, i.e. `{}`, without a login). A
+/// credential helper that fails is an error.
+pub fn registry_auth_header(domain: &str) -> Result<String> {
+    let v = match get(domain)? {
+        Some(l) if l.username == TOKEN_USERNAME => {
+            json!({"identitytoken": l.secret, "serveraddress": server_key(domain)})
+        }
         Some(l) => {
             json!({"username": l.username, "password": l.secret, "serveraddress": server_key(domain)})
         }
         None => json!({}),
     };
-    base64::engine::general_purpose::URL_SAFE.encode(v.to_string())
+    Ok(base64::engine::general_purpose::URL_SAFE.encode(v.to_string()))
 }
 
 /// The registry domain of an image name (`localhost:5000/a` → `localhost:5000`).

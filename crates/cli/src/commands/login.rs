@@ -78,6 +78,12 @@ pub async fn login(c: &Client, a: LoginArgs) -> Result<i32> {
     });
     let resp = c.post_json("/auth", &[], &body).await?;
     let v: serde_json::Value = read_json(resp).await?;
+    if !credentials::uses_helper(&domain)? {
+        eprintln!(
+            "WARNING! Your password will be stored unencrypted in {}.\nConfigure a credential helper to remove this warning. See\nhttps://docs.docker.com/engine/reference/commandline/login/#credentials-store\n",
+            credentials::config_file().display()
+        );
+    }
     credentials::store(
         &domain,
         &Login {

@@ -37,6 +37,7 @@ pub mod system;
 pub mod tag;
 pub mod taglog;
 pub mod top;
+pub mod trust;
 pub mod update;
 pub mod version;
 pub mod volume;

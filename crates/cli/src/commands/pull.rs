@@ -37,6 +37,16 @@ pub struct PushArgs {
     /// Skip image signing (accepted for compatibility)
     #[arg(long = "disable-content-trust", default_value_t = true)]
     pub disable_content_trust: bool,
+    /// Sign what was pushed with this private key (cosign format; berth only)
+    #[arg(long = "sign-by", value_name = "KEY")]
+    pub sign_by: Option<std::path::PathBuf>,
+    /// The signing key's passphrase file (else $BERTH_SIGN_PASSPHRASE or $COSIGN_PASSWORD)
+    #[arg(
+        long = "sign-passphrase-file",
+        value_name = "FILE",
+        requires = "sign_by"
+    )]
+    pub sign_passphrase_file: Option<std::path::PathBuf>,
     pub name: String,
 }
 
@@ -96,7 +106,7 @@ pub async fn pull(c: &Client, a: PullArgs) -> Result<i32> {
     if !a.platform.is_empty() {
         q.push(("platform", a.platform.clone()));
     }
-    let auth = registry_auth_header(&domain_of_image(&name));
+    let auth = registry_auth_header(&domain_of_image(&name))?;
     let resp = c
         .request_with_headers(
             Method::POST,
@@ -137,7 +147,15 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
             "latest".into()
         })
     };
-    let auth = registry_auth_header(&domain_of_image(&name));
+    // The key is read first: a wrong passphrase fails before anything is pushed.
+    let key = match &a.sign_by {
+        Some(k) => Some(super::trust::load_key(
+            k,
+            a.sign_passphrase_file.as_deref(),
+        )?),
+        None => None,
+    };
+    let auth = registry_auth_header(&domain_of_image(&name))?;
     let path = format!("/images/{}/push", crate::client::seg(&name));
     let resp = c
         .request_with_headers(
@@ -157,6 +175,14 @@ pub async fn push(c: &Client, a: PushArgs) -> Result<i32> {
     .await?;
     if let Some(e) = printer.error {
         return Err(Exit::msg(1, e));
+    }
+    if let Some(key) = &key {
+        for aux in &printer.aux {
+            let (Some(t), Some(d)) = (aux["Tag"].as_str(), aux["Digest"].as_str()) else {
+                continue;
+            };
+            super::trust::sign_and_store(c, key, &format!("{name}:{t}"), d).await?;
+        }
     }
     if a.quiet {
         println!("{}", a.name);

@@ -143,6 +143,7 @@ async fn dispatch(ctx: &Ctx, mut req: Request<Incoming>) -> ApiResult {
         ImageTag(name) => images::tag(ctx, &name, &q).await,
         ImageRemove(name) => images::remove(ctx, &name, &q).await,
         ImagePush(name) => registry::push(ctx, &name, &q, req).await,
+        ImageSignatures(name) => registry::add_signature(ctx, &name, req).await,
         ImageTagLog(name) => taglog::log(ctx, &name).await,
         ImageRollback(name) => taglog::rollback(ctx, &name).await,
         Auth => registry::auth(ctx, req).await,

@@ -108,6 +108,37 @@ pub async fn distribution(ctx: &Ctx, name: &str, req: Request<Incoming>) -> ApiR
     Ok(body::json(StatusCode::OK, &v))
 }
 
+/// The body of `POST /images/{name}/signatures`.
+#[derive(Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct SignatureBody {
+    /// base64 of the simple-signing payload.
+    payload: String,
+    /// base64 of the DER ECDSA signature over it.
+    signature: String,
+}
+
+/// `POST /images/{name}/signatures` (berth's own): stores a signature the client made.
+pub async fn add_signature(ctx: &Ctx, name: &str, req: Request<Incoming>) -> ApiResult {
+    use base64::Engine as _;
+    let auth = header_auth(&req);
+    let raw = read_body(ctx, req).await?;
+    let b: SignatureBody = parse_json(&raw, false)?;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(b.payload.trim())
+        .map_err(|e| EngineError::InvalidArgument(format!("Payload is not base64: {e}")))?;
+    let v = ctx
+        .engine()?
+        .image_add_signature(name, payload, b.signature, auth)
+        .await?;
+    let status = if v["Added"] == true {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok(body::json(status, &v))
+}
+
 /// [`AuthConfig`] as a JSON body (Default for [`parse_json`]).
 #[derive(Default)]
 struct AuthConfigBody(AuthConfig);

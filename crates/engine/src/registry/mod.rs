@@ -21,6 +21,9 @@ use crate::error::{EngineError, Result};
 
 mod pull;
 mod push;
+mod signatures;
+
+pub(crate) use signatures::{add_signature, check_archive, recorded};
 
 use pull::*;
 use push::*;
@@ -165,6 +168,8 @@ pub struct PullPlan {
     manifest: ImageManifest,
     /// The platform asked for with `--platform`, checked against a single-platform image.
     wanted: Option<Platform>,
+    /// The signatures the policy verified for `top_digest` (recorded once the image is in).
+    verified: Vec<berth_trust::VerifiedSignature>,
 }
 
 /// A resolved pull, or several for `pull -a`.
@@ -207,7 +212,13 @@ pub(crate) async fn image_pull_resolve(
     let platform = Platform::parse(platform).map_err(registry_error)?;
     let creds = auth.and_then(|a| a.credentials());
     let s = ctx.config.registry.clone();
+    let trust = ctx.config.trust.clone();
     tokio::task::spawn_blocking(move || -> Result<PullPlans> {
+        // A broken policy refuses every pull (before any connection), never lets one through.
+        let gate = signatures::load_gate(&trust)?;
+        if let Some(gate) = &gate {
+            signatures::check_rejected(gate, &reference)?;
+        }
         let list = endpoints(&s.options, &reference.domain, true);
         let plans = first_success(
             &list,
@@ -239,6 +250,12 @@ pub(crate) async fn image_pull_resolve(
             ResolveFailure::moves_on,
         )
         .map_err(|f| f.into_engine_error(&reference))?;
+        let mut plans = plans;
+        if let Some(gate) = &gate {
+            for plan in &mut plans {
+                plan.verified = signatures::check_pull(gate, plan)?;
+            }
+        }
         Ok(PullPlans(plans))
     })
     .await
@@ -256,6 +273,7 @@ pub(crate) async fn image_pull_run(
     let n = plans.0.len();
     let pulled: Vec<String> = plans.0.iter().map(|p| p.reference.familiar()).collect();
     let s = ctx.config.registry.clone();
+    let data_root = ctx.config.data_root.clone();
     let r = tokio::task::spawn_blocking(move || -> Result<()> {
         let mut last = None;
         for plan in plans.0 {
@@ -265,6 +283,10 @@ pub(crate) async fn image_pull_run(
                 plan.reference.familiar()
             };
             let changed = download(&store, &plan, &progress, s.max_concurrent_downloads)?;
+            if !plan.verified.is_empty() {
+                let repo_digest = format!("{}@{}", plan.reference.repo_full(), plan.top_digest);
+                signatures::record(&data_root, &repo_digest, &plan.verified)?;
+            }
             status(&progress, None, &format!("Digest: {}", plan.top_digest));
             last = Some((familiar, changed));
         }

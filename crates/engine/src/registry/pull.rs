@@ -115,6 +115,7 @@ pub(super) fn resolve_one(
         reference: r,
         manifest,
         wanted,
+        verified: Vec::new(),
     })
 }
 
