@@ -178,10 +178,7 @@ impl ImageStore {
             )),
             KeepBlob::ByCaller => None,
         };
-        let tee: Option<&mut dyn io::Write> = match tar.as_mut() {
-            Some(w) => Some(w),
-            None => None,
-        };
+        let tee = tar.as_mut().map(|w| -> &mut dyn io::Write { w });
         let applied = apply_layer(src, &diff, tee, self.layer_limits)?;
         if let Some(exp) = expected {
             if applied.diff_id != exp {
