@@ -1,8 +1,9 @@
 """What an image costs on disk (issue 14, item 6): a pulled layer is kept once unpacked and once
-as the blob the registry served, never as an uncompressed tar beside them; `save` regenerates
-the tars (their sha256 are the diff IDs, and the archive loads as the same image); a push to
-another registry sends the blobs as pulled (same digests); and a data root written by an earlier
-berth (each layer's uncompressed tar under its diff ID) still runs, saves and pushes.
+as the blob the registry served, never as an uncompressed tar beside them; a committed layer as
+one gzip blob; a loaded layer as its tar as given; `save` regenerates the tars (their sha256 are
+the diff IDs, and the archive loads as the same image); a push to another registry sends the
+blobs as pulled (same digests); and a data root written by an earlier berth (each layer's
+uncompressed tar under its diff ID) still runs, saves and pushes.
 
 Needs `docker-registry` and `skopeo` (a gzip'd image made by another tool than berth); a
 missing one fails the test.
@@ -115,22 +116,37 @@ def saved_layers_of(daemon, name: str) -> list[bytes]:
             os.unlink(out)
 
 
-def test_a_loaded_image_keeps_one_gzip_blob_per_layer(daemon_factory):
+def test_a_loaded_image_keeps_its_tars_once(daemon_factory):
     d = daemon_factory()  # loads the busybox archive
     diff_ids = json.loads(d.inspect(IMAGE, "{{json .RootFS.Layers}}"))
     image_id = d.inspect(IMAGE, "{{.Id}}")
-    names = blob_names(d)
-    assert not names & set(diff_ids), names
-    assert len(names) == 1 + len(diff_ids), names
-    for n in names - {image_id}:
-        with open(os.path.join(d.data_root, "image/blobs/sha256", n[7:]), "rb") as f:
-            assert f.read(2) == b"\x1f\x8b", f"{n} is not gzip"
+    # The config and each layer's tar as the archive gave it (as containerd keeps an import).
+    assert blob_names(d) == {image_id, *diff_ids}, blob_names(d)
     check_save_round_trips(d, daemon_factory, IMAGE)
+
+
+def test_a_committed_layer_keeps_one_gzip_blob(daemon_factory):
+    d = daemon_factory()
+    p = d.run("--name", "maker", IMAGE, "sh", "-c", "seq 1 20000 > /data.txt")
+    assert p.returncode == 0, describe(p)
+    berth_ok(d, "commit", "maker", "committed:1")
+    diff_ids = json.loads(d.inspect("committed:1", "{{json .RootFS.Layers}}"))
+    new = diff_ids[-1]
+    names = blob_names(d)
+    assert new not in names, names
+    with open(os.path.join(d.data_root, "image/layerblobs", new[7:] + ".json")) as f:
+        rec = json.load(f)
+    assert rec["compression"] == "gzip" and rec["blob"] in names, rec
+    with open(os.path.join(d.data_root, "image/blobs/sha256", rec["blob"][7:]), "rb") as f:
+        assert f.read(2) == b"\x1f\x8b"
+    check_save_round_trips(d, daemon_factory, "committed:1")
+    p = d.run("committed:1", "tail", "-n1", "/data.txt")
+    assert p.returncode == 0 and p.stdout.strip() == "20000", describe(p)
 
 
 def to_old_form(data_root: str) -> int:
     """Rewrites an image store as berth wrote it before: each layer's uncompressed tar under its
-    diff ID, no record, no compressed blob. Returns how many layers were converted."""
+    diff ID, no record, no compressed blob. Returns how many layers had a record."""
     image = os.path.join(data_root, "image")
     records = os.path.join(image, "layerblobs")
     n = 0
@@ -138,11 +154,13 @@ def to_old_form(data_root: str) -> int:
         with open(os.path.join(records, rec_name)) as f:
             rec = json.load(f)
         blob = os.path.join(image, "blobs/sha256", rec["blob"][7:])
-        assert rec["compression"] == "gzip", rec
-        with gzip.open(blob) as src, open(
-                os.path.join(image, "blobs/sha256", rec_name.removesuffix(".json")), "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        os.unlink(blob)
+        tar = os.path.join(image, "blobs/sha256", rec_name.removesuffix(".json"))
+        if rec["compression"] == "gzip":
+            with gzip.open(blob) as src, open(tar, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            os.unlink(blob)
+        else:
+            assert rec["compression"] == "none" and blob == tar, rec
         os.unlink(os.path.join(records, rec_name))
         n += 1
     return n
@@ -150,22 +168,25 @@ def to_old_form(data_root: str) -> int:
 
 def test_a_data_root_of_the_old_form_still_works(daemon_factory, registry):
     d = daemon_factory()
-    diff_ids = json.loads(d.inspect(IMAGE, "{{json .RootFS.Layers}}"))
-    size = d.inspect(IMAGE, "{{.Size}}")
-    history = berth_ok(d, "history", "--no-trunc", IMAGE)
+    p = d.run("--name", "maker", IMAGE, "sh", "-c", "echo committed > /c.txt")
+    assert p.returncode == 0, describe(p)
+    berth_ok(d, "commit", "maker", "committed:1")
+    diff_ids = json.loads(d.inspect("committed:1", "{{json .RootFS.Layers}}"))
+    size = d.inspect("committed:1", "{{.Size}}")
+    history = berth_ok(d, "history", "--no-trunc", "committed:1")
     d.stop()
     assert to_old_form(d.data_root) == len(set(diff_ids))
     assert set(diff_ids) <= blob_names(d)
     d.start()
-    assert d.inspect(IMAGE, "{{.Size}}") == size
-    assert berth_ok(d, "history", "--no-trunc", IMAGE) == history
-    p = d.run(IMAGE, "echo", "old-form-ok")
-    assert p.returncode == 0 and "old-form-ok" in p.stdout, describe(p)
-    check_save_round_trips(d, daemon_factory, IMAGE)
+    assert d.inspect("committed:1", "{{.Size}}") == size
+    assert berth_ok(d, "history", "--no-trunc", "committed:1") == history
+    p = d.run("committed:1", "cat", "/c.txt")
+    assert p.returncode == 0 and "committed" in p.stdout, describe(p)
+    check_save_round_trips(d, daemon_factory, "committed:1")
     name = f"{registry.host}/old/bb:v1"
-    berth_ok(d, "tag", IMAGE, name)
+    berth_ok(d, "tag", "committed:1", name)
     out = berth_ok(d, "push", name)
     assert "Pushed" in out, out
     fresh = daemon_factory(load=False)
     berth_ok(fresh, "pull", name)
-    assert fresh.inspect(name, "{{.Id}}") == d.inspect(IMAGE, "{{.Id}}")
+    assert fresh.inspect(name, "{{.Id}}") == d.inspect("committed:1", "{{.Id}}")

@@ -329,7 +329,7 @@ impl ImageStore {
                         &mut f,
                         parent.as_deref(),
                         Some(diff),
-                        KeepBlob::Gzip,
+                        KeepBlob::Tar,
                     )?);
                 }
                 parent = Some(chain);

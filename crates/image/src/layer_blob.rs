@@ -2,9 +2,11 @@
 //! compressed, from which its tar is regenerated for `save` and which `push` uploads as is.
 //!
 //! A pulled layer keeps the blob exactly as the registry served it (gzip, zstd or plain tar),
-//! so that a push sends the same bytes under the same digest; a layer made here (build,
-//! commit, import, load) is unpacked once and its tar gzip'd once, with the deterministic
-//! parallel gzip of pushes ([`crate::pgzip`]), so pushing it sends what a push made before.
+//! so that a push sends the same bytes under the same digest; a layer made by a build or a
+//! commit is unpacked once and its tar gzip'd once, with the deterministic parallel gzip of
+//! pushes ([`crate::pgzip`]), so pushing it sends what a push made before; a loaded or
+//! imported layer keeps its tar as given (as containerd's import does: gzip'ing it would
+//! triple the time of a load), gzip'd on the way by a push as before.
 //! The record `layerblobs/<diff-id-hex>.json` names the blob, its compression and the size of
 //! the uncompressed tar (the layer's size in `docker images` and `history`).
 //!
@@ -47,6 +49,23 @@ pub(crate) struct StagedLayerBlob {
 
 /// The media type of a zstd layer (OCI).
 const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
+
+/// The media type of an uncompressed layer (OCI).
+const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+impl StagedLayerBlob {
+    /// A layer kept as its uncompressed tar (`blob` is named by the diff ID).
+    pub(crate) fn plain_tar(blob: StagedBlob) -> StagedLayerBlob {
+        let record = LayerRecord {
+            tar_size: blob.size,
+            blob: blob.digest.clone(),
+            blob_size: blob.size,
+            compression: LayerCompression::None,
+            media_type: OCI_LAYER_TAR.into(),
+        };
+        StagedLayerBlob { blob, record }
+    }
+}
 
 impl ImageStore {
     fn layer_record_path(&self, diff_id: &str) -> PathBuf {
@@ -156,8 +175,14 @@ impl ImageStore {
     }
 
     /// Makes a staged layer blob visible with its record; an old-form tar of the same layer
-    /// goes (the caller holds the state lock).
+    /// goes. A layer already kept in the new form keeps its blob (the staged one is dropped),
+    /// so that no blob is left without a record (the caller holds the state lock).
     pub(crate) fn commit_layer_blob(&self, diff_id: &str, staged: StagedLayerBlob) -> Result<()> {
+        if let Some(kept) = self.layer_record(diff_id) {
+            if self.content.exists(&kept.blob) {
+                return Ok(());
+            }
+        }
         let StagedLayerBlob { blob, record } = staged;
         blob.commit()?;
         let dir = self.root().join("layerblobs");

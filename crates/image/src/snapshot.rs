@@ -85,10 +85,21 @@ pub(crate) struct PreparedLayer {
 /// What [`ImageStore::prepare_layer`] keeps of the layer stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum KeepBlob {
-    /// A layer made here: its tar, gzip'd once ([`ImageStore::stage_gzip_blob`]).
+    /// A layer made here (build, commit): its tar, gzip'd once
+    /// ([`ImageStore::stage_gzip_blob`]).
     Gzip,
+    /// A layer loaded or imported: its tar as given (containerd keeps an imported archive's
+    /// blobs the same way); compressing it would triple a load's time (BENCHMARKS.md).
+    Tar,
     /// A pulled layer: nothing; the caller keeps the blob as downloaded.
     ByCaller,
+}
+
+/// Where [`ImageStore::prepare_layer`] tees a layer's tar.
+enum Tee {
+    Gzip(io::BufWriter<fs::File>),
+    Tar(crate::content::IngestWriter),
+    Nothing,
 }
 
 /// Validates a container ID used as a directory name.
@@ -169,30 +180,41 @@ impl ImageStore {
         fs::create_dir(&diff).map_err(|e| io_err(format!("mkdir {}", diff.display()), e))?;
         fs::set_permissions(&diff, fs::Permissions::from_mode(0o755))
             .map_err(|e| io_err("chmod layer", e))?;
-        // A layer made here tees its tar into an unnamed temp file, gzip'd once it is whole.
-        let mut tar = match keep {
-            KeepBlob::Gzip => Some(io::BufWriter::with_capacity(
+        // A layer made here tees its tar into an unnamed temp file, gzip'd once it is whole;
+        // a loaded one tees it into the content store (apply_layer hashes every byte it tees:
+        // the diff ID is that blob's digest).
+        let mut tee = match keep {
+            KeepBlob::Gzip => Tee::Gzip(io::BufWriter::with_capacity(
                 1 << 16,
                 tempfile::tempfile_in(self.tmp_dir())
                     .map_err(|e| io_err("create a temp file", e))?,
             )),
-            KeepBlob::ByCaller => None,
+            KeepBlob::Tar => Tee::Tar(self.content.writer_hashed_by_caller()?),
+            KeepBlob::ByCaller => Tee::Nothing,
         };
-        let tee = tar.as_mut().map(|w| -> &mut dyn io::Write { w });
-        let applied = apply_layer(src, &diff, tee, self.layer_limits)?;
+        let writer: Option<&mut dyn io::Write> = match &mut tee {
+            Tee::Gzip(w) => Some(w),
+            Tee::Tar(w) => Some(w),
+            Tee::Nothing => None,
+        };
+        let applied = apply_layer(src, &diff, writer, self.layer_limits)?;
         if let Some(exp) = expected {
             if applied.diff_id != exp {
                 return Err(mismatch(&applied.diff_id));
             }
         }
-        let blob = match tar {
-            Some(w) => {
+        let blob = match tee {
+            Tee::Gzip(w) => {
                 let file = w
                     .into_inner()
                     .map_err(|e| io_err("write layer tar", e.into_error()))?;
                 Some(self.stage_gzip_blob(file, applied.size)?)
             }
-            None => None,
+            Tee::Tar(w) => {
+                let blob = w.finish_hashed_by_caller(&applied.diff_id, applied.size)?;
+                Some(StagedLayerBlob::plain_tar(blob))
+            }
+            Tee::Nothing => None,
         };
         let chain = next_chain(parent, &applied.diff_id);
         let tmp = if self.layer_exists(&chain) {

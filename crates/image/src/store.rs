@@ -708,7 +708,7 @@ impl ImageStore {
             _ => Vec::new(),
         };
         let _w = self.write_lock();
-        let layer: PreparedLayer = self.prepare_layer(tarball, None, None, KeepBlob::Gzip)?;
+        let layer: PreparedLayer = self.prepare_layer(tarball, None, None, KeepBlob::Tar)?;
         let created = now_rfc3339();
         let comment = if message.is_empty() {
             "Imported from -".to_string()
