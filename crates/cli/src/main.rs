@@ -6,12 +6,11 @@
 
 mod client;
 mod commands;
-mod format;
-mod human;
 mod jsonfmt;
 mod stream;
-mod table;
 mod tty;
+
+use berth_format::{format, human};
 
 use std::process::ExitCode;
 
