@@ -7,8 +7,9 @@
 #   FUZZ_SECONDS=3600 bash scripts/fuzz-smoke.sh layer_tar   # longer, by hand, one target
 #
 # The machine's toolchain is stable: cargo-fuzz's nightly flags (-Zsanitizer=address, ...) are
-# let through with RUSTC_BOOTSTRAP=1. cargo-fuzz comes from crates.io (scripts/setup.sh with
-# FUZZ=1 installs it). The corpus grows under fuzz/corpus/<target>/ (not committed).
+# let through with RUSTC_BOOTSTRAP=1. cargo-fuzz comes from crates.io (scripts/setup.sh installs
+# it). The corpus grows under fuzz/corpus/<target>/ (not committed). scripts/test.sh runs this
+# (BERTH_FUZZ_SMOKE=0 leaves it out); the first ASan build of fuzz/ takes minutes (README).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -127,8 +127,7 @@ def test_a_loaded_image_keeps_its_tars_once(daemon_factory):
 
 def test_a_committed_layer_keeps_one_gzip_blob(daemon_factory):
     d = daemon_factory()
-    p = d.run("--name", "maker", IMAGE, "sh", "-c", "seq 1 20000 > /data.txt")
-    assert p.returncode == 0, describe(p)
+    berth_ok(d, "run", "--name", "maker", IMAGE, "sh", "-c", "seq 1 20000 > /data.txt")
     berth_ok(d, "commit", "maker", "committed:1")
     diff_ids = json.loads(d.inspect("committed:1", "{{json .RootFS.Layers}}"))
     new = diff_ids[-1]
@@ -168,8 +167,7 @@ def to_old_form(data_root: str) -> int:
 
 def test_a_data_root_of_the_old_form_still_works(daemon_factory, registry):
     d = daemon_factory()
-    p = d.run("--name", "maker", IMAGE, "sh", "-c", "echo committed > /c.txt")
-    assert p.returncode == 0, describe(p)
+    berth_ok(d, "run", "--name", "maker", IMAGE, "sh", "-c", "echo committed > /c.txt")
     berth_ok(d, "commit", "maker", "committed:1")
     diff_ids = json.loads(d.inspect("committed:1", "{{json .RootFS.Layers}}"))
     size = d.inspect("committed:1", "{{.Size}}")

@@ -22,9 +22,20 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::content::{atomic_write, digest_hex, IngestWriter, StagedBlob};
-use crate::pull::{LayerCompression, DOCKER_LAYER_GZIP};
 use crate::reference::valid_digest;
 use crate::{io_err, ImageStore, Result};
+
+/// How a pulled layer blob is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// The gzip media type of Docker's schema2 layers.
+pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// Where a layer's blob is and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

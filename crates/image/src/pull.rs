@@ -16,20 +16,12 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::content::{atomic_write, digest_hex, IngestWriter};
+pub use crate::layer_blob::{LayerCompression, DOCKER_LAYER_GZIP};
 use crate::layer_blob::{LayerRecord, StagedLayerBlob};
 use crate::reference::{valid_digest, Reference};
 use crate::snapshot::{next_chain, KeepBlob, PreparedLayer};
 use crate::store::parse_config;
 use crate::{io_err, ImageError, ImageStore, Result};
-
-/// How a pulled layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LayerCompression {
-    None,
-    Gzip,
-    Zstd,
-}
 
 /// A layer unpacked from a registry blob, invisible until committed with its image.
 pub struct PulledLayer {
@@ -92,9 +84,6 @@ impl<R: Read> Read for GunzipReader<R> {
         self.decoder.read(buf)
     }
 }
-
-/// The gzip media type of Docker's schema2 layers.
-pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 impl ImageStore {
     fn distribution_dir(&self) -> PathBuf {
