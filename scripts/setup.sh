@@ -71,6 +71,14 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then
     done
 fi
 
+# --- cargo-fuzz (scripts/fuzz-smoke.sh, which test.sh runs) ---------------------------------
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "cargo install cargo-fuzz"
+    cargo install cargo-fuzz
+else
+    log "cargo-fuzz present"
+fi
+
 # --- Test image -----------------------------------------------------------------------------
 image=tests/fixtures/out/busybox.tar
 if [ ! -s "$image" ] || [ /bin/busybox -nt "$image" ] || [ scripts/make_image.py -nt "$image" ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build berth and run every test: the formatting and lint gates (`cargo fmt --check`, `cargo
-# clippy -D warnings`), the crates' own tests, then the integration suite (real docker CLI,
+# clippy -D warnings`), the crates' own tests, a short smoke of the cargo-fuzz targets
+# (scripts/fuzz-smoke.sh; BERTH_FUZZ_SMOKE=0 leaves it out), then the integration suite (real docker CLI,
 # docker SDK and berth CLI against an isolated berth daemon). Run as root.
 #
 #   bash scripts/test.sh                 # everything
@@ -43,6 +44,14 @@ fi
 echo "=== cargo test --workspace --release ==="
 if ! cargo test --workspace --release --no-fail-fast; then
     echo "test.sh: cargo test FAILED" >&2
+    status=1
+fi
+
+echo "=== scripts/fuzz-smoke.sh (each cargo-fuzz target ${FUZZ_SECONDS:-20} s) ==="
+if [ "${BERTH_FUZZ_SMOKE:-1}" = 0 ]; then
+    echo "test.sh: fuzz smoke left out (BERTH_FUZZ_SMOKE=0)"
+elif ! bash scripts/fuzz-smoke.sh; then
+    echo "test.sh: fuzz smoke FAILED" >&2
     status=1
 fi
 

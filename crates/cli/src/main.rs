@@ -6,13 +6,12 @@
 
 mod client;
 mod commands;
-mod format;
-mod human;
 mod jsonfmt;
 mod stream;
-mod table;
 mod transport;
 mod tty;
+
+use berth_format::{format, human};
 
 use std::process::ExitCode;
 

@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::content::{digest_bytes, digest_hex};
 use crate::layer_tar::{clean_path, maybe_decompress};
 use crate::reference::{valid_digest, Reference};
-use crate::snapshot::{next_chain, TmpDir};
+use crate::snapshot::{next_chain, KeepBlob, TmpDir};
 use crate::store::{go_arch, parse_config};
 use crate::{io_err, ImageError, ImageStore, LoadedImage, Result};
 
@@ -325,7 +325,12 @@ impl ImageStore {
                 let chain = next_chain(parent.as_deref(), diff);
                 if seen.insert(chain.clone()) {
                     let mut f = spool.open(path)?;
-                    prepared.push(self.prepare_layer(&mut f, parent.as_deref(), Some(diff))?);
+                    prepared.push(self.prepare_layer(
+                        &mut f,
+                        parent.as_deref(),
+                        Some(diff),
+                        KeepBlob::Tar,
+                    )?);
                 }
                 parent = Some(chain);
             }
@@ -394,10 +399,12 @@ impl ImageStore {
             let mut layer_descs = Vec::new();
             let mut layer_paths = Vec::new();
             for blob in std::iter::once(id).chain(diffs.iter()) {
-                let size = self
-                    .content
-                    .size(blob)
-                    .ok_or_else(|| ImageError::NotFound(format!("blob {blob} is missing")))?;
+                let size = if blob == id {
+                    self.content.size(blob)
+                } else {
+                    self.layer_tar_size(blob)
+                }
+                .ok_or_else(|| ImageError::NotFound(format!("blob {blob} is missing")))?;
                 if blob != id {
                     layer_descs.push(json!({
                         "mediaType": "application/vnd.oci.image.layer.v1.tar",
@@ -407,7 +414,12 @@ impl ImageStore {
                     layer_paths.push(blob_path(blob));
                 }
                 if written.insert(blob.clone()) {
-                    let f = self.content.open_blob(blob)?;
+                    // A layer's tar is regenerated from its kept blob as it is written.
+                    let f: Box<dyn Read> = if blob == id {
+                        Box::new(self.content.open_blob(blob)?)
+                    } else {
+                        self.open_layer_tar(blob)?
+                    };
                     append_file(&mut b, &blob_path(blob), size, f)?;
                 }
             }
@@ -497,7 +509,12 @@ fn append_bytes(b: &mut tar::Builder<&mut dyn Write>, path: &str, data: &[u8]) -
     b.append(&h, data).map_err(|e| io_err("write archive", e))
 }
 
-fn append_file(b: &mut tar::Builder<&mut dyn Write>, path: &str, size: u64, f: File) -> Result<()> {
+fn append_file(
+    b: &mut tar::Builder<&mut dyn Write>,
+    path: &str,
+    size: u64,
+    f: Box<dyn Read + '_>,
+) -> Result<()> {
     let h = file_header(path, size)?;
     b.append(&h, f.take(size))
         .map_err(|e| io_err("write archive", e))

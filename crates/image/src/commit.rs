@@ -18,7 +18,7 @@ use serde_json::{json, Map, Value};
 use crate::content::random_name;
 use crate::layer_diff::write_diff;
 use crate::reference::Reference;
-use crate::snapshot::PreparedLayer;
+use crate::snapshot::{KeepBlob, PreparedLayer};
 use crate::{io_err, ImageError, ImageStore, Result};
 
 /// What a new child image records besides its layer.
@@ -167,7 +167,7 @@ impl ImageStore {
         let prepared = match layer {
             Some(src) => {
                 let top = self.top_chain(parent_id.as_deref());
-                Some(self.prepare_layer(src, top.as_deref(), None)?)
+                Some(self.prepare_layer(src, top.as_deref(), None, KeepBlob::Gzip)?)
             }
             None => None,
         };
@@ -203,7 +203,7 @@ impl ImageStore {
             None
         } else {
             let top = self.top_chain(parent_id.as_deref());
-            Some(self.prepare_layer(&mut tmp, top.as_deref(), None)?)
+            Some(self.prepare_layer(&mut tmp, top.as_deref(), None, KeepBlob::Gzip)?)
         };
         self.write_child(child, base, parent_id.as_deref(), prepared, &tags)
     }

@@ -7,7 +7,10 @@
 //!
 //! The API is synchronous; callers in async code use `spawn_blocking`.
 //!
-//! On-disk layout under the store root: `blobs/sha256/<hex>` (configs, uncompressed layer tars),
+//! On-disk layout under the store root: `blobs/sha256/<hex>` (configs, and each layer's blob:
+//! compressed as pulled, or gzip'd when made here; data roots of earlier versions hold the
+//! uncompressed tar instead, still read), `layerblobs/<diff-id-hex>.json` (which blob holds a
+//! layer, and its tar's size),
 //! `ingest/` (in-flight blob writes), `tmp/` (spooled archives, layers being unpacked),
 //! `layers/<chainid-hex>/diff` (unpacked read-only layers), `l/` (short links to layer dirs),
 //! `images/<id-hex>.json` (per-image metadata), `repositories.json` (tags), `taglog.json` (the
@@ -26,6 +29,7 @@ use berth_api::{
 mod archive;
 mod commit;
 pub mod content;
+mod layer_blob;
 pub mod layer_diff;
 pub mod layer_limits;
 pub mod layer_tar;

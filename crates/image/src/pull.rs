@@ -1,12 +1,13 @@
 //! The store side of registry pulls and pushes.
 //!
-//! Pull: each layer blob is unpacked as it streams (gzip, zstd or plain) into a temp dir with
-//! its uncompressed tar staged in the content store; nothing is visible until
-//! [`ImageStore::commit_pulled_image`] moves every layer, the config, the tag and the repo
-//! digest into place together. A failed pull leaves only temp files, removed on drop (or at the
-//! next start). Push: the compressed blob of a layer is made from its uncompressed tar with
-//! deterministic gzip (no name, no mtime, fixed level), and the mapping diff ID → compressed
-//! digest is remembered under `distribution/`, so repeated pushes give the same digests.
+//! Pull: each layer blob is unpacked as it streams (gzip, zstd or plain) into a temp dir, and
+//! the blob itself, as downloaded, is staged in the content store ([`crate::layer_blob`]);
+//! nothing is visible until [`ImageStore::commit_pulled_image`] moves every layer, its blob,
+//! the config, the tag and the repo digest into place together. A failed pull leaves only temp
+//! files, removed on drop (or at the next start). Push: a layer's kept compressed blob is sent
+//! as it is; a layer stored in the old form (its uncompressed tar) is compressed with
+//! deterministic gzip. The mapping diff ID → compressed digest is remembered under
+//! `distribution/`, so repeated pushes give the same digests.
 
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Seek, Write};
@@ -14,23 +15,19 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::content::{atomic_write, digest_hex};
+use crate::content::{atomic_write, digest_hex, IngestWriter};
+pub use crate::layer_blob::{LayerCompression, DOCKER_LAYER_GZIP};
+use crate::layer_blob::{LayerRecord, StagedLayerBlob};
 use crate::reference::{valid_digest, Reference};
-use crate::snapshot::{next_chain, PreparedLayer};
+use crate::snapshot::{next_chain, KeepBlob, PreparedLayer};
 use crate::store::parse_config;
 use crate::{io_err, ImageError, ImageStore, Result};
-
-/// How a pulled layer blob is compressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerCompression {
-    None,
-    Gzip,
-    Zstd,
-}
 
 /// A layer unpacked from a registry blob, invisible until committed with its image.
 pub struct PulledLayer {
     prepared: PreparedLayer,
+    /// The size of the layer's uncompressed tar.
+    tar_size: u64,
 }
 
 /// The registry form of a layer: its compressed blob's digest, size and media type.
@@ -88,23 +85,22 @@ impl<R: Read> Read for GunzipReader<R> {
     }
 }
 
-/// The gzip media type of Docker's schema2 layers.
-pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
-
 impl ImageStore {
     fn distribution_dir(&self) -> PathBuf {
         self.root().join("distribution")
     }
 
     /// Whether the layer `diff_id` on top of `parent` (a chain ID) is already unpacked with its
-    /// tar stored, so that a pull need not download it.
+    /// blob stored, so that a pull need not download it.
     pub fn has_layer(&self, parent: Option<&str>, diff_id: &str) -> bool {
         valid_digest(diff_id)
             && self.layer_exists(&next_chain(parent, diff_id))
-            && self.content.exists(diff_id)
+            && self.layer_data_exists(diff_id)
     }
 
-    /// Unpacks a (compressed) layer stream on top of `parent`; it must have `diff_id`.
+    /// Unpacks a (compressed) layer stream on top of `parent`; it must have `diff_id`. Nothing
+    /// of the stream is stored but the unpacked files: the downloaded blob is kept with
+    /// [`ImageStore::keep_pulled_blob`].
     pub fn unpack_pulled_layer(
         &self,
         src: &mut dyn Read,
@@ -116,13 +112,38 @@ impl ImageStore {
             LayerCompression::Zstd => {
                 let mut dec = ruzstd::decoding::StreamingDecoder::new(BufReader::new(src))
                     .map_err(|e| ImageError::InvalidArgument(format!("invalid zstd layer: {e}")))?;
-                self.prepare_layer(&mut dec, parent, Some(diff_id))?
+                self.prepare_layer(&mut dec, parent, Some(diff_id), KeepBlob::ByCaller)?
             }
             LayerCompression::Gzip | LayerCompression::None => {
-                self.prepare_layer(src, parent, Some(diff_id))?
+                self.prepare_layer(src, parent, Some(diff_id), KeepBlob::ByCaller)?
             }
         };
-        Ok(PulledLayer { prepared })
+        let tar_size = prepared.tar_size;
+        Ok(PulledLayer { prepared, tar_size })
+    }
+
+    /// Keeps the blob `layer` was unpacked from, written to `w` (from
+    /// [`ImageStore::pulled_blob_writer`]) as it downloaded: `blob` is its verified digest,
+    /// size and media type. It becomes visible with the layer's image.
+    pub fn keep_pulled_blob(
+        &self,
+        layer: &mut PulledLayer,
+        w: IngestWriter,
+        blob: &CompressedLayer,
+        compression: LayerCompression,
+    ) -> Result<()> {
+        let staged = w.finish_hashed_by_caller(&blob.digest, blob.size)?;
+        layer.prepared.blob = Some(StagedLayerBlob {
+            blob: staged,
+            record: LayerRecord {
+                tar_size: layer.tar_size,
+                blob: blob.digest.clone(),
+                blob_size: blob.size,
+                compression,
+                media_type: blob.media_type.clone(),
+            },
+        });
+        Ok(())
     }
 
     /// Commits a pulled image: its new layers, its config, `tag` and `repo_digest`
@@ -243,8 +264,8 @@ impl ImageStore {
     /// The layer `diff_id` as a deterministic gzip stream (compressed as it is read, in
     /// parallel: [`crate::pgzip`]), and its uncompressed size.
     pub fn gzip_layer_stream(&self, diff_id: &str) -> Result<(Box<dyn Read + Send>, u64)> {
-        let src = self.content.open_blob(diff_id)?;
-        let size = self.content.size(diff_id).unwrap_or(0);
+        let src = self.open_layer_tar(diff_id)?;
+        let size = self.layer_tar_size(diff_id).unwrap_or(0);
         let gz = crate::pgzip::ParallelGzipReader::new(
             src,
             flate2::Compression::fast(),
@@ -261,7 +282,7 @@ impl ImageStore {
         diff_id: &str,
         progress: &mut dyn FnMut(u64),
     ) -> Result<CompressedFile> {
-        let mut src = self.content.open_blob(diff_id)?;
+        let mut src = self.open_layer_tar(diff_id)?;
         let tmp =
             tempfile::tempfile_in(self.tmp_dir()).map_err(|e| io_err("create a temp file", e))?;
         let mut hashing = HashingWriter {
@@ -330,9 +351,40 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::layer_tar::tests::TarBuilder;
+
+    /// Unpacks `blob` as a pull does, keeping the blob as the download would have written it.
+    pub(crate) fn pull(
+        store: &ImageStore,
+        blob: &[u8],
+        compression: LayerCompression,
+        media_type: &str,
+        diff_id: &str,
+    ) -> Result<PulledLayer> {
+        let mut layer = store.unpack_pulled_layer(&mut &blob[..], compression, None, diff_id)?;
+        let mut w = store.pulled_blob_writer()?;
+        w.write_all(blob).unwrap();
+        let desc = CompressedLayer {
+            digest: crate::content::digest_bytes(blob),
+            size: blob.len() as u64,
+            media_type: media_type.into(),
+            source: String::new(),
+        };
+        store.keep_pulled_blob(&mut layer, w, &desc, compression)?;
+        Ok(layer)
+    }
+
+    /// The names of the blobs in the content store.
+    fn blobs(store: &ImageStore) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(store.root().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        v.sort();
+        v
+    }
 
     fn config_for(diff_ids: &[&str]) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({
@@ -358,12 +410,18 @@ mod tests {
         assert!(store
             .unpack_pulled_layer(&mut gz.as_slice(), LayerCompression::Gzip, None, &wrong)
             .is_err());
-        let layer = store
-            .unpack_pulled_layer(&mut gz.as_slice(), LayerCompression::Gzip, None, &diff_id)
-            .unwrap();
+        let layer = pull(
+            &store,
+            &gz,
+            LayerCompression::Gzip,
+            DOCKER_LAYER_GZIP,
+            &diff_id,
+        )
+        .unwrap();
         // Not visible before the commit.
         assert!(!store.has_layer(None, &diff_id));
         assert_eq!(store.count(), 0);
+        assert!(blobs(&store).is_empty());
         let cfg = config_for(&[&diff_id]);
         let tag = Reference::parse("localhost:5000/t:1").unwrap();
         let rd = Reference::parse(&format!(
@@ -376,6 +434,30 @@ mod tests {
             .unwrap();
         assert!(changed);
         assert!(store.has_layer(None, &diff_id));
+        // The store holds the config and the blob as pulled, no uncompressed copy; the size
+        // shown is still the tar's.
+        let gz_digest = crate::content::digest_bytes(&gz);
+        let mut want = vec![id.clone(), gz_digest.clone()];
+        want.sort();
+        assert_eq!(blobs(&store), want);
+        assert_eq!(
+            store.list(false).unwrap()[0].size,
+            i64::try_from(tar.len()).unwrap()
+        );
+        // A push sends the kept blob as it is.
+        let (mut up, up_size, up_type) = store.layer_upload(&diff_id).unwrap();
+        let mut sent = Vec::new();
+        up.read_to_end(&mut sent).unwrap();
+        assert_eq!((sent, up_size), (gz.clone(), gz.len() as u64));
+        assert_eq!(up_type, DOCKER_LAYER_GZIP);
+        // Its tar comes back from it, byte for byte.
+        let mut back = Vec::new();
+        store
+            .open_layer_tar(&diff_id)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, tar);
         let inspect = store.inspect("localhost:5000/t:1").unwrap();
         assert_eq!(inspect.repo_digests, vec![rd.familiar()]);
         let (_, changed) = store
@@ -441,17 +523,28 @@ mod tests {
             tar.as_slice(),
             ruzstd::encoding::CompressionLevel::Fastest,
         );
-        let layer = store
-            .unpack_pulled_layer(
-                &mut compressed.as_slice(),
-                LayerCompression::Zstd,
-                None,
-                &diff_id,
-            )
-            .unwrap();
+        let zstd_type = "application/vnd.oci.image.layer.v1.tar+zstd";
+        let layer = pull(
+            &store,
+            &compressed,
+            LayerCompression::Zstd,
+            zstd_type,
+            &diff_id,
+        )
+        .unwrap();
         store
             .commit_pulled_image(vec![layer], &config_for(&[&diff_id]), None, None, &[])
             .unwrap();
         assert!(store.has_layer(None, &diff_id));
+        assert!(!store.content.exists(&diff_id));
+        let mut back = Vec::new();
+        store
+            .open_layer_tar(&diff_id)
+            .unwrap()
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, tar);
+        let (_, _, up_type) = store.layer_upload(&diff_id).unwrap();
+        assert_eq!(up_type, zstd_type);
     }
 }

@@ -171,6 +171,12 @@ impl Reference {
         } else {
             path
         };
+        // Docker checks the length of the normalised name (`docker.io/library/…`), so a familiar
+        // name close to the limit is refused too (found by the `reference` fuzz target: such a
+        // name parsed, but its full form did not).
+        if domain.len() + 1 + path.len() > MAX_NAME_LEN {
+            return Err(invalid());
+        }
         let tag = if tag.is_none() && digest.is_none() {
             Some("latest".to_string())
         } else {
@@ -246,6 +252,25 @@ pub fn familiar(full: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `reference` fuzz target: a familiar name of 250 characters parsed, but its
+    /// normalised form (`docker.io/library/` + name, over 255) did not. Docker measures the
+    /// normalised name: both are refused now, and whatever parses has a full form that parses.
+    #[test]
+    fn the_name_limit_applies_to_the_normalised_name() {
+        let fits = "a".repeat(MAX_NAME_LEN - "docker.io/library/".len());
+        let r = Reference::parse(&fits).unwrap();
+        assert_eq!(Reference::parse(&r.full()).unwrap(), r);
+        let over = format!("{fits}b");
+        assert!(Reference::parse(&over).is_err());
+        assert!(Reference::parse(&format!("docker.io/library/{over}")).is_err());
+        let crash = "6u1z-1--1z-1-z6-1z-1z-1z6z66u1z-1-z6-1z-2z-1z-1z-1z-1z7--1-1u1zu1z-1--1z-1-z6-4z\
+                     -1z-1z6z66u1z6u1z-1--1-1-z6-1z-2z-1z-1z-1z-1z7--1-1u1z-1-z6-16-6-1-1-z6-16-6-1z-\
+                     1-1z-z2z-1-z6-1z-1z-1z6z66u1z-1-z6-1z-2z-1z-1z-1z-1z7--z1-1u1z-1-z6-16-6-1z-1-1z\
+                     --z2z-1z1z";
+        assert_eq!(crash.len(), 250);
+        assert!(Reference::parse(crash).is_err());
+    }
 
     #[test]
     fn normalisation_table() {

@@ -5,13 +5,14 @@
 //! half-unpacked layer is never visible. Layers are garbage-collected when no image needs them.
 
 use std::fs;
-use std::io::Read;
+use std::io::{self, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::content::{digest_hex, random_name, sync_dir, StagedBlob};
+use crate::content::{digest_hex, random_name, sync_dir};
+use crate::layer_blob::StagedLayerBlob;
 use crate::layer_tar::{apply_layer, maybe_decompress, remove_tree};
 use crate::{io_err, ImageError, ImageStore, MountSpec, Result};
 
@@ -71,12 +72,34 @@ impl Drop for TmpDir {
 }
 
 /// A layer ready to be committed: unpacked in a temp dir (unless already present) with its
-/// uncompressed tar staged in the content store (unless already present).
+/// blob staged in the content store (unless already present, or kept by the caller).
 pub(crate) struct PreparedLayer {
     pub chain_id: String,
     pub diff_id: String,
+    /// The size of the layer's uncompressed tar.
+    pub tar_size: u64,
     tmp: Option<TmpDir>,
-    blob: Option<StagedBlob>,
+    pub blob: Option<StagedLayerBlob>,
+}
+
+/// What [`ImageStore::prepare_layer`] keeps of the layer stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeepBlob {
+    /// A layer made here (build, commit): its tar, gzip'd once
+    /// ([`ImageStore::stage_gzip_blob`]).
+    Gzip,
+    /// A layer loaded or imported: its tar as given (containerd keeps an imported archive's
+    /// blobs the same way); compressing it would triple a load's time (BENCHMARKS.md).
+    Tar,
+    /// A pulled layer: nothing; the caller keeps the blob as downloaded.
+    ByCaller,
+}
+
+/// Where [`ImageStore::prepare_layer`] tees a layer's tar.
+enum Tee {
+    Gzip(io::BufWriter<fs::File>),
+    Tar(crate::content::IngestWriter),
+    Nothing,
 }
 
 /// Validates a container ID used as a directory name.
@@ -119,12 +142,14 @@ impl ImageStore {
     }
 
     /// Unpacks (or, for a layer already present, only verifies) a layer stream on top of
-    /// `parent`. `expected` is the diff ID the layer must have.
+    /// `parent`. `expected` is the diff ID the layer must have; `keep` says what is stored of
+    /// the stream besides the unpacked files.
     pub(crate) fn prepare_layer(
         &self,
         src: &mut dyn Read,
         parent: Option<&str>,
         expected: Option<&str>,
+        keep: KeepBlob,
     ) -> Result<PreparedLayer> {
         let mismatch = |got: &str| {
             ImageError::InvalidArgument(format!(
@@ -134,9 +159,9 @@ impl ImageStore {
         };
         if let Some(exp) = expected {
             let chain = next_chain(parent, exp);
-            if self.layer_exists(&chain) && self.content.exists(exp) {
+            if self.layer_exists(&chain) && self.layer_data_exists(exp) {
                 let mut plain = maybe_decompress(Box::new(src))?;
-                let (got, _) = crate::content::digest_reader(&mut plain)
+                let (got, tar_size) = crate::content::digest_reader(&mut plain)
                     .map_err(|e| ImageError::InvalidArgument(format!("invalid layer: {e}")))?;
                 if got != exp {
                     return Err(mismatch(&got));
@@ -144,6 +169,7 @@ impl ImageStore {
                 return Ok(PreparedLayer {
                     chain_id: chain,
                     diff_id: got,
+                    tar_size,
                     tmp: None,
                     blob: None,
                 });
@@ -154,15 +180,42 @@ impl ImageStore {
         fs::create_dir(&diff).map_err(|e| io_err(format!("mkdir {}", diff.display()), e))?;
         fs::set_permissions(&diff, fs::Permissions::from_mode(0o755))
             .map_err(|e| io_err("chmod layer", e))?;
-        // apply_layer hashes every byte it tees into the writer: the diff ID is the blob's digest.
-        let mut w = self.content.writer_hashed_by_caller()?;
-        let applied = apply_layer(src, &diff, Some(&mut w), self.layer_limits)?;
+        // A layer made here tees its tar into an unnamed temp file, gzip'd once it is whole;
+        // a loaded one tees it into the content store (apply_layer hashes every byte it tees:
+        // the diff ID is that blob's digest).
+        let mut tee = match keep {
+            KeepBlob::Gzip => Tee::Gzip(io::BufWriter::with_capacity(
+                1 << 16,
+                tempfile::tempfile_in(self.tmp_dir())
+                    .map_err(|e| io_err("create a temp file", e))?,
+            )),
+            KeepBlob::Tar => Tee::Tar(self.content.writer_hashed_by_caller()?),
+            KeepBlob::ByCaller => Tee::Nothing,
+        };
+        let writer: Option<&mut dyn io::Write> = match &mut tee {
+            Tee::Gzip(w) => Some(w),
+            Tee::Tar(w) => Some(w),
+            Tee::Nothing => None,
+        };
+        let applied = apply_layer(src, &diff, writer, self.layer_limits)?;
         if let Some(exp) = expected {
             if applied.diff_id != exp {
                 return Err(mismatch(&applied.diff_id));
             }
         }
-        let blob = w.finish_hashed_by_caller(&applied.diff_id, applied.size)?;
+        let blob = match tee {
+            Tee::Gzip(w) => {
+                let file = w
+                    .into_inner()
+                    .map_err(|e| io_err("write layer tar", e.into_error()))?;
+                Some(self.stage_gzip_blob(file, applied.size)?)
+            }
+            Tee::Tar(w) => {
+                let blob = w.finish_hashed_by_caller(&applied.diff_id, applied.size)?;
+                Some(StagedLayerBlob::plain_tar(blob))
+            }
+            Tee::Nothing => None,
+        };
         let chain = next_chain(parent, &applied.diff_id);
         let tmp = if self.layer_exists(&chain) {
             None
@@ -172,15 +225,16 @@ impl ImageStore {
         Ok(PreparedLayer {
             chain_id: chain,
             diff_id: applied.diff_id,
+            tar_size: applied.size,
             tmp,
-            blob: Some(blob),
+            blob,
         })
     }
 
     /// Moves a prepared layer into place (the caller holds the state lock).
     pub(crate) fn commit_layer(&self, layer: PreparedLayer) -> Result<()> {
         if let Some(blob) = layer.blob {
-            blob.commit()?;
+            self.commit_layer_blob(&layer.diff_id, blob)?;
         }
         if let Some(tmp) = layer.tmp {
             let dest = self.layer_dir(&layer.chain_id);

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::content::{atomic_write, digest_hex, ContentStore};
 use crate::reference::{familiar, is_hex, Reference};
-use crate::snapshot::{chain_ids, PreparedLayer};
+use crate::snapshot::{chain_ids, KeepBlob, PreparedLayer};
 use crate::taglog::{TagLog, TagMove};
 use crate::{io_err, ImageError, ImageStore, ResolvedImage, Result};
 
@@ -281,7 +281,7 @@ impl ImageStore {
             .rootfs
             .diff_ids
             .iter()
-            .map(|d| self.content.size(d).unwrap_or(0) as i64)
+            .map(|d| self.layer_tar_size(d).unwrap_or(0) as i64)
             .sum();
         Image {
             id,
@@ -425,8 +425,7 @@ impl ImageStore {
         }
         for d in &img.config.rootfs.diff_ids {
             if !needed_diffs.contains(d) {
-                reclaimed += self.content.size(d).unwrap_or(0);
-                self.content.remove(d);
+                reclaimed += self.remove_layer_data(d);
             }
         }
         Ok((items, reclaimed))
@@ -545,8 +544,12 @@ impl ImageStore {
         let img = &st.images[&id];
         let (tags, _) = st.tags_and_digests(&id);
         let diffs = &img.config.rootfs.diff_ids;
-        let layer_size =
-            |i: usize| diffs.get(i).and_then(|d| self.content.size(d)).unwrap_or(0) as i64;
+        let layer_size = |i: usize| {
+            diffs
+                .get(i)
+                .and_then(|d| self.layer_tar_size(d))
+                .unwrap_or(0) as i64
+        };
         let mut items = Vec::new();
         if img.config.history.is_empty() {
             for i in 0..diffs.len() {
@@ -724,7 +727,7 @@ impl ImageStore {
             _ => Vec::new(),
         };
         let _w = self.write_lock();
-        let layer: PreparedLayer = self.prepare_layer(tarball, None, None)?;
+        let layer: PreparedLayer = self.prepare_layer(tarball, None, None, KeepBlob::Tar)?;
         let created = now_rfc3339();
         let comment = if message.is_empty() {
             "Imported from -".to_string()

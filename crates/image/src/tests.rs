@@ -2,6 +2,7 @@
 //! removal, prune and writable layers. Load/save/import tests are in `tests/archive.rs`.
 
 mod archive;
+mod layer_blobs;
 
 use std::fs;
 use std::path::Path;
@@ -176,8 +177,8 @@ fn shared_layers_survive_removal_of_one_image() {
         .join(digest_hex(&base[0]))
         .join("diff/bin/sh")
         .exists());
-    assert!(s.content.exists(&digest_bytes(&base_layer())));
-    assert!(!s.content.exists(&digest_bytes(&top_layer())));
+    assert!(s.layer_data_exists(&digest_bytes(&base_layer())));
+    assert!(!s.layer_data_exists(&digest_bytes(&top_layer())));
     // The remaining image still works.
     let m = s.create_rw_layer("c1", "b:1").unwrap();
     assert!(m.options[0].contains(digest_hex(&base[0])));

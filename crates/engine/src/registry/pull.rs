@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use berth_image::content::IngestWriter;
 use berth_image::{
     CompressedLayer, GunzipReader, ImageStore, LayerCompression, PulledLayer, Reference,
 };
@@ -305,6 +306,15 @@ pub(super) fn pull_layer(
         }
     };
     let body = client.get_blob(&layer.digest).map_err(registry_error)?;
+    // The blob is kept as it downloads (the store's copy of the layer, sent again as it is by
+    // a push); the verifying reader reads every byte of it through this tee.
+    let kept = Arc::new(Mutex::new(Some(
+        store.pulled_blob_writer().map_err(EngineError::from)?,
+    )));
+    let body = TeeReader {
+        inner: body,
+        out: kept.clone(),
+    };
     let total = layer.size;
     let (pp, pid) = (p.clone(), id.clone());
     let mut last = 0u64;
@@ -339,10 +349,40 @@ pub(super) fn pull_layer(
     };
     // The blob's digest decides first: a tampered blob is a digest mismatch.
     verified.map_err(registry_error)?;
-    let layer_out = unpacked.map_err(EngineError::from)?;
+    let mut layer_out = unpacked.map_err(EngineError::from)?;
+    let writer = kept
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .ok_or_else(|| EngineError::Internal(format!("layer {id}: its blob was not kept")))?;
+    let blob = CompressedLayer {
+        digest: layer.digest.clone(),
+        size: layer.size,
+        media_type: layer.media_type.clone(),
+        source: String::new(),
+    };
+    store
+        .keep_pulled_blob(&mut layer_out, writer, &blob, compression)
+        .map_err(EngineError::from)?;
     status(p, Some(&id), "Verifying Checksum");
     status(p, Some(&id), "Download complete");
     progress_bytes(p, &id, "Extracting", total, total);
     status(p, Some(&id), "Pull complete");
     Ok(layer_out)
+}
+
+/// Copies what is read from `inner` into the kept blob's writer; a failed write fails the read.
+struct TeeReader<R> {
+    inner: R,
+    out: Arc<Mutex<Option<IngestWriter>>>,
+}
+
+impl<R: std::io::Read> std::io::Read for TeeReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(w) = self.out.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            std::io::Write::write_all(w, &buf[..n])?;
+        }
+        Ok(n)
+    }
 }

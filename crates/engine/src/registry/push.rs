@@ -120,11 +120,10 @@ pub(super) fn push_layer(
             }
         }
     }
-    // Compress while uploading: a digest-computing read-ahead thread runs the compressor,
+    // The layer's kept blob as it is, or (a layer stored in the old form) its tar compressed
+    // while uploading: a digest-computing read-ahead thread reads (and runs the compressor),
     // this thread sends what it produced.
-    let (gz, total) = store
-        .gzip_layer_stream(diff_id)
-        .map_err(EngineError::from)?;
+    let (gz, total, media_type) = store.layer_upload(diff_id).map_err(EngineError::from)?;
     let (pp, pid) = (p.clone(), id.clone());
     let mut last = 0u64;
     let counting = CountingReader {
@@ -169,7 +168,7 @@ pub(super) fn push_layer(
     let c = CompressedLayer {
         digest,
         size,
-        media_type: berth_image::pull::DOCKER_LAYER_GZIP.into(),
+        media_type,
         source: String::new(),
     };
     status(p, Some(&id), "Pushed");

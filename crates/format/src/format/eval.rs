@@ -225,8 +225,11 @@ impl Eval<'_> {
                 self.call(name, args)
             }
             Term::Field(path) if c.len() > 1 || (piped.is_some() && !path.is_empty()) => {
-                // method call, e.g. {{.Label "com.example"}}
-                let name = path.last().cloned().unwrap_or_default();
+                // method call, e.g. {{.Label "com.example"}}; dot itself takes no argument
+                let Some((name, parent_path)) = path.split_last() else {
+                    bail!("template: can't give argument to non-function .");
+                };
+                let name = name.clone();
                 if self.header.is_some() {
                     return Ok(self.header_of(&name));
                 }
@@ -236,7 +239,7 @@ impl Eval<'_> {
                 } else if let Some(p) = piped {
                     arg = p;
                 }
-                let parent = navigate(Some(dot.clone()), &path[..path.len() - 1]);
+                let parent = navigate(Some(dot.clone()), parent_path);
                 let map = navigate(parent, &[format!("__{name}")]);
                 let key = as_str(&arg);
                 Ok(match map {

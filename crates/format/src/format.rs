@@ -122,6 +122,18 @@ mod tests {
         Template::parse(t).unwrap().render(&v).unwrap()
     }
 
+    /// Found by the `template` fuzz target: dot given an argument (`{{. 1}}`) underflowed a
+    /// slice index and panicked. Go refuses it: an error here too.
+    #[test]
+    fn dot_with_an_argument_is_an_error_not_a_panic() {
+        let v = json!({"A": 1});
+        for t in ["{{. 1}}", "{{\t...............\t1\t}}s~}]\r"] {
+            let e = Template::parse(t).and_then(|t| t.render(&v)).unwrap_err();
+            assert!(e.to_string().contains("template"), "{t:?}: {e}");
+        }
+        assert_eq!(r("{{.}}", json!("x")), "x");
+    }
+
     #[test]
     fn fields_and_text() {
         let v = json!({"State": {"Status": "running", "Pid": 42}, "Id": "abc", "Config": {"Image": "busybox"}});
