@@ -703,3 +703,114 @@ def test_a_layer_past_the_size_cap_is_refused_and_leaves_nothing(daemon_factory)
             os.path.join(image_root, sub)) else []
         assert left == [], (sub, left)
     assert d.ping()
+
+
+# ---------------------------------------------------------------------------------------------
+# The rest of HostConfig: every field applied or refused by name, never dropped
+# ---------------------------------------------------------------------------------------------
+
+
+def _cgroup_file(controller: str, cid: str, name: str, parent: str = "berth") -> str:
+    for base in (f"/sys/fs/cgroup/{controller}/{parent}/{cid}", f"/sys/fs/cgroup/{parent}/{cid}"):
+        p = os.path.join(base, name)
+        if os.path.exists(p):
+            with open(p) as f:
+                return f.read()
+    raise AssertionError(f"no {name} for {cid} under {parent}")
+
+
+def test_host_config_fields_are_applied_and_shown(daemon_factory):
+    d = daemon_factory()
+    cid = d.docker_ok(
+        "run", "-d", "--group-add", "4242", "--group-add", "nogroup", "--oom-score-adj", "300",
+        "--memory-swappiness", "10", "--device-cgroup-rule", "c 1:9 rwm",
+        "--annotation", "org.example/k=v", "--cgroupns", "host", IMAGE, "sleep", "300").strip()
+    try:
+        gids = d.docker_ok("exec", cid, "id", "-G").split()
+        assert "4242" in gids and "65534" in gids, gids
+        assert d.docker_ok("exec", cid, "cat", "/proc/1/oom_score_adj").strip() == "300"
+        # cgroupns host: the container sees its cgroup's real path
+        assert f"/berth/{cid}" in d.docker_ok("exec", cid, "cat", "/proc/1/cgroup")
+        if os.path.isdir("/sys/fs/cgroup/memory/berth"):  # v1 (this machine); v2 has none
+            assert _cgroup_file("memory", cid, "memory.swappiness").strip() == "10"
+            assert "c 1:9 rwm" in _cgroup_file("devices", cid, "devices.list")
+        with open(os.path.join(d.exec_root, "containers", cid, "config.json")) as f:
+            assert json.load(f)["annotations"] == {"org.example/k": "v"}
+        hc = d.inspect(cid)["HostConfig"]
+        assert hc["GroupAdd"] == ["4242", "nogroup"], hc["GroupAdd"]
+        assert hc["OomScoreAdj"] == 300 and hc["MemorySwappiness"] == 10
+        assert hc["DeviceCgroupRules"] == ["c 1:9 rwm"] and hc["CgroupnsMode"] == "host"
+        assert hc["Annotations"] == {"org.example/k": "v"}
+    finally:
+        d.docker("rm", "-f", cid)
+    # The default: a private cgroup namespace, shown as such.
+    out = d.docker_ok("run", "--rm", IMAGE, "cat", "/proc/self/cgroup")
+    assert "/berth/" not in out, out
+    cid = d.docker_ok("create", IMAGE, "true").strip()
+    assert d.inspect(cid, "{{.HostConfig.CgroupnsMode}}") == "private"
+    d.docker_ok("rm", cid)
+
+
+def test_cgroup_parent_places_the_container_and_stats_follow(daemon_factory):
+    d = daemon_factory()
+    parent = f"berth-test-parent-{uuid.uuid4().hex[:6]}"
+    cid = d.docker_ok("run", "-d", "--cgroup-parent", parent, "-m", "64m", IMAGE,
+                      "sleep", "300").strip()
+    try:
+        limit = _cgroup_file("memory", cid, "memory.limit_in_bytes", parent=parent) \
+            if os.path.isdir("/sys/fs/cgroup/memory") else _cgroup_file("memory", cid, "memory.max", parent=parent)
+        assert limit.strip() == str(64 << 20), limit
+        stats = json.loads(d.docker_ok("stats", "--no-stream", "--format", "{{json .}}", cid))
+        assert stats["MemUsage"].endswith("64MiB"), stats
+    finally:
+        d.docker("rm", "-f", cid)
+        for ctl in os.listdir("/sys/fs/cgroup"):
+            p = os.path.join("/sys/fs/cgroup", ctl, parent)
+            if os.path.isdir(p):
+                os.rmdir(p)
+
+
+def test_oom_score_adj_below_the_runtimes_own_is_clamped_not_refused(daemon_factory):
+    """Root lacks CAP_SYS_RESOURCE on some hosts (this one): lowering oom_score_adj is then
+    clamped to the runtime's own, as containerd's restrict_oom_score_adj does."""
+    d = daemon_factory()
+    p = d.docker("run", "--rm", "--oom-score-adj", "-500", IMAGE, "cat", "/proc/self/oom_score_adj")
+    assert p.returncode == 0, describe(p)
+    assert -500 <= int(p.stdout) <= 0, p.stdout
+
+
+def test_host_config_fields_berth_cannot_apply_are_refused_by_name(daemon_factory):
+    d = daemon_factory()
+    for flags, want in [
+        (["--gpus", "all"], 'could not select device driver "" with capabilities: [[gpu]]'),
+        (["--isolation", "hyperv"], "Invalid isolation"),
+        (["--storage-opt", "size=1G"], "--storage-opt is supported only"),
+        (["--link", "other:db"], "legacy links (--link) on the default bridge"),
+        (["--volume-driver", "nfs"], 'plugin "nfs" not found'),
+        (["--oom-score-adj", "2000"], "range for oom score adj is [-1000, 1000]"),
+        (["--blkio-weight-device", "/dev/null:100"], "/dev/null is not a block device"),
+        (["--cpu-rt-period", "1000", "--cpu-rt-runtime", "2000"],
+         "cpu-rt-runtime cannot be higher than cpu-rt-period"),
+    ]:
+        p = d.docker("create", *flags, IMAGE, "true")
+        assert p.returncode != 0 and want in p.stderr, (flags, describe(p))
+    status, _, body = d.request("POST", "/containers/create", body=json.dumps(
+        {"Image": IMAGE, "HostConfig": {"CgroupnsMode": "shared"}}),
+        headers={"Content-Type": "application/json"})
+    assert status == 400 and b"invalid cgroup namespace mode: shared" in body, body
+    for hc, want in [({"CpuCount": 2}, b"CpuCount is only supported on Windows"),
+                     # the docker CLI checks this one itself
+                     ({"MemorySwappiness": 200}, b"valid memory swappiness range is 0-100"),
+                     ({"DeviceCgroupRules": ["c 1:3 rwx"]}, b"invalid device cgroup rule format")]:
+        status, _, body = d.request("POST", "/containers/create", body=json.dumps(
+            {"Image": IMAGE, "HostConfig": hc}), headers={"Content-Type": "application/json"})
+        assert status == 400 and want in body, (hc, body)
+    assert d.docker_ok("ps", "-aq").strip() == "", "a refused create left a container"
+    # A setting the host cannot apply fails the start with its name (no blkio weight without
+    # BFQ/CFQ; where the file exists it is applied).
+    p = d.docker("run", "--rm", "--blkio-weight", "300", IMAGE, "true")
+    if not os.path.exists("/sys/fs/cgroup/blkio/blkio.weight") and \
+            not os.path.exists("/sys/fs/cgroup/io.weight"):
+        assert p.returncode != 0 and "blockIO.weight" in p.stderr, describe(p)
+    else:
+        assert p.returncode == 0, describe(p)

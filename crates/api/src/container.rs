@@ -259,6 +259,69 @@ pub struct HostConfig {
     pub readonly_paths: Vec<String>,
     #[serde(deserialize_with = "null_default")]
     pub volumes_from: Vec<String>,
+    // The rest of Docker's HostConfig: each is applied, or refused at create with an error
+    // naming it (berth-engine's `spec::host_options`), never dropped.
+    #[serde(deserialize_with = "null_default")]
+    pub annotations: BTreeMap<String, String>,
+    pub blkio_weight: u16,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_weight_device: Vec<WeightDevice>,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_device_read_bps: Vec<ThrottleDevice>,
+    #[serde(deserialize_with = "null_default")]
+    pub blkio_device_write_bps: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceReadIOps", deserialize_with = "null_default")]
+    pub blkio_device_read_iops: Vec<ThrottleDevice>,
+    #[serde(rename = "BlkioDeviceWriteIOps", deserialize_with = "null_default")]
+    pub blkio_device_write_iops: Vec<ThrottleDevice>,
+    pub cgroup: String,
+    pub cgroup_parent: String,
+    pub cgroupns_mode: String,
+    /// `[height, width]` of the TTY at start.
+    pub console_size: Option<[u64; 2]>,
+    #[serde(rename = "ContainerIDFile")]
+    pub container_id_file: String,
+    pub cpu_count: i64,
+    pub cpu_percent: i64,
+    pub cpu_realtime_period: i64,
+    pub cpu_realtime_runtime: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub device_cgroup_rules: Vec<String>,
+    #[serde(deserialize_with = "null_default")]
+    pub device_requests: Vec<serde_json::Value>,
+    #[serde(deserialize_with = "null_default")]
+    pub group_add: Vec<String>,
+    #[serde(rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: u64,
+    #[serde(rename = "IOMaximumIOps")]
+    pub io_maximum_iops: u64,
+    pub isolation: String,
+    #[serde(rename = "KernelMemoryTCP")]
+    pub kernel_memory_tcp: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub links: Vec<String>,
+    pub memory_swappiness: Option<i64>,
+    pub oom_score_adj: i64,
+    #[serde(deserialize_with = "null_default")]
+    pub storage_opt: BTreeMap<String, String>,
+    pub userns_mode: String,
+    pub volume_driver: String,
+}
+
+/// `BlkioWeightDevice` entry: a block device's path and its weight.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct WeightDevice {
+    pub path: String,
+    pub weight: u16,
+}
+
+/// `BlkioDevice{Read,Write}{Bps,IOps}` entry: a block device's path and its limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ThrottleDevice {
+    pub path: String,
+    pub rate: u64,
 }
 
 /// Body of `POST /containers/create`: a [`ContainerConfig`] with `HostConfig` beside it.

@@ -68,6 +68,12 @@ pub struct EndpointSettings {
     pub ipam_config: Option<EndpointIpamConfig>,
     #[serde(deserialize_with = "null_default")]
     pub aliases: Vec<String>,
+    /// Legacy links (`--link NAME:ALIAS`), which the docker CLI sends here since API 1.44.
+    #[serde(
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub links: Vec<String>,
     #[serde(rename = "NetworkID")]
     pub network_id: String,
     #[serde(rename = "EndpointID")]

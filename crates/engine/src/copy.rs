@@ -503,7 +503,7 @@ pub(crate) async fn container_extract(
             ));
         }
         let owner = if copy_uid_gid {
-            let u = crate::user::lookup(root, &rec.config.user)
+            let u = crate::user::lookup(root, &rec.config.user, &[])
                 .map_err(EngineError::InvalidArgument)?;
             Some((u.uid, u.gid))
         } else {

@@ -47,6 +47,10 @@ pub(crate) async fn container_create(
     if host.log_config.kind.is_empty() {
         host.log_config.kind = ctx.config.log_driver.clone();
     }
+    // Shown by inspect as dockerd shows its default (berth's is private on v1 and v2).
+    if host.cgroupns_mode.is_empty() {
+        host.cgroupns_mode = "private".into();
+    }
     if !["json-file", "local", "none"].contains(&host.log_config.kind.as_str()) {
         return Err(EngineError::InvalidArgument(format!(
             "logging driver {:?} is not supported",

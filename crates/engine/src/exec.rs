@@ -124,7 +124,10 @@ async fn exec_launch(
     let cfg = &e.config;
     let user = match cfg.user.as_str() {
         "" => None,
-        u => Some(user::lookup_in_container(u, ctx.rootfs(&c.id)).await?),
+        u => {
+            let group_add = c.rec.lock().unwrap().host_config.group_add.clone();
+            Some(user::lookup_in_container(u, &group_add, ctx.rootfs(&c.id)).await?)
+        }
     };
     let input = spec::ExecProcessInput {
         config: cfg,

@@ -138,7 +138,19 @@ pub(crate) fn plan_networks(
         m => m.to_string(),
     };
     let mut nets = BTreeMap::new();
+    let links = !host.links.is_empty() || endpoints.values().any(|e| !e.links.is_empty());
     match mode.as_str() {
+        "host" if links => {
+            return Err(EngineError::InvalidArgument("conflicting options: host type networking can't be used with links. This would result in undefined behavior".into()));
+        }
+        m if links && m.starts_with("container:") => {
+            return Err(EngineError::InvalidArgument("conflicting options: container type network can't be used with links. This would result in undefined behavior".into()));
+        }
+        "none" | "bridge" if links => {
+            return Err(EngineError::InvalidArgument(
+                crate::spec::LEGACY_LINKS_ON_THE_DEFAULT_BRIDGE.into(),
+            ));
+        }
         "none" | "host" => {}
         m if m.starts_with("container:") => {
             let other = ctx.lookup(&m["container:".len()..])?;
@@ -157,6 +169,7 @@ pub(crate) fn plan_networks(
             if !ep.aliases.is_empty() {
                 return Err(EngineError::InvalidArgument("network-scoped alias is supported only for containers in user defined networks".into()));
             }
+
             nets.insert("bridge".to_string(), ep);
         }
         name => {

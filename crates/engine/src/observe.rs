@@ -147,11 +147,12 @@ pub fn stats_json(
     v
 }
 
-/// The container's cgroup directories: `/berth/<id>` under the mounts, else where
-/// `/proc/<pid>/cgroup` says its init is.
+/// The container's cgroup directories: its cgroup path (`/berth/<id>`, or under its
+/// `CgroupParent`) under the mounts, else where `/proc/<pid>/cgroup` says its init is.
 fn cgroup_dirs(c: &Container, pid: i64) -> Option<CgroupDirs> {
     let mi = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let dirs = cgstats::locate(&mi, &format!("/berth/{}", c.id))?;
+    let path = crate::spec::cgroups_path(&c.rec.lock().unwrap().host_config, &c.id).ok()?;
+    let dirs = cgstats::locate(&mi, &path.display().to_string())?;
     if dirs.exists() || pid <= 0 {
         return Some(dirs);
     }

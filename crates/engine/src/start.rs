@@ -92,7 +92,8 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
         .mount(&m.fstype, &m.source, &rootfs, &m.options)
         .map_err(internal("mounting container root filesystem"))?;
     // Identity and the per-container /etc files.
-    let u = user::lookup_in_container(&rec.config.user, rootfs.clone()).await?;
+    let u = user::lookup_in_container(&rec.config.user, &rec.host_config.group_add, rootfs.clone())
+        .await?;
     let dir = ctx.container_dir(&id);
     let host_net = rec.host_config.network_mode == "host";
     let hostname = spec::hostname(&id, &rec.config);
@@ -171,7 +172,9 @@ async fn start_locked(ctx: &Arc<Context>, c: &Arc<Container>) -> Result<()> {
             .flatten(),
         tty: rec.config.tty,
         stdin: rec.config.open_stdin,
-        cgroup: Some(format!("/berth/{id}")),
+        cgroup: crate::spec::cgroups_path(&rec.host_config, &id)
+            .ok()
+            .map(|p| p.display().to_string()),
     };
     let pid = ctx.host.shims.launch(&launch).await?;
     // Joining a network brings `lo` up too.

@@ -102,6 +102,9 @@ pub fn apply(h: &HostConfig, u: &UpdateRequest) -> Result<HostConfig> {
     if let Some(p) = u.pids_limit {
         n.pids_limit = Some(p);
     }
+    if let Some(w) = u.blkio_weight.filter(|w| *w > 0) {
+        n.blkio_weight = w;
+    }
     if let Some(rp) = &u.restart_policy {
         restart::validate(rp)?;
         if n.auto_remove && !rp.name.is_empty() && rp.name != "no" {

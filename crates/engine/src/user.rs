@@ -112,6 +112,30 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, St
     })
 }
 
+/// Adds `--group-add` entries (gids, or group names from the container's group file) to the
+/// user's supplementary groups, as dockerd does for the container's process and its execs.
+pub fn add_groups(
+    mut u: ResolvedUser,
+    add: &[String],
+    group: &str,
+) -> Result<ResolvedUser, String> {
+    for g in add {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => group_entries(group)
+                .find(|(n, _, _)| n == g)
+                .map(|(_, id, _)| id)
+                .ok_or_else(|| {
+                    format!("Unable to find group {g}: no matching entries in group file")
+                })?,
+        };
+        if !u.additional_gids.contains(&gid) {
+            u.additional_gids.push(gid);
+        }
+    }
+    Ok(u)
+}
+
 /// One user database file of the container (`/etc/passwd`, `/etc/group`): absent, or not a
 /// regular file (a FIFO, a device, a directory), reads as empty, as a missing one does in
 /// Docker; one over [`USER_DB_LIMIT`] is an error.
@@ -129,23 +153,36 @@ fn read_user_db(root: &Root, path: &str) -> Result<String, String> {
 
 /// Resolves `spec` against the passwd and group files inside `rootfs` (a directory on the
 /// host holding the container's root), reading them confined to it. Blocking.
-pub fn lookup_in_root(spec: &str, rootfs: &Path) -> Result<ResolvedUser, String> {
+pub fn lookup_in_root(
+    spec: &str,
+    group_add: &[String],
+    rootfs: &Path,
+) -> Result<ResolvedUser, String> {
     let root = Root::open(rootfs)
         .map_err(|e| format!("opening the container's root {}: {e}", rootfs.display()))?;
-    lookup(&root, spec)
+    lookup(&root, spec, group_add)
 }
 
-/// Resolves `spec` against the passwd and group files inside an opened root. Blocking.
-pub fn lookup(root: &Root, spec: &str) -> Result<ResolvedUser, String> {
+/// Resolves `spec` (plus the `--group-add` groups) against the passwd and group files inside
+/// an opened root. Blocking.
+pub fn lookup(root: &Root, spec: &str, group_add: &[String]) -> Result<ResolvedUser, String> {
     let passwd = read_user_db(root, "/etc/passwd")?;
     let group = read_user_db(root, "/etc/group")?;
-    resolve(spec, &passwd, &group)
+    add_groups(resolve(spec, &passwd, &group)?, group_add, &group)
 }
 
 /// [`lookup_in_root`] off the async workers, failing after [`LOOKUP_DEADLINE`].
-pub async fn lookup_in_container(spec: &str, rootfs: PathBuf) -> Result<ResolvedUser, EngineError> {
+pub async fn lookup_in_container(
+    spec: &str,
+    group_add: &[String],
+    rootfs: PathBuf,
+) -> Result<ResolvedUser, EngineError> {
     let spec = spec.to_string();
-    off_workers(LOOKUP_DEADLINE, move || lookup_in_root(&spec, &rootfs)).await
+    let group_add = group_add.to_vec();
+    off_workers(LOOKUP_DEADLINE, move || {
+        lookup_in_root(&spec, &group_add, &rootfs)
+    })
+    .await
 }
 
 /// Runs `f` on a blocking thread; an error after `deadline` (the thread is left to finish).
@@ -181,7 +218,7 @@ mod tests {
     #[test]
     fn lookup_reads_the_containers_own_files() {
         let t = rootfs(PASSWD);
-        let app = lookup_in_root("app", t.path()).unwrap();
+        let app = lookup_in_root("app", &[], t.path()).unwrap();
         assert_eq!(
             (app.uid, app.gid, app.additional_gids),
             (1000, 1000, vec![10])
@@ -197,14 +234,14 @@ mod tests {
         std::fs::remove_file(t.path().join("etc/passwd")).unwrap();
         symlink(&evil, t.path().join("etc/passwd")).unwrap();
         assert_eq!(
-            lookup_in_root("evil", t.path()).unwrap_err(),
+            lookup_in_root("evil", &[], t.path()).unwrap_err(),
             "unable to find user evil: no matching entries in passwd file"
         );
         // The same spelling inside the root is followed, as Docker's FollowSymlinkInScope.
         let inside = t.path().join(evil.strip_prefix("/").unwrap());
         std::fs::create_dir_all(inside.parent().unwrap()).unwrap();
         std::fs::write(&inside, "evil:x:4242:4242::/:/bin/sh\n").unwrap();
-        assert_eq!(lookup_in_root("evil", t.path()).unwrap().uid, 4242);
+        assert_eq!(lookup_in_root("evil", &[], t.path()).unwrap().uid, 4242);
     }
 
     #[test]
@@ -216,16 +253,16 @@ mod tests {
             nix::sys::stat::Mode::from_bits_truncate(0o644),
         )
         .unwrap();
-        assert!(lookup_in_root("nobody", t.path())
+        assert!(lookup_in_root("nobody", &[], t.path())
             .unwrap_err()
             .contains("unable to find user nobody"));
-        assert_eq!(lookup_in_root("0", t.path()).unwrap().uid, 0);
+        assert_eq!(lookup_in_root("0", &[], t.path()).unwrap().uid, 0);
         std::fs::remove_file(t.path().join("etc/passwd")).unwrap();
         symlink("/dev/zero", t.path().join("etc/passwd")).unwrap();
         std::fs::create_dir_all(t.path().join("dev")).unwrap();
         symlink("/proc/self/root/dev/zero", t.path().join("dev/zero")).unwrap();
-        assert!(lookup_in_root("nobody", t.path()).is_err());
-        assert_eq!(lookup_in_root("", t.path()).unwrap().uid, 0);
+        assert!(lookup_in_root("nobody", &[], t.path()).is_err());
+        assert_eq!(lookup_in_root("", &[], t.path()).unwrap().uid, 0);
     }
 
     #[test]
@@ -233,7 +270,7 @@ mod tests {
         let t = rootfs("");
         let f = std::fs::File::create(t.path().join("etc/passwd")).unwrap();
         f.set_len(USER_DB_LIMIT * 1024).unwrap();
-        let e = lookup_in_root("", t.path()).unwrap_err();
+        let e = lookup_in_root("", &[], t.path()).unwrap_err();
         assert!(
             e.contains("/etc/passwd is larger than 8388608 bytes"),
             "{e}"
@@ -251,8 +288,21 @@ mod tests {
         assert!(matches!(r, Err(EngineError::Internal(m)) if m.contains("took longer")));
         assert!(started.elapsed() < Duration::from_secs(1));
         let t = rootfs(PASSWD);
-        let ok = lookup_in_container("app", t.path().to_path_buf()).await;
+        let ok = lookup_in_container("app", &[], t.path().to_path_buf()).await;
         assert_eq!(ok.unwrap().uid, 1000);
+    }
+
+    #[test]
+    fn group_add_takes_ids_and_the_containers_group_names_once() {
+        let app = resolve("app", PASSWD, GROUP).unwrap();
+        let g = ["wheel", "4242", "nogroup", "4242"].map(String::from);
+        let u = add_groups(app, &g, GROUP).unwrap();
+        assert_eq!(u.additional_gids, vec![10, 4242, 65534]);
+        let e = add_groups(u, &["nosuch".into()], GROUP).unwrap_err();
+        assert_eq!(
+            e,
+            "Unable to find group nosuch: no matching entries in group file"
+        );
     }
 
     #[test]

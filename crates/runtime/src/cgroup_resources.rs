@@ -147,6 +147,20 @@ pub fn apply_v1(dirs: &Dirs, r: &LinuxResources) -> Result<()> {
         if let Some(q) = c.quota() {
             write(cpu()?, "cpu.cfs_quota_us", &q.to_string())?;
         }
+        // Realtime scheduling budgets exist only where the kernel has CONFIG_RT_GROUP_SCHED.
+        if let Some(p) = c.realtime_period() {
+            let s = "linux.resources.cpu.realtimePeriod";
+            set(need(dirs, "cpu", s)?, "cpu.rt_period_us", &p.to_string(), s)?;
+        }
+        if let Some(r) = c.realtime_runtime() {
+            let s = "linux.resources.cpu.realtimeRuntime";
+            set(
+                need(dirs, "cpu", s)?,
+                "cpu.rt_runtime_us",
+                &r.to_string(),
+                s,
+            )?;
+        }
         let cpuset = || need(dirs, "cpuset", "linux.resources.cpu");
         if let Some(s) = c.cpus().as_ref().filter(|s| !s.is_empty()) {
             write(cpuset()?, "cpuset.cpus", s)?;
@@ -264,6 +278,10 @@ fn memory_v1(d: &Path, m: &LinuxMemory) -> Result<()> {
     if m.disable_oom_killer() == Some(true) {
         write(d, "memory.oom_control", "1")?;
     }
+    if let Some(u) = m.use_hierarchy() {
+        let s = "linux.resources.memory.useHierarchy";
+        set(d, "memory.use_hierarchy", if u { "1" } else { "0" }, s)?;
+    }
     if let Some(k) = m.kernel() {
         // runc ignores it ("Kernel memory settings are ignored"); berth applies it, and
         // refuses it where the kernel keeps the file but no longer enforces it (≥ 6.1: the
@@ -356,6 +374,24 @@ pub fn apply_v2(d: &Path, r: &LinuxResources) -> Result<()> {
             };
             write(d, "memory.swap.max", &v)?;
         }
+        // v1-only knobs: v2 has no per-cgroup swappiness, no way to turn the OOM killer off
+        // and no flat hierarchy.
+        if m.swappiness().is_some() {
+            return Err(Error::Cgroup(
+                "linux.resources.memory.swappiness: cgroup v2 has no memory swappiness".into(),
+            ));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            return Err(Error::Cgroup(
+                "linux.resources.memory.disableOOMKiller: cgroup v2 cannot disable the OOM killer"
+                    .into(),
+            ));
+        }
+        if m.use_hierarchy() == Some(false) {
+            return Err(Error::Cgroup(
+                "linux.resources.memory.useHierarchy: cgroup v2 is always hierarchical".into(),
+            ));
+        }
         // runc ignores both with a warning; v2 has no separate kernel memory limit at all.
         for (set_, v) in [("kernel", m.kernel()), ("kernelTCP", m.kernel_tcp())] {
             if v.is_some() {
@@ -367,6 +403,13 @@ pub fn apply_v2(d: &Path, r: &LinuxResources) -> Result<()> {
         }
     }
     if let Some(c) = r.cpu() {
+        if c.realtime_period().is_some() || c.realtime_runtime().is_some() {
+            return Err(Error::Cgroup(
+                "linux.resources.cpu.realtimePeriod/realtimeRuntime: cgroup v2 has no realtime \
+                 scheduling budgets"
+                    .into(),
+            ));
+        }
         if let Some(s) = c.shares() {
             write(d, "cpu.weight", &shares_to_weight(s).to_string())?;
         }
@@ -537,6 +580,10 @@ mod tests {
                 "linux.resources.unified: cgroup v2 settings cannot be used on a cgroup v1",
             ),
             (
+                serde_json::json!({"cpu": {"realtimeRuntime": 950000}}),
+                "linux.resources.cpu.realtimeRuntime: the cpu controller",
+            ),
+            (
                 serde_json::json!({"blockIO": {"weightDevice": [{"major": 8, "minor": 0, "weight": 10}]}}),
                 "linux.resources.blockIO.weightDevice: neither blkio.weight_device",
             ),
@@ -648,6 +695,22 @@ mod tests {
             (
                 serde_json::json!({"blockIO": {"leafWeight": 10}}),
                 "linux.resources.blockIO.leafWeight: ",
+            ),
+            (
+                serde_json::json!({"memory": {"swappiness": 10}}),
+                "linux.resources.memory.swappiness: cgroup v2 has no memory swappiness",
+            ),
+            (
+                serde_json::json!({"memory": {"disableOOMKiller": true}}),
+                "linux.resources.memory.disableOOMKiller: ",
+            ),
+            (
+                serde_json::json!({"memory": {"useHierarchy": false}}),
+                "linux.resources.memory.useHierarchy: ",
+            ),
+            (
+                serde_json::json!({"cpu": {"realtimeRuntime": 1000}}),
+                "linux.resources.cpu.realtimePeriod/realtimeRuntime: ",
             ),
         ] {
             let e = err(apply_v2(d, &res(json)));

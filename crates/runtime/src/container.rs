@@ -301,8 +301,7 @@ pub fn create(root: &Path, o: &CreateOpts) -> Result<Created> {
         cgroups::join(std::slice::from_ref(v2), pid)?;
     }
     if let Some(adj) = process.oom_score_adj() {
-        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
-            .map_err(|e| Error::invalid(format!("process.oomScoreAdj: {e}")))?;
+        set_oom_score_adj(pid, adj)?;
     }
     let start_time = state::proc_stat(pid).map(|s| s.1).unwrap_or(0);
     let saved = Saved {
@@ -760,4 +759,31 @@ pub fn update(root: &Path, id: &str, r: &LinuxResources) -> Result<()> {
         return Err(Error::State("container not running".into()));
     }
     Manager::from_paths(&cgroups::detect(), &saved.cgroup_paths).apply(r)
+}
+
+/// Writes the container's `oom_score_adj`. Lowering it below the runtime's own needs
+/// `CAP_SYS_RESOURCE`, which root lacks on some hosts: there the value is clamped to the
+/// runtime's own (what the kernel allows), with a warning, as containerd's
+/// `restrict_oom_score_adj` does; any other failure is an error naming the setting.
+fn set_oom_score_adj(pid: i32, adj: i32) -> Result<()> {
+    let path = format!("/proc/{pid}/oom_score_adj");
+    match std::fs::write(&path, adj.to_string()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0);
+            if adj >= own {
+                return Err(Error::invalid(format!("process.oomScoreAdj: {e}")));
+            }
+            eprintln!(
+                "berth-runtime: warning: process.oomScoreAdj {adj} is below the runtime's own \
+                 ({own}) and this host does not allow lowering it: clamped to {own}"
+            );
+            std::fs::write(&path, own.to_string())
+                .map_err(|e| Error::invalid(format!("process.oomScoreAdj: {e}")))
+        }
+        Err(e) => Err(Error::invalid(format!("process.oomScoreAdj: {e}"))),
+    }
 }

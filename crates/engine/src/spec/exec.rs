@@ -35,7 +35,7 @@ pub fn exec_process(base: &Process, input: &ExecProcessInput<'_>) -> Result<Proc
     let mut p = base.clone();
     p.set_args(Some(cfg.cmd.clone()))
         .set_terminal(Some(cfg.tty))
-        .set_console_size(cfg.tty.then(console_size));
+        .set_console_size(cfg.tty.then(|| console_size(None)));
     let mut env = p.env().clone().unwrap_or_default();
     // As dockerd: `TERM=xterm` goes with the exec's terminal, not with the container's.
     env.retain(|e| cfg.tty || e != "TERM=xterm");

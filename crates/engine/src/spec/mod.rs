@@ -20,12 +20,14 @@ use crate::user::ResolvedUser;
 mod exec;
 #[cfg(test)]
 mod golden;
+mod host_options;
 mod mounts;
 mod resources;
 #[cfg(test)]
 mod tests;
 
 pub use exec::{bundle_process, exec_process, ExecProcessInput};
+pub use host_options::{cgroups_path, LEGACY_LINKS_ON_THE_DEFAULT_BRIDGE};
 pub use mounts::{parse_bind, parse_volume_spec, Bind, VolumeSpec};
 pub use resources::{limits, parse_size};
 
@@ -111,12 +113,17 @@ fn oci_user(u: &ResolvedUser) -> User {
     user
 }
 
-/// The console size of a process with a terminal: 80×24.
-fn console_size() -> ConsoleSize {
+/// The console size of a process with a terminal: `size` (`[height, width]`, the client's
+/// `ConsoleSize`) when the client sent one, else 80×24.
+fn console_size(size: Option<[u64; 2]>) -> ConsoleSize {
+    let [height, width] = match size {
+        Some([hh, ww]) if hh > 0 && ww > 0 => [hh, ww],
+        _ => [24, 80],
+    };
     // Cannot fail: every field of the builder has a default.
     BoxBuilder::default()
-        .height(24u64)
-        .width(80u64)
+        .height(height)
+        .width(width)
         .build()
         .unwrap_or_default()
 }
@@ -233,6 +240,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
         caps = defaults::within_bounding(caps, inp.cap_bounding);
     }
     let (no_new_privs, seccomp_profile) = security_opts(h)?;
+    host_options::refuse_unsupported(h)?;
 
     let mut args = inp.args.clone();
     let mounts = mounts::mounts(inp, &mut args)?;
@@ -258,12 +266,16 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
             namespaces.retain(|n| n.typ() != typ);
         }
     }
-    namespaces.push(namespace(LinuxNamespaceType::Cgroup, None));
+    if host_options::private_cgroupns(h)? {
+        namespaces.push(namespace(LinuxNamespaceType::Cgroup, None));
+    }
 
     let rlimits = resources::rlimits(inp)?;
-    let (device_rules, device_nodes) = resources::devices(h)?;
+    let (mut device_rules, device_nodes) = resources::devices(h)?;
+    device_rules.extend(host_options::device_cgroup_rules(h)?);
     let mut cgroup = resources::limits(h)?;
     cgroup.set_devices(Some(device_rules));
+    cgroup.set_block_io(host_options::block_io(h)?);
 
     let env = signal_free_env(c, c.tty, &hostname, &inp.user.home);
     let cwd = if c.working_dir.is_empty() {
@@ -279,7 +291,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
     let mut process = Process::default();
     process
         .set_terminal(Some(c.tty))
-        .set_console_size(c.tty.then(console_size))
+        .set_console_size(c.tty.then(|| console_size(h.console_size)))
         .set_user(oci_user(&inp.user))
         .set_args(Some(args))
         .set_command_line(None)
@@ -289,7 +301,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
         .set_rlimits(Some(rlimits))
         .set_no_new_privileges(Some(no_new_privs))
         .set_apparmor_profile(None)
-        .set_oom_score_adj(Some(0))
+        .set_oom_score_adj(Some(host_options::oom_score_adj(h)?))
         .set_selinux_label(None)
         .set_io_priority(None)
         .set_scheduler(None)
@@ -325,7 +337,7 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
         .set_gid_mappings(None)
         .set_sysctl(sysctls(h, inp.netns_path.is_some())?)
         .set_resources(Some(cgroup))
-        .set_cgroups_path(Some(PathBuf::from(format!("/berth/{}", inp.id))))
+        .set_cgroups_path(Some(host_options::cgroups_path(h, inp.id)?))
         .set_namespaces(Some(namespaces))
         .set_devices(Some(device_nodes))
         .set_seccomp(seccomp)
@@ -351,7 +363,12 @@ pub fn build(inp: &SpecInput<'_>) -> Result<Spec, String> {
         .set_hostname((h.uts_mode != "host").then_some(hostname))
         .set_domainname(None)
         .set_hooks(None)
-        .set_annotations(None)
+        .set_annotations((!h.annotations.is_empty()).then(|| {
+            h.annotations
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        }))
         .set_linux(Some(linux))
         .set_solaris(None)
         .set_windows(None)

@@ -192,6 +192,18 @@ pub fn limits(h: &HostConfig) -> Result<LinuxResources, String> {
     if h.oom_kill_disable == Some(true) {
         memory = memory.disable_oom_killer(true);
     }
+    match h.memory_swappiness {
+        None | Some(-1) => {}
+        Some(s @ 0..=100) => memory = memory.swappiness(s as u64),
+        Some(s) => {
+            return Err(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            ))
+        }
+    }
+    if h.kernel_memory_tcp > 0 {
+        memory = memory.kernel_tcp(h.kernel_memory_tcp);
+    }
     let memory = memory.build().map_err(|e| e.to_string())?;
     if memory != LinuxMemory::default() {
         resources.set_memory(Some(memory));
@@ -220,6 +232,18 @@ pub fn limits(h: &HostConfig) -> Result<LinuxResources, String> {
     }
     if !h.cpuset_mems.is_empty() {
         cpu.set_mems(Some(h.cpuset_mems.clone()));
+    }
+    if h.cpu_realtime_runtime > 0
+        && h.cpu_realtime_period > 0
+        && h.cpu_realtime_runtime > h.cpu_realtime_period
+    {
+        return Err("cpu-rt-runtime cannot be higher than cpu-rt-period".into());
+    }
+    if h.cpu_realtime_period > 0 {
+        cpu.set_realtime_period(Some(h.cpu_realtime_period as u64));
+    }
+    if h.cpu_realtime_runtime > 0 {
+        cpu.set_realtime_runtime(Some(h.cpu_realtime_runtime));
     }
     if cpu != LinuxCpu::default() {
         resources.set_cpu(Some(cpu));
