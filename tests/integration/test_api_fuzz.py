@@ -301,13 +301,15 @@ def json_error(status: int, body: bytes) -> str:
 
 
 def test_unimplemented_endpoints_are_json_404(fuzz_daemon):
-    """Endpoints berth does not serve (plugins, session): 404 with a JSON message, never a
-    5xx."""
-    for method, path in [("GET", "/v1.50/plugins"), ("POST", "/v1.50/session")]:
+    """Endpoints berth does not serve (a plugin, session): 404 with a JSON message, never a
+    5xx. The plugin list itself is empty, as a dockerd's without plugins."""
+    for method, path in [("GET", "/v1.50/plugins/x/json"), ("POST", "/v1.50/session")]:
         status, headers, body = fuzz_daemon.request(method, path)
         assert status == 404, (method, path, status, body)
         assert headers.get("Content-Type", "").startswith("application/json"), headers
         assert json_error(status, body) == "page not found"
+    status, _, body = fuzz_daemon.request("GET", "/v1.50/plugins")
+    assert status == 200 and json.loads(body) == [], (status, body)
 
 
 def test_swarm_endpoints_answer_as_a_docker_without_swarm(fuzz_daemon):

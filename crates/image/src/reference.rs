@@ -145,12 +145,7 @@ impl Reference {
             return Err(invalid());
         }
         let (domain, path) = match name.split_once('/') {
-            Some((first, rest))
-                if first.contains('.')
-                    || first.contains(':')
-                    || first == "localhost"
-                    || first.to_lowercase() != first =>
-            {
+            Some((first, rest)) if reads_as_domain(first) => {
                 if !valid_domain(first) {
                     return Err(invalid());
                 }
@@ -200,6 +195,15 @@ impl Reference {
         if self.domain == DEFAULT_DOMAIN {
             match self.path.strip_prefix(OFFICIAL_PREFIX) {
                 Some(rest) if !rest.contains('/') => rest.to_string(),
+                // `docker.io/a.b/c` shortened to `a.b/c` would name registry `a.b` (Docker
+                // shortens it anyway; the fuzz target found that it then names another image).
+                _ if self
+                    .path
+                    .split_once('/')
+                    .is_some_and(|(first, _)| reads_as_domain(first)) =>
+                {
+                    self.repo_full()
+                }
                 _ => self.path.clone(),
             }
         } else {
@@ -242,6 +246,14 @@ impl fmt::Display for Reference {
     }
 }
 
+/// Whether the first component of a name is taken as a registry host, as Docker takes it.
+fn reads_as_domain(first: &str) -> bool {
+    first.contains('.')
+        || first.contains(':')
+        || first == "localhost"
+        || first.to_lowercase() != first
+}
+
 /// The familiar form of a full stored reference string (falls back to the string itself).
 pub fn familiar(full: &str) -> String {
     Reference::parse(full)
@@ -270,6 +282,25 @@ mod tests {
                      --z2z-1z1z";
         assert_eq!(crash.len(), 250);
         assert!(Reference::parse(crash).is_err());
+    }
+
+    /// Found by the `reference` fuzz target: a Docker Hub path whose first component reads as
+    /// a host kept `docker.io/` out of its familiar form, which then named another registry.
+    #[test]
+    fn a_familiar_form_never_names_another_registry() {
+        let r = Reference::parse("index.docker.io/inddae-x.docker.io/d").unwrap();
+        assert_eq!(r.familiar(), "docker.io/inddae-x.docker.io/d:latest");
+        assert_eq!(Reference::parse(&r.familiar()).unwrap(), r);
+        assert_eq!(
+            Reference::parse("docker.io/library/a.b")
+                .unwrap()
+                .familiar(),
+            "a.b:latest"
+        );
+        assert_eq!(
+            Reference::parse("docker.io/me/app").unwrap().familiar(),
+            "me/app:latest"
+        );
     }
 
     #[test]

@@ -46,15 +46,19 @@ pub async fn check(
     let Some(route) = route else {
         return match role {
             Some(_) => Ok(()),
-            None => Err(refuse(
-                ctx,
-                &identity,
-                None,
-                &method,
-                &path,
-                "no-role",
-                "this client has no role",
-            )),
+            None => {
+                let e = refuse(
+                    ctx,
+                    &identity,
+                    None,
+                    &method,
+                    &path,
+                    "no-role",
+                    "this client has no role",
+                );
+                drain(ctx, req).await;
+                Err(e)
+            }
         };
     };
     let q = Query::parse(req.uri().query());
@@ -68,16 +72,41 @@ pub async fn check(
     );
     match decision {
         Ok(()) => Ok(()),
-        Err(d) => Err(refuse(
-            ctx,
-            &identity,
-            role.map(|r| r.name()),
-            &method,
-            &path,
-            d.rule,
-            &d.reason,
-        )),
+        Err(d) => {
+            let e = refuse(
+                ctx,
+                &identity,
+                role.map(|r| r.name()),
+                &method,
+                &path,
+                d.rule,
+                &d.reason,
+            );
+            drain(ctx, req).await;
+            Err(e)
+        }
     }
+}
+
+/// Reads and drops what is left of a refused request's body (at most `max-json-body` bytes,
+/// for at most 5 s), so that a client still sending it reads the 403 rather than a broken
+/// pipe; a larger or slower body is cut off with the connection.
+async fn drain(ctx: &Ctx, req: &mut Request<Incoming>) {
+    use http_body_util::BodyExt;
+    let limit = ctx.max_json_body;
+    let body = req.body_mut();
+    let read = async {
+        let mut seen: u64 = 0;
+        while seen <= limit {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
 }
 
 fn refuse(
