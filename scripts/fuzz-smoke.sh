@@ -39,8 +39,9 @@ for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     # -timeout: no input may take 10 s; -rss_limit_mb: nor 2 GiB.
     log=$(mktemp)
+    # -seed: the CI explores the same inputs on every run (FUZZ_SEED=0 lets libFuzzer pick).
     if ! cargo fuzz run "$t" "corpus/$t" -- -max_total_time="$seconds" -timeout=10 \
-        -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
+        -seed="${FUZZ_SEED:-1}" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1; then
         grep -E -A4 "panicked|ERROR: |SUMMARY" "$log" | head -40
         rm -f "$log"
         echo "fuzz-smoke.sh: $t FAILED (the input is in fuzz/artifacts/$t/)" >&2
