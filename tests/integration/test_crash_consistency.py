@@ -2,7 +2,8 @@
 push, build, commit, load, rmi, volume removal and network removal, restarted on the same roots,
 then checked: what `ps -a`, `images`, `volume ls` and `network ls` show matches the disk,
 nothing half-made is visible, no orphan mount, writable layer, cgroup, bridge or iptables rule
-is left, no container stays frozen, and the interrupted operation, retried, succeeds.
+is left, no container stays frozen, and the interrupted operation, retried, succeeds. Removing a container attached to a network
+is interrupted too, and its veth must go.
 
 BERTH_CRASH_SEED (default 1) picks the kill moments; BERTH_CRASH_ROUNDS (default 3) how many
 kills per operation. A failure prints the seed, the operation and the delay, so that it can be
@@ -307,12 +308,31 @@ def test_crash_during_volume_removal(world):
         w.check(where + ", retried")
 
 
+def _veths() -> set[str]:
+    out = subprocess.run(["ip", "-o", "link", "show", "type", "veth"], capture_output=True,
+                         text=True).stdout
+    return {l.split(":")[1].strip().split("@")[0] for l in out.splitlines() if ":" in l}
+
+
 def test_crash_during_network_removal(berth):
-    """On the shared daemon: private daemons run without bridge networking."""
+    """On the shared daemon: private daemons run without bridge networking. Each round first
+    removes a container attached to the network with the daemon killed during the `rm -f`:
+    its veth must not outlive it."""
     w, rng = World(berth, networks_only=True), random.Random(SEED + 4)
     for r in range(ROUNDS):
         net = f"crashnet-{uuid.uuid4().hex[:6]}"
         nid = w.ok("network", "create", net).strip()
+        veths_before = _veths()
+        name = f"crashnet-c-{uuid.uuid4().hex[:6]}"
+        w.ok("run", "-d", "--name", name, "--network", net, IMAGE, "sleep", "300")
+        assert _veths() - veths_before, "the container on the network got no veth"
+        delay = rng.uniform(0, 0.1)
+        where = f"seed {SEED} rm -f on a network round {r} after {delay:.3f}s"
+        crash_during(w, ["rm", "-f", name], delay, where)
+        p = w.docker("rm", "-f", name)
+        assert p.returncode == 0 or "No such container" in p.stderr, describe(p)
+        wait_for(lambda: _veths() <= veths_before, timeout=10,
+                 what=f"[{where}] veths left: {sorted(_veths() - veths_before)}")
         delay = rng.uniform(0, 0.05)
         where = f"seed {SEED} network rm round {r} after {delay:.3f}s"
         crash_during(w, ["network", "rm", net], delay, where)
