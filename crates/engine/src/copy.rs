@@ -190,28 +190,31 @@ fn spool_file(ctx: &Arc<Context>) -> Result<File> {
     tempfile::tempfile_in(&dir).map_err(internal("creating a temporary file"))
 }
 
+/// Mounts the container's writable layer (the image store's own mount of it) on a new
+/// directory in the container's directory, for a container whose root is not mounted.
+fn mount_rw_layer(ctx: &Arc<Context>, c: &Container) -> Result<tempfile::TempDir> {
+    let spec = ctx
+        .images
+        .rw_layer_mount(&c.id)
+        .map_err(|_| EngineError::Internal(format!("no writable layer for container {}", c.id)))?;
+    let dir = tempfile::Builder::new()
+        .prefix("cp-")
+        .tempdir_in(ctx.container_dir(&c.id))
+        .map_err(internal("creating a mount point"))?;
+    ctx.host
+        .kernel
+        .mount(&spec.fstype, &spec.source, dir.path(), &spec.options)
+        .map_err(internal("mounting the container root"))?;
+    Ok(dir)
+}
+
 /// Opens the container's root filesystem. The caller holds `c.op`.
 pub(crate) fn open_rootfs(ctx: &Arc<Context>, c: &Container) -> Result<Root> {
     let mounted = ctx.container_dir(&c.id).join("rootfs");
     if c.running() && ctx.host.kernel.is_mounted(&mounted) {
         return Root::open(&mounted).map_err(internal("opening the container root"));
     }
-    let rw: PathBuf = ctx.config.data_root.join("image/rw").join(&c.id);
-    let lower = std::fs::read_to_string(rw.join("lower"))
-        .map_err(|_| EngineError::Internal(format!("no writable layer for container {}", c.id)))?;
-    let options = vec![
-        format!("lowerdir={lower}"),
-        format!("upperdir={}", rw.join("upper").display()),
-        format!("workdir={}", rw.join("work").display()),
-    ];
-    let tmp = tempfile::Builder::new()
-        .prefix("cp-")
-        .tempdir_in(ctx.container_dir(&c.id))
-        .map_err(internal("creating a mount point"))?;
-    ctx.host
-        .kernel
-        .mount("overlay", "overlay", tmp.path(), &options)
-        .map_err(internal("mounting the container root"))?;
+    let tmp = mount_rw_layer(ctx, c)?;
     let root = Root::open(tmp.path());
     // Detached at once: only our descriptor keeps the mount alive.
     let _ = nix::mount::umount2(tmp.path(), nix::mount::MntFlags::MNT_DETACH);
@@ -354,22 +357,7 @@ fn bind_into(root: &Root, b: &TreeBind) -> Result<()> {
 /// [`StoppedTree`]). The caller holds `c.op`.
 fn open_stopped_tree(ctx: &Arc<Context>, c: &Container) -> Result<(Root, StoppedTree)> {
     use nix::mount::{mount, MsFlags};
-    let rw: PathBuf = ctx.config.data_root.join("image/rw").join(&c.id);
-    let lower = std::fs::read_to_string(rw.join("lower"))
-        .map_err(|_| EngineError::Internal(format!("no writable layer for container {}", c.id)))?;
-    let options = vec![
-        format!("lowerdir={lower}"),
-        format!("upperdir={}", rw.join("upper").display()),
-        format!("workdir={}", rw.join("work").display()),
-    ];
-    let dir = tempfile::Builder::new()
-        .prefix("cp-")
-        .tempdir_in(ctx.container_dir(&c.id))
-        .map_err(internal("creating a mount point"))?;
-    ctx.host
-        .kernel
-        .mount("overlay", "overlay", dir.path(), &options)
-        .map_err(internal("mounting the container root"))?;
+    let dir = mount_rw_layer(ctx, c)?;
     let mut tree = StoppedTree {
         dir,
         ctx: ctx.clone(),
